@@ -1,0 +1,56 @@
+"""The ``traitsync.yaml`` file as pydantic models (DESIGN 4.1).
+
+The top level validates what every stage shares (space, sources, Profile API). The
+computation definitions, identity rules and destinations are validated by their own stages
+(``definitions``, ``identity``, ``destinations``) against the same located document, so each
+stage owns its grammar and every error still names the file, line and key.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceRateLimit(_Strict):
+    """Optional per-source request cap; excess requests get 429 with Retry-After."""
+
+    requests_per_second: float = Field(gt=0)
+    burst: int | None = Field(default=None, gt=0)
+
+
+class SourceConfig(_Strict):
+    id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str | None = None
+    write_key: SecretStr
+    enabled: bool = True
+    rate_limit: SourceRateLimit | None = None
+
+
+class ProfileApiConfig(_Strict):
+    access_secret: SecretStr
+
+
+class StorageConfig(_Strict):
+    """``durability: full`` trades ingest speed for surviving power loss (synchronous=FULL)."""
+
+    durability: Literal["normal", "full"] = "normal"
+
+
+class TraitsyncConfig(_Strict):
+    space_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
+    sources: list[SourceConfig] = Field(default_factory=list)
+    profile_api: ProfileApiConfig | None = None
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    identity: dict[str, Any] | None = None
+    computed_traits: list[dict[str, Any]] = Field(default_factory=list)
+    audiences: list[dict[str, Any]] = Field(default_factory=list)
+    destinations: list[dict[str, Any]] = Field(default_factory=list)
+
+    def source_by_write_key(self) -> dict[str, SourceConfig]:
+        return {s.write_key.get_secret_value(): s for s in self.sources}

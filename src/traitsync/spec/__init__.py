@@ -1,0 +1,1 @@
+"""Segment's message model: parsing, validation and normalisation of Tracking API calls."""
