@@ -36,6 +36,12 @@ class ProfileApiConfig(_Strict):
     access_secret: SecretStr
 
 
+class ManagementApiConfig(_Strict):
+    """Bearer token for ``/api/v1/*``; without one the management API answers 401 to everyone."""
+
+    token: SecretStr
+
+
 class StorageConfig(_Strict):
     """``durability: full`` trades ingest speed for surviving power loss (synchronous=FULL)."""
 
@@ -46,6 +52,7 @@ class TraitsyncConfig(_Strict):
     space_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
     sources: list[SourceConfig] = Field(default_factory=list)
     profile_api: ProfileApiConfig | None = None
+    management_api: ManagementApiConfig | None = None
     storage: StorageConfig = Field(default_factory=StorageConfig)
     identity: dict[str, Any] | None = None
     computed_traits: list[dict[str, Any]] = Field(default_factory=list)

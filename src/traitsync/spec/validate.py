@@ -168,14 +168,16 @@ def normalise(raw: Any, *, received_at_ms: int, default_type: str | None = None,
     elif len(message_id) > MAX_MESSAGE_ID_CHARS:
         return Rejection("message_id_too_long", f"messageId is {len(message_id)} characters; at most "
                          f"{MAX_MESSAGE_ID_CHARS} are allowed", message_id=message_id[:MAX_MESSAGE_ID_CHARS])
+    # A rejection names the client's own messageId only; a generated one would mean nothing to it.
+    client_id = raw.get("messageId") if isinstance(raw.get("messageId"), str) else None
     msg["messageId"] = message_id
     for check in (_check_ids(msg), _check_type_fields(msg), _check_context(msg.get("context"))):
         if check is not None:
-            check.message_id = message_id
+            check.message_id = client_id
             return check
     integrations = msg.get("integrations")
     if integrations is not None and not isinstance(integrations, dict):
-        return Rejection("bad_request", "integrations must be an object", message_id=message_id)
+        return Rejection("bad_request", "integrations must be an object", message_id=client_id)
 
     original_key = "originalTimestamp" if msg.get("originalTimestamp") is not None else "timestamp"
     original_ms, err = _time_field(msg, original_key)
@@ -184,11 +186,11 @@ def normalise(raw: Any, *, received_at_ms: int, default_type: str | None = None,
     sent_ms, err2 = _time_field(msg, "sentAt") if err is None else (None, None)
     err = err or err2
     if err is not None:
-        err.message_id = message_id
+        err.message_id = client_id
         return err
     timestamp_ms = corrected_timestamp_ms(received_at_ms, sent_ms, original_ms)
     if timestamp_ms < 0:
-        return Rejection("invalid_timestamp", "timestamp is before 1970-01-01", message_id=message_id)
+        return Rejection("invalid_timestamp", "timestamp is before 1970-01-01", message_id=client_id)
     if original_ms is not None:
         msg["originalTimestamp"] = msg[original_key]
     msg["timestamp"] = format_iso_ms(timestamp_ms)

@@ -1,0 +1,227 @@
+"""The ``traitsync`` command (DESIGN 4.2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from traitsync.errors import ConfigError, TraitsyncError
+
+app = typer.Typer(help="traitsync: Computed Traits and Audiences in real time, activated to your tools.",
+                  no_args_is_help=True, rich_markup_mode="rich", pretty_exceptions_enable=False)
+log_app = typer.Typer(help="Inspect and export the event log.", no_args_is_help=True)
+app.add_typer(log_app, name="log")
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOption = Annotated[
+    str | None,
+    typer.Option("--config", "-c", help="Config file (default: $TRAITSYNC_CONFIG or ./traitsync.yaml)."),
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option("--database-url", help="Store URL (default: $TRAITSYNC_DATABASE_URL or "
+                 "sqlite:///.traitsync/traitsync.db)."),
+]
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {exc}")
+    return typer.Exit(code=2)
+
+
+def _load(config: str | None) -> Any:
+    from traitsync.config import load_config
+
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+
+
+def _database(url: str | None, durability: str = "normal") -> Any:
+    from traitsync.store import Database
+
+    try:
+        return Database(url, durability=durability)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8088,
+    workers: Annotated[int, typer.Option(help="API processes (SQLite: keep 1; PostgreSQL: up to cores).")] = 1,
+    role: Annotated[str, typer.Option(help="all: API and workers; api: only HTTP; worker: only workers.")] = "all",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the HTTP APIs and the background workers."""
+    import uvicorn
+
+    from traitsync.logging import configure_logging
+
+    if role not in ("all", "api", "worker"):
+        raise _fail(ConfigError("--role must be all, api or worker"))
+    configure_logging(log_level)
+    loaded = _load(config)
+    os.environ["TRAITSYNC_CONFIG"] = str(Path(loaded.file).resolve())
+    if database_url:
+        os.environ["TRAITSYNC_DATABASE_URL"] = database_url
+    os.environ["TRAITSYNC_ROLE"] = role
+    db = _database(database_url, loaded.config.storage.durability)
+    from traitsync.store import migrate
+
+    try:
+        migrate(db)
+    except TraitsyncError as exc:
+        raise _fail(exc) from None
+    err_console.print(f"traitsync listening on http://{host}:{port} (store: {db.redacted_url()}, role: {role})")
+    uvicorn.run("traitsync.server.factory:build_app", factory=True, host=host, port=port, workers=workers,
+                log_level=log_level, loop="uvloop", http="httptools", access_log=False, timeout_graceful_shutdown=15)
+
+
+@app.command()
+def validate(
+    config: ConfigOption = None,
+    show_ir: Annotated[bool, typer.Option("--show-ir", help="Print each definition's internal form.")] = False,
+) -> None:
+    """Check traitsync.yaml; errors name the file, line and key."""
+    from traitsync.validation import validate_everything
+
+    loaded = _load(config)
+    try:
+        report = validate_everything(loaded)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    if show_ir:
+        console.print_json(json.dumps(report.ir, default=str))
+    else:
+        for line in report.lines:
+            console.print(f"[green]ok[/] {line}")
+        console.print(f"[bold green]{loaded.file} is valid.[/]")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of traitsync.yaml (for editors and CI checks)."""
+    from traitsync.validation import full_json_schema
+
+    sys.stdout.write(json.dumps(full_json_schema(), indent=2) + "\n")
+
+
+@app.command("import")
+def import_(
+    paths: Annotated[list[Path], typer.Argument(help="JSONL, gzipped JSONL (.jsonl.gz) or Parquet files.",
+                                                exists=True, dir_okay=False)],
+    source: Annotated[str | None, typer.Option(help="Source id to record (default: the first source).")] = None,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Load files of Segment messages into the log, with the API's validation and dedup."""
+    from traitsync.ingest.files import import_files
+    from traitsync.log import EventLog
+
+    loaded = _load(config)
+    sources = {s.id for s in loaded.config.sources}
+    source_id = source or (loaded.config.sources[0].id if loaded.config.sources else None)
+    if source_id is None or source_id not in sources:
+        raise _fail(ConfigError(f"unknown source {source_id!r}; known: {', '.join(sorted(sources)) or 'none'}",
+                                file=loaded.file, key="sources"))
+    event_log = EventLog(_database(database_url, loaded.config.storage.durability))
+    total = sum(p.stat().st_size for p in paths)
+    with Progress(TextColumn("[bold]importing"), BarColumn(), MofNCompleteColumn(), TextColumn("messages"),
+                  TimeElapsedColumn(), console=err_console) as progress:
+        task = progress.add_task("import", total=None)
+        summary = import_files(event_log, source_id, list(paths), progress=lambda n: progress.advance(task, n))
+    table = Table(title=f"Import into {source_id} ({len(paths)} file(s), {total:,} bytes)")
+    table.add_column("outcome")
+    table.add_column("messages", justify="right")
+    table.add_row("read", f"{summary.read:,}")
+    table.add_row("stored", f"{summary.accepted:,}")
+    table.add_row("duplicates (already stored)", f"{summary.duplicates:,}")
+    for code, count in sorted(summary.rejected.items()):
+        table.add_row(f"rejected: {code}", f"{count:,}")
+    console.print(table)
+    for line in summary.bad_lines:
+        err_console.print(f"[yellow]{line}[/]")
+
+
+@log_app.command("export")
+def log_export(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (JSONL: default stdout).")] = None,
+    format: Annotated[str, typer.Option("--format", help="jsonl or parquet.")] = "jsonl",
+    since: Annotated[str | None, typer.Option(help="Only events received at or after this ISO-8601 time.")] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Write the log's messages out, oldest first."""
+    from traitsync.log import EventLog
+    from traitsync.log.export import export_jsonl, export_parquet
+    from traitsync.spec.timestamps import parse_iso_ms
+
+    since_ms = None
+    if since is not None:
+        since_ms = parse_iso_ms(since)
+        if since_ms is None:
+            raise _fail(ConfigError(f"--since {since!r} is not an ISO-8601 time"))
+    event_log = EventLog(_database(database_url))
+    if format == "parquet":
+        if output is None:
+            raise _fail(ConfigError("--format parquet needs --output FILE"))
+        count = export_parquet(event_log, output, since_ms)
+    elif format == "jsonl":
+        if output is None:
+            count = export_jsonl(event_log, sys.stdout.buffer, since_ms)
+            sys.stdout.flush()
+        else:
+            with output.open("wb") as handle:
+                count = export_jsonl(event_log, handle, since_ms)
+    else:
+        raise _fail(ConfigError("--format must be jsonl or parquet"))
+    err_console.print(f"exported {count:,} events")
+
+
+@log_app.command("stats")
+def log_stats(database_url: DatabaseOption = None) -> None:
+    """Counts of stored events and of rejections by code."""
+    from traitsync.log import EventLog
+
+    event_log = EventLog(_database(database_url))
+    table = Table(title="Event log")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("events stored", f"{event_log.count():,}")
+    for code, count in event_log.rejection_counts().items():
+        table.add_row(f"rejected: {code}", f"{count:,}")
+    console.print(table)
+
+
+@app.command()
+def demo(
+    keep: Annotated[bool, typer.Option(help="Keep the demo database in .traitsync/demo/ afterwards.")] = True,
+) -> None:
+    """Run the whole flow end to end on the embedded default and show what happened."""
+    from traitsync.demo import run_demo
+
+    try:
+        run_demo(console)
+    except TraitsyncError as exc:
+        raise _fail(exc) from None
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""ASGI app composition and process runtime; nothing imports this package."""

@@ -1,0 +1,99 @@
+"""Compose the ASGI app: Tracking API, Profile API, management API, health and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+import traitsync
+from traitsync.ingest import SourceDirectory, TrackingApi
+from traitsync.ingest.metrics import IngestMetrics
+from traitsync.server.auth import ManagementAuth
+from traitsync.server.runtime import Runtime
+
+#: Hooks other stages use to add routes without the server importing them at module level.
+RouterFactory = Callable[[Runtime], APIRouter | None]
+
+
+def create_app(runtime: Runtime, *, extra_routers: list[RouterFactory] | None = None,
+               manage_lifecycle: bool = True) -> FastAPI:
+    config = runtime.loaded.config
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            runtime.start()
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                runtime.stop()
+
+    app = FastAPI(
+        title="traitsync",
+        version=traitsync.__version__,
+        description="Segment-compatible Tracking and Profile APIs, and the traitsync management API.",
+        lifespan=lifespan,
+    )
+    app.openapi_components = {"securitySchemes": {"writeKey": {"type": "http", "scheme": "basic"}}}  # type: ignore[attr-defined]
+    registry = CollectorRegistry()
+    metrics = IngestMetrics(registry)
+    app.state.runtime = runtime
+    app.state.registry = registry
+
+    sources = SourceDirectory(list(config.sources))
+    tracking = TrackingApi(sources, runtime.appender, metrics)
+    if runtime.runs_api:
+        app.include_router(tracking.router())
+
+    token = config.management_api.token.get_secret_value() if config.management_api else None
+    manage = APIRouter(prefix="/api/v1", tags=["Management API"], dependencies=[Depends(ManagementAuth(token))])
+
+    @manage.get("/sources", summary="List sources (write keys are never shown)")
+    def list_sources() -> list[dict[str, Any]]:
+        return [{"id": s.id, "name": s.name, "enabled": s.enabled,
+                 "rate_limit": s.rate_limit.model_dump() if s.rate_limit else None} for s in config.sources]
+
+    @manage.get("/sources/{source_id}/debugger", summary="The last events and rejections of a source")
+    def source_debugger(source_id: str, limit: int = 50) -> dict[str, Any]:
+        if source_id not in sources.by_id:
+            raise HTTPException(404, detail={"code": "not_found", "message": f"no source {source_id!r}"})
+        limit = max(1, min(limit, 500))
+        events = runtime.event_log.recent_for_source(source_id, limit)
+        return {
+            "source_id": source_id,
+            "events": [{"offset": e.offset, "messageId": e.message_id, "type": e.type, "event": e.event,
+                        "receivedAt": e.body.get("receivedAt"), "body": e.body} for e in events],
+            "rejections": runtime.event_log.recent_rejections(source_id, limit),
+        }
+
+    for factory in extra_routers or []:
+        router = factory(runtime)
+        if router is not None:
+            if router.prefix.startswith("/api/v1"):
+                router.dependencies.append(Depends(ManagementAuth(token)))
+            app.include_router(router)
+    app.include_router(manage)
+
+    @app.get("/healthz", tags=["Operations"], summary="Liveness and storage health")
+    def healthz() -> JSONResponse:
+        ok = runtime.appender.healthy
+        body = {"status": "ok" if ok else "degraded", "version": traitsync.__version__,
+                "storage": "ok" if ok else runtime.appender.last_error}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics")
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, dict) else {"code": "error", "message": str(exc.detail)}
+        return JSONResponse(detail, status_code=exc.status_code, headers=exc.headers)
+
+    return app

@@ -1,0 +1,83 @@
+"""What one traitsync process runs: the store, the log writer and the background workers.
+
+The API and the workers share this object so that ``traitsync serve`` can run both in one
+process (the default) or either alone (``--role api|worker``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import structlog
+
+from traitsync.config import LoadedConfig
+from traitsync.ingest.appender import Appender
+from traitsync.log import EventLog
+from traitsync.store import Database, migrate
+
+log = structlog.get_logger("traitsync.runtime")
+
+
+class Service(Protocol):
+    """A background loop: ``run(stop)`` returns when ``stop`` is set."""
+
+    name: str
+
+    def run(self, stop: threading.Event) -> None: ...
+
+
+@dataclass
+class Runtime:
+    loaded: LoadedConfig
+    db: Database
+    role: str = "all"
+    services: list[Service] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        migrate(self.db)
+        self.event_log = EventLog(self.db, auto_migrate=False)
+        self.appender = Appender(self.event_log)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def runs_api(self) -> bool:
+        return self.role in ("all", "api")
+
+    @property
+    def runs_workers(self) -> bool:
+        return self.role in ("all", "worker")
+
+    def add_service(self, service: Service) -> None:
+        self.services.append(service)
+
+    def start(self) -> None:
+        if self.runs_api:
+            self.appender.start()
+        if not self.runs_workers:
+            return
+        for service in self.services:
+            thread = threading.Thread(target=self._guarded(service), name=f"traitsync-{service.name}",
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
+            log.info("worker started", worker=service.name)
+
+    def _guarded(self, service: Service) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                service.run(self._stop)
+            except Exception:
+                log.exception("worker stopped with an error", worker=service.name)
+
+        return run
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Drain: the writer commits what it holds, workers finish their current step."""
+        self._stop.set()
+        self.appender.stop(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
