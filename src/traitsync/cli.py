@@ -159,7 +159,8 @@ def import_(
 
 @log_app.command("export")
 def log_export(
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (JSONL: default stdout).")] = None,
+    output: Annotated[Path | None,
+                      typer.Option("--output", "-o", help="File to write (JSONL: default stdout).")] = None,
     format: Annotated[str, typer.Option("--format", help="jsonl or parquet.")] = "jsonl",
     since: Annotated[str | None, typer.Option(help="Only events received at or after this ISO-8601 time.")] = None,
     database_url: DatabaseOption = None,

@@ -277,7 +277,8 @@ def test_openapi_describes_every_route(live: LiveApp) -> None:
 
 
 def test_metrics_count_accepted_and_rejected_by_code(live: LiveApp) -> None:
-    post(live, "/v1/batch", {"batch": [{"type": "track", "userId": "u", "event": "A"}, {"type": "track", "event": "B"}]})
+    post(live, "/v1/batch", {"batch": [{"type": "track", "userId": "u", "event": "A"},
+                                       {"type": "track", "event": "B"}]})
     text = httpx.get(live.base_url + "/metrics").text
     assert 'traitsync_events_accepted_total{source="src_web"} 1.0' in text
     assert 'traitsync_events_rejected_total{code="no_user_anon_id",source="src_web"} 1.0' in text
@@ -293,5 +294,6 @@ def test_source_debugger_needs_the_management_token(live: LiveApp) -> None:
     body = response.json()
     assert [e["messageId"] for e in body["events"]] == ["dbg-1"]
     assert [r["code"] for r in body["rejections"]] == ["no_user_anon_id"]
-    missing = httpx.get(live.base_url + "/api/v1/sources/nope/debugger", headers={"Authorization": "Bearer admin-token"})
+    missing = httpx.get(live.base_url + "/api/v1/sources/nope/debugger",
+                        headers={"Authorization": "Bearer admin-token"})
     assert missing.status_code == 404

@@ -48,7 +48,8 @@ def validate_model(doc: LocatedDocument, model: type[Any], data: Any, base: KeyP
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()
+        # A misspelt key also makes the real one "missing": report the unknown key first.
+        errors = sorted(exc.errors(), key=lambda e: e.get("type") != "extra_forbidden")
         first = errors[0]
         path: KeyPath = (*base, *first["loc"])
         message = _pydantic_message(dict(first))

@@ -104,10 +104,10 @@ def _flush(event_log: EventLog, source_id: str, chunk: list[Any], summary: Impor
 
     now = int(time.time() * 1000)
     for raw in chunk:
-        result = normalise(raw, received_at_ms=now)
+        result = normalise(raw, received_at_ms=now, keep_received_at=True)
         if isinstance(result, Rejection):
             summary.rejected[result.code] += 1
-    outcome = event_log.append_messages(source_id, chunk, received_at_ms=now, conn=conn)
+    outcome = event_log.append_messages(source_id, chunk, received_at_ms=now, conn=conn, keep_received_at=True)
     summary.accepted += outcome.inserted
     summary.duplicates += outcome.duplicates
     if progress is not None:

@@ -134,7 +134,8 @@ class EventLog:
         return inserted
 
     def append_messages(self, source_id: str, messages: Iterable[dict[str, Any]], *,
-                        received_at_ms: int | None = None, conn: Connection | None = None) -> AppendResult:
+                        received_at_ms: int | None = None, conn: Connection | None = None,
+                        keep_received_at: bool = False) -> AppendResult:
         """Validate and append plain Segment messages (imports, tests, other stages' fixtures).
 
         Invalid messages are recorded as rejections, exactly as the HTTP API would.
@@ -143,20 +144,20 @@ class EventLog:
         accepted: list[Accepted] = []
         rejected: list[tuple[Rejection, Any]] = []
         for i, raw in enumerate(messages):
-            result = normalise(raw, received_at_ms=now)
-            if isinstance(result, Rejection):
-                result.index = i
-                rejected.append((result, raw))
+            checked = normalise(raw, received_at_ms=now, keep_received_at=keep_received_at)
+            if isinstance(checked, Rejection):
+                checked.index = i
+                rejected.append((checked, raw))
             else:
-                accepted.append(result)
+                accepted.append(checked)
         own = conn is None
         connection = conn or self.db.connect()
         try:
-            [result] = self.append_batches(connection, [SourceBatch(source_id, accepted, rejected)])
+            [outcome] = self.append_batches(connection, [SourceBatch(source_id, accepted, rejected)])
         finally:
             if own:
                 connection.close()
-        return result
+        return outcome
 
     # -- reading -------------------------------------------------------------------------------
     def read(self, after_offset: int, limit: int = 1000, *, conn: Connection | None = None) -> list[StoredEvent]:

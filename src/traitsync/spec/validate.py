@@ -144,16 +144,22 @@ def _time_field(msg: dict[str, Any], key: str) -> tuple[int | None, Rejection | 
 
 
 def normalise(raw: Any, *, received_at_ms: int, default_type: str | None = None,
-              batch_sent_at: Any = None) -> Accepted | Rejection:
+              batch_sent_at: Any = None, keep_received_at: bool = False) -> Accepted | Rejection:
     """Check one message and return it normalised, or the first reason it is refused.
 
     Normalising means: ``type`` from the route when absent, a ``messageId`` when absent,
     ``originalTimestamp`` kept, ``timestamp`` corrected for device clock skew, ``receivedAt``
-    set, and the write key stripped so that no secret is ever stored.
+    set, and the write key stripped so that no secret is ever stored. File imports pass
+    ``keep_received_at`` so that restoring an export reproduces it exactly; the HTTP API never
+    trusts a client's ``receivedAt``.
     """
     if not isinstance(raw, dict):
         return Rejection("bad_request", "each message must be a JSON object")
     msg: dict[str, Any] = dict(raw)
+    if keep_received_at and isinstance(msg.get("receivedAt"), str):
+        kept = parse_iso_ms(msg["receivedAt"])
+        if kept is not None:
+            received_at_ms = kept
     kind = msg.get("type", default_type)
     if default_type is not None and kind != default_type:
         kind = default_type  # the route decides; Segment ignores a conflicting body type

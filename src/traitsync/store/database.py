@@ -175,10 +175,10 @@ class Database:
         import psycopg
 
         try:
-            raw = psycopg.connect(self.pg_dsn, autocommit=False, connect_timeout=5)
+            pg = psycopg.connect(self.pg_dsn, autocommit=False, connect_timeout=5)
         except psycopg.Error as exc:
             raise StorageUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
-        return Connection(raw, "postgresql")
+        return Connection(pg, "postgresql")
 
     def thread_connection(self) -> Connection:
         """A connection owned by the calling thread, opened on first use and reused after."""

@@ -1,0 +1,59 @@
+"""traitsync.yaml: env substitution, and errors that name the file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from traitsync.config import load_config, load_config_text
+from traitsync.errors import ConfigError
+
+GOOD = """\
+space_id: spa_demo
+sources:
+  - id: src_web
+    name: Website
+    write_key: ${WEB_WRITE_KEY}
+profile_api:
+  access_secret: ${PROFILE_API_SECRET:-fallback-secret}
+"""
+
+
+def test_env_substitution(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEB_WRITE_KEY", "from-env")
+    config = load_config_text(GOOD).config
+    assert config.sources[0].write_key.get_secret_value() == "from-env"
+    assert config.profile_api is not None
+    assert config.profile_api.access_secret.get_secret_value() == "fallback-secret"
+    assert "from-env" not in repr(config)  # secrets never print
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("space_id: s\nsources:\n  - id: a\n    write_key: k\n    wrte: 1\n",
+     "f.yaml:5 [sources[0].wrte]: unknown key (check its spelling against `traitsync schema`)"),
+    ("space_id: s\nsources:\n  - id: a\n    write_key: ${NOT_SET_ANYWHERE}\n",
+     "f.yaml:4 [sources[0].write_key]: environment variable NOT_SET_ANYWHERE is not set (referenced as "
+     "${NOT_SET_ANYWHERE}); export it or give a default as ${NOT_SET_ANYWHERE:-value}"),
+    ("sources: []\n", "f.yaml:1 [space_id]: required key is missing"),
+    ("space_id: s\nsources:\n  - id: a\n    write_key: k\n  - id: a\n    write_key: j\n",
+     "f.yaml:5 [sources[1].id]: duplicate source id 'a'"),
+    ("space_id: s\nsources:\n  - id: a\n    write_key: k\n  - id: b\n    write_key: k\n",
+     "f.yaml:6 [sources[1].write_key]: two sources share one write key"),
+    ("space_id: s\nspace_id: t\n", "f.yaml:2 [space_id]: duplicate key 'space_id'"),
+    ("space_id: [unclosed\n", "f.yaml:2: invalid YAML: expected ',' or ']', but got '<stream end>'"),
+    ("space_id: s\nstorage: {durability: sometimes}\n",
+     "f.yaml:2 [storage.durability]: Input should be 'normal' or 'full'"),
+])
+def test_errors_name_file_line_and_key(text: str, expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    with pytest.raises(ConfigError) as info:
+        load_config_text(text, file="f.yaml")
+    assert str(info.value) == expected
+
+
+def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "nope.yaml")
+    assert "config file not found" in str(info.value)
+    assert "TRAITSYNC_CONFIG" in str(info.value)

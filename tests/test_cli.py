@@ -1,0 +1,96 @@
+"""The traitsync command as a user runs it."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+from typer.testing import CliRunner
+
+from traitsync.cli import app
+from traitsync.log import EventLog
+from traitsync.store import Database
+
+runner = CliRunner()
+
+
+def _messages(n: int, prefix: str) -> list[dict[str, object]]:
+    return [{"type": "track", "userId": f"u{i}", "event": "Imported", "messageId": f"{prefix}{i}",
+             "timestamp": "2025-01-01T00:00:00Z"} for i in range(n)]
+
+
+def test_import_jsonl_gzip_and_parquet_with_summary(tmp_path: Path, config_file: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    plain = tmp_path / "a.jsonl"
+    plain.write_bytes(b"\n".join(orjson.dumps(m) for m in _messages(5, "j")) + b"\n{not json}\n"
+                      + orjson.dumps({"type": "track", "event": "NoUser"}) + b"\n")
+    zipped = tmp_path / "b.jsonl.gz"
+    zipped.write_bytes(gzip.compress(b"\n".join(orjson.dumps(m) for m in _messages(4, "g"))))
+    parquet = tmp_path / "c.parquet"
+    rows = _messages(3, "p")
+    pq.write_table(pa.Table.from_pylist([{**r, "properties": json.dumps({"k": 1})} for r in rows]), parquet)
+    result = runner.invoke(app, ["import", str(plain), str(zipped), str(parquet), "-c", str(config_file),
+                                 "--database-url", db_url])
+    assert result.exit_code == 0, result.output
+    assert "stored" in result.output and "12" in result.output
+    assert "rejected: bad_request" in result.output
+    assert "rejected: no_user_anon_id" in result.output
+    events = EventLog(Database(db_url)).read(0, 100)
+    assert sorted(e.message_id for e in events) == sorted([f"j{i}" for i in range(5)] + [f"g{i}" for i in range(4)]
+                                                          + [f"p{i}" for i in range(3)])
+    assert {e.source_id for e in events} == {"src_web"}
+    assert next(e for e in events if e.message_id == "p0").properties == {"k": 1}
+    again = runner.invoke(app, ["import", str(zipped), "-c", str(config_file), "--database-url", db_url])
+    assert "duplicates (already stored)" in again.output
+    assert EventLog(Database(db_url)).count() == 12
+
+
+def test_import_unknown_source_is_a_clear_error(tmp_path: Path, config_file: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_text("{}\n")
+    result = runner.invoke(app, ["import", str(path), "--source", "nope", "-c", str(config_file),
+                                 "--database-url", f"sqlite:///{tmp_path / 'x.db'}"])
+    assert result.exit_code == 2
+    assert "unknown source 'nope'; known: src_ios, src_web" in result.output
+
+
+def test_log_export_jsonl_and_parquet_round_trip(tmp_path: Path, config_file: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    EventLog(Database(db_url)).append_messages("src_web", _messages(7, "x"))
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["log", "export", "--format", "jsonl", "-o", str(out), "--database-url", db_url])
+    assert result.exit_code == 0, result.output
+    lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert [m["messageId"] for m in lines] == [f"x{i}" for i in range(7)]
+    pq_out = tmp_path / "out.parquet"
+    result = runner.invoke(app, ["log", "export", "--format", "parquet", "-o", str(pq_out),
+                                 "--database-url", db_url])
+    assert result.exit_code == 0, result.output
+    assert pq.read_table(pq_out).num_rows == 7
+    # The parquet export imports back into another store unchanged.
+    other = f"sqlite:///{tmp_path / 'other.sqlite'}"
+    runner.invoke(app, ["import", str(pq_out), "-c", str(config_file), "--database-url", other])
+    assert [e.body for e in EventLog(Database(other)).read(0, 100)] == [e.body for e in
+                                                                        EventLog(Database(db_url)).read(0, 100)]
+
+
+def test_validate_reports_errors_with_location(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("space_id: s\nsources:\n  - id: a\n    writekey: k\n")
+    result = runner.invoke(app, ["validate", "-c", str(bad)])
+    assert result.exit_code == 2
+    assert "bad.yaml:4 [sources[0].writekey]: unknown key" in "".join(result.output.split("\n"))
+
+
+def test_validate_ok_and_schema(config_file: Path) -> None:
+    result = runner.invoke(app, ["validate", "-c", str(config_file)])
+    assert result.exit_code == 0, result.output
+    assert "is valid" in " ".join(result.output.split())
+    schema = json.loads(runner.invoke(app, ["schema"]).output)
+    assert schema["title"] == "traitsync.yaml"
+    assert schema["additionalProperties"] is False
+    assert "sources" in schema["properties"]
