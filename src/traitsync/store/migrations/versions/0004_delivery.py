@@ -6,6 +6,10 @@ Revises: 0003_compute
 
 from __future__ import annotations
 
+from alembic import op
+
+from traitsync.store.tables.delivery import ALL_TABLES
+
 revision = "0004_delivery"
 down_revision = "0003_compute"
 branch_labels = None
@@ -13,8 +17,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Filled in by the stage that owns these tables."""
+    bind = op.get_bind()
+    for table in ALL_TABLES:
+        table.create(bind, checkfirst=True)
 
 
 def downgrade() -> None:
-    """Filled in by the stage that owns these tables."""
+    bind = op.get_bind()
+    for table in reversed(ALL_TABLES):
+        table.drop(bind, checkfirst=True)

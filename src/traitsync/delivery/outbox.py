@@ -1,0 +1,221 @@
+"""The transactional outbox: one table that is both the delivery queue and its state machine.
+
+Activation calls ``Outbox.enqueue(conn, ...)`` on the connection that is recording its
+results, so results and the messages they cause commit (or vanish) together. Workers then
+move each row::
+
+    pending -> in_flight -> delivered                     (terminal)
+                         -> retry_wait -> in_flight ...
+                         -> dead                          (terminal; replay -> pending)
+    pending -> filtered                                   (terminal; never sent)
+
+**Ordering, not superseding.** Rows with the same ``(destination_id, order_key)`` (the profile)
+are delivered strictly in insertion order: only a key's oldest non-terminal row is claimable,
+so a failing message holds back later messages for that profile until it is delivered or
+dead. We chose this over "a newer value supersedes an older undelivered one" because Engage
+payloads are not all last-write-wins: ``Audience Entered`` then ``Audience Exited`` are two
+facts a destination must see in order, and dropping the enter would lose a journey trigger.
+Dead rows are terminal and stop holding the key back (rudder-server does the same), so one
+poison message cannot block a profile forever.
+
+**Idempotent enqueue.** ``(destination_id, message_id)`` is unique and enqueue ignores
+duplicates, so re-running activation after a crash re-inserts nothing; ``replay`` re-queues
+dead rows themselves, so a replay sends the same ``messageId``s again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from traitsync.store.database import Connection, Database
+
+PENDING: Final = "pending"
+IN_FLIGHT: Final = "in_flight"
+DELIVERED: Final = "delivered"
+RETRY_WAIT: Final = "retry_wait"
+DEAD: Final = "dead"
+FILTERED: Final = "filtered"
+
+TERMINAL_STATES = frozenset({DELIVERED, DEAD, FILTERED})
+#: Allowed transitions; every UPDATE below guards on the source state, and tests walk this table.
+TRANSITIONS: Mapping[str, frozenset[str]] = {
+    PENDING: frozenset({IN_FLIGHT}),
+    IN_FLIGHT: frozenset({DELIVERED, RETRY_WAIT, DEAD, PENDING}),
+    RETRY_WAIT: frozenset({IN_FLIGHT}),
+    DEAD: frozenset({PENDING}),
+    DELIVERED: frozenset(),
+    FILTERED: frozenset(),
+}
+
+_COLUMNS = ("id, destination_id, order_key, message_id, message_type, computation_id, state, attempts, "
+            "created_at_ms, first_attempt_at_ms, next_attempt_at_ms, last_error_code, body, meta")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    destination_id: str
+    order_key: str
+    message_id: str
+    message_type: str
+    computation_id: str | None
+    state: str
+    attempts: int
+    created_at_ms: int
+    first_attempt_at_ms: int | None
+    next_attempt_at_ms: int
+    last_error_code: str | None
+    message: dict[str, Any]
+    meta: dict[str, Any] | None
+
+    @classmethod
+    def from_db(cls, row: Sequence[Any]) -> OutboxRow:
+        return cls(id=int(row[0]), destination_id=row[1], order_key=row[2], message_id=row[3],
+                   message_type=row[4], computation_id=row[5], state=row[6], attempts=int(row[7]),
+                   created_at_ms=int(row[8]),
+                   first_attempt_at_ms=None if row[9] is None else int(row[9]),
+                   next_attempt_at_ms=int(row[10]), last_error_code=row[11],
+                   message=json.loads(row[12]), meta=None if row[13] is None else json.loads(row[13]))
+
+
+class Outbox:
+    """Enqueue, claim, settle and replay outbox rows; every method but ``replay`` takes a connection."""
+
+    def __init__(self, db: Database, *, clock: Callable[[], int] = now_ms) -> None:
+        self.db = db
+        self.clock = clock
+
+    def enqueue(self, conn: Connection, destination_id: str, profile_id: str, message: Mapping[str, Any], *,
+                computation_id: str | None = None, meta: Mapping[str, Any] | None = None,
+                filtered_reason: str | None = None, at_ms: int | None = None) -> bool:
+        """Add one message for delivery on ``conn`` (the caller commits); False if already queued.
+
+        ``filtered_reason`` records a message that activation decided not to send (Segment's
+        "Filtered at destination", e.g. ``FILTERED_BY_INTEGRATIONS_OBJECT``) so the overview
+        counts it. ``meta`` is kept for the caller's ``on_delivered`` hook (e.g. the snapshot
+        the message confirms).
+        """
+        message_id = message.get("messageId")
+        if not isinstance(message_id, str) or not message_id:
+            raise ValueError("an outbox message needs a string messageId")
+        at = self.clock() if at_ms is None else at_ms
+        state, terminal = (FILTERED, True) if filtered_reason else (PENDING, False)
+        cur = conn.execute(
+            "INSERT INTO delivery_outbox (destination_id, order_key, message_id, message_type,"
+            " computation_id, state, terminal, attempts, created_at_ms, next_attempt_at_ms, finished_at_ms,"
+            " last_error_code,"
+            " body, meta) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (destination_id, message_id) DO NOTHING",
+            (destination_id, profile_id, message_id, str(message.get("type", "")), computation_id, state,
+             terminal, at, at, at if filtered_reason else None, filtered_reason,
+             json.dumps(message, separators=(",", ":")),
+             None if meta is None else json.dumps(meta, separators=(",", ":"))))
+        return bool(cur.rowcount == 1)
+
+    def claim(self, conn: Connection, destination_id: str, limit: int, *, lease_ms: int,
+              at_ms: int | None = None) -> list[OutboxRow]:
+        """Take up to ``limit`` due rows, each the head of its order key, and mark them in flight.
+
+        An ``in_flight`` row whose lease ran out belongs to a worker that died; it is due again.
+        PostgreSQL workers skip each other's locked rows; SQLite has one writer at a time.
+        """
+        at = self.clock() if at_ms is None else at_ms
+        lock = " FOR UPDATE OF o SKIP LOCKED" if self.db.capabilities.supports_skip_locked else ""
+        with conn.transaction():
+            rows = conn.fetchall(
+                f"SELECT {', '.join('o.' + c.strip() for c in _COLUMNS.split(','))}"
+                " FROM delivery_outbox o WHERE o.destination_id = ?"
+                " AND ((o.state IN (?, ?) AND o.next_attempt_at_ms <= ?)"
+                " OR (o.state = ? AND o.lease_until_ms < ?))"
+                " AND NOT EXISTS (SELECT 1 FROM delivery_outbox p WHERE p.destination_id = o.destination_id"
+                " AND p.order_key = o.order_key AND p.id < o.id AND p.terminal = ?)"
+                f" ORDER BY o.id LIMIT ?{lock}",
+                (destination_id, PENDING, RETRY_WAIT, at, IN_FLIGHT, at, False, limit))
+            claimed = [OutboxRow.from_db(r) for r in rows]
+            if claimed:
+                conn.executemany(
+                    "UPDATE delivery_outbox SET state = ?, lease_until_ms = ?,"
+                    " first_attempt_at_ms = COALESCE(first_attempt_at_ms, ?) WHERE id = ?",
+                    [(IN_FLIGHT, at + lease_ms, at, r.id) for r in claimed])
+        return claimed
+
+    def release(self, conn: Connection, ids: Sequence[int]) -> None:
+        """Give claimed rows back untouched (shutdown before they were sent): no attempt counted."""
+        if not ids:
+            return
+        with conn.transaction():
+            conn.executemany(
+                "UPDATE delivery_outbox SET state = CASE WHEN attempts = 0 THEN ? ELSE ? END,"
+                " first_attempt_at_ms = CASE WHEN attempts = 0 THEN NULL ELSE first_attempt_at_ms END,"
+                " lease_until_ms = NULL WHERE id = ? AND state = ?",
+                [(PENDING, RETRY_WAIT, i, IN_FLIGHT) for i in ids])
+
+    def settle(self, conn: Connection, row: OutboxRow, state: str, *, at_ms: int, duration_ms: int,
+               http_status: int | None, outcome: str, code: str | None = None, detail: str | None = None,
+               next_attempt_at_ms: int | None = None, result: Mapping[str, Any] | None = None) -> None:
+        """Record one attempt of an in-flight row and move it to ``state`` (caller's transaction)."""
+        if state not in TRANSITIONS[IN_FLIGHT] or state == PENDING:
+            raise ValueError(f"cannot settle an attempt into {state!r}")
+        attempt = row.attempts + 1
+        conn.execute(
+            "INSERT INTO delivery_attempts (outbox_id, attempt, at_ms, duration_ms, http_status, outcome,"
+            " code, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (row.id, attempt, at_ms, duration_ms, http_status, outcome, code, detail))
+        conn.execute(
+            "UPDATE delivery_outbox SET state = ?, terminal = ?, attempts = ?, last_attempt_at_ms = ?,"
+            " next_attempt_at_ms = ?, finished_at_ms = ?, lease_until_ms = NULL, last_error_code = ?,"
+            " last_error = ?, result = COALESCE(?, result) WHERE id = ? AND state = ?",
+            (state, state in TERMINAL_STATES, attempt, at_ms,
+             next_attempt_at_ms if next_attempt_at_ms is not None else at_ms,
+             at_ms if state in TERMINAL_STATES else None, code, detail,
+             None if result is None else json.dumps(dict(result), separators=(",", ":")), row.id, IN_FLIGHT))
+
+    def filter(self, conn: Connection, row: OutboxRow, reason: str, *, at_ms: int) -> None:
+        """A claimed row the destination cannot take at all (e.g. UNSUPPORTED_EVENT_TYPE)."""
+        conn.execute(
+            "UPDATE delivery_outbox SET state = ?, terminal = ?, finished_at_ms = ?, lease_until_ms = NULL,"
+            " last_error_code = ? WHERE id = ? AND state = ?",
+            (FILTERED, True, at_ms, reason, row.id, IN_FLIGHT))
+
+    def replay(self, destination_id: str, since_ms: int, until_ms: int, code: str | None = None) -> int:
+        """Re-queue dead rows that died in ``[since_ms, until_ms)`` (optionally with ``code``).
+
+        The rows themselves go back to pending, so the same ``messageId``s are sent; their
+        attempt counter and give-up window restart, while ``delivery_attempts`` keeps history.
+        """
+        conn = self.db.connect()
+        try:
+            sql = ("UPDATE delivery_outbox SET state = ?, terminal = ?, attempts = 0,"
+                   " first_attempt_at_ms = NULL, next_attempt_at_ms = ?, finished_at_ms = NULL,"
+                   " lease_until_ms = NULL"
+                   " WHERE destination_id = ? AND state = ? AND finished_at_ms >= ? AND finished_at_ms < ?")
+            params: list[Any] = [PENDING, False, self.clock(), destination_id, DEAD, since_ms, until_ms]
+            if code is not None:
+                sql += " AND last_error_code = ?"
+                params.append(code)
+            with conn.transaction():
+                cur = conn.execute(sql, params)
+                return int(cur.rowcount)
+        finally:
+            conn.close()
+
+    def state_counts(self, conn: Connection, destination_id: str) -> dict[str, int]:
+        rows = conn.fetchall("SELECT state, COUNT(*) FROM delivery_outbox WHERE destination_id = ?"
+                             " GROUP BY state", (destination_id,))
+        return {str(state): int(n) for state, n in rows}
+
+    def next_due_ms(self, conn: Connection, destination_id: str) -> int | None:
+        """When the earliest waiting row becomes due (for the worker's sleep), or None if none wait."""
+        value = conn.scalar(
+            "SELECT MIN(CASE WHEN state = ? THEN lease_until_ms ELSE next_attempt_at_ms END)"
+            " FROM delivery_outbox WHERE destination_id = ? AND state IN (?, ?, ?)",
+            (IN_FLIGHT, destination_id, PENDING, RETRY_WAIT, IN_FLIGHT))
+        return None if value is None else int(value)
