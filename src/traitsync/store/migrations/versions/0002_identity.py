@@ -6,6 +6,11 @@ Revises: 0001_event_log
 
 from __future__ import annotations
 
+from alembic import op
+
+from traitsync.store.tables.identity import IDENTITY_TABLES
+from traitsync.store.tables.profiles import PROFILE_TABLES
+
 revision = "0002_identity"
 down_revision = "0001_event_log"
 branch_labels = None
@@ -13,8 +18,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Filled in by the stage that owns these tables."""
+    bind = op.get_bind()
+    for table in (*PROFILE_TABLES, *IDENTITY_TABLES):
+        table.create(bind, checkfirst=True)
 
 
 def downgrade() -> None:
-    """Filled in by the stage that owns these tables."""
+    bind = op.get_bind()
+    for table in reversed((*PROFILE_TABLES, *IDENTITY_TABLES)):
+        table.drop(bind, checkfirst=True)

@@ -1,0 +1,123 @@
+"""Which identifiers an event carries (segment-spec 2.2), before any rule but blocking applies.
+
+Extraction is a pure function of the message and the config so that a replay extracts exactly
+the same identifiers; it never looks at the graph.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from traitsync.identity.config import IdentityConfig
+from traitsync.spec.event import StoredEvent
+
+#: (id_type, value) of the users collection.
+Identifier = tuple[str, str]
+_CAMEL = re.compile(r"_([a-z0-9])")
+_SNAKE = re.compile(r"(?<=[a-z0-9])([A-Z])")
+
+
+def key_variants(key: str) -> tuple[str, ...]:
+    """``app_id`` and ``appId`` name the same key (Segment matches both spellings)."""
+    camel = _CAMEL.sub(lambda m: m.group(1).upper(), key)
+    snake = _SNAKE.sub(lambda m: "_" + m.group(1).lower(), key)
+    out: list[str] = []
+    for k in (key, camel, snake):
+        if k not in out:
+            out.append(k)
+    return tuple(out)
+
+
+def _text(value: Any) -> str | None:
+    """Identifier values are strings; numbers are accepted as their text, anything else is not."""
+    if isinstance(value, str):
+        return value if value != "" else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass
+class Extracted:
+    """Identifiers to resolve (users), the account's group id, and the values refused as blocked."""
+
+    users: list[Identifier] = field(default_factory=list)
+    group_id: str | None = None
+    blocked: list[tuple[str, str, str]] = field(default_factory=list)  # (collection, type, value)
+
+    def add(self, config: IdentityConfig, id_type: str, raw: Any) -> None:
+        value = _text(raw)
+        if value is None:
+            return
+        pair = (id_type, value)
+        if pair in self.users:
+            return
+        if config.rule(id_type).blocks(value):
+            if ("users", id_type, value) not in self.blocked:
+                self.blocked.append(("users", id_type, value))
+            return
+        self.users.append(pair)
+
+
+def _device_ids(ex: Extracted, config: IdentityConfig, context: dict[str, Any]) -> None:
+    device = _dict(context.get("device"))
+    kind = device.get("type")
+    if not isinstance(kind, str) or kind.lower() not in ("android", "ios"):
+        return
+    platform = kind.lower()
+    ex.add(config, f"{platform}.id", device.get("id"))
+    # Both platforms need adTrackingEnabled == true: the stricter, newer doc (segment-spec 10.3).
+    if device.get("adTrackingEnabled") is True:
+        ex.add(config, f"{platform}.idfa", device.get("advertisingId"))
+    ex.add(config, f"{platform}.push_token", device.get("token"))
+
+
+def extract(event: StoredEvent, config: IdentityConfig) -> Extracted:
+    """The identifiers of one event, in a fixed order (so demotion ties break the same way)."""
+    body = event.body
+    ex = Extracted()
+    context = _dict(body.get("context"))
+    traits = _dict(body.get("traits")) if event.type == "identify" else {}
+    ctx_traits = _dict(context.get("traits"))
+    props = _dict(body.get("properties"))
+
+    ex.add(config, "user_id", body.get("userId"))
+    ex.add(config, "email", traits.get("email"))
+    ex.add(config, "email", ctx_traits.get("email"))
+    ex.add(config, "anonymous_id", body.get("anonymousId"))
+    _device_ids(ex, config, context)
+    for holder in (_dict(context.get("integrations")), _dict(body.get("integrations"))):
+        ga = _dict(holder.get("Google Analytics"))
+        ex.add(config, "ga_client_id", ga.get("clientId"))
+
+    for id_type, keys in config.custom_ids.items():
+        for key in keys:
+            for variant in key_variants(key):
+                for holder in (traits, ctx_traits, props):
+                    if variant in holder:
+                        ex.add(config, id_type, holder[variant])
+    externals = context.get("externalIds")
+    if isinstance(externals, list):
+        for raw in externals:
+            item = _dict(raw)
+            ext_type = item.get("type")
+            collection = item.get("collection", "users")
+            if not isinstance(ext_type, str) or not ext_type or collection != "users":
+                continue
+            # Types inside context.externalIds must be lowercase; we lowercase rather than drop.
+            ex.add(config, ext_type.lower(), item.get("id"))
+
+    if event.type == "group":
+        group = _text(body.get("groupId"))
+        if group is not None:
+            if config.rule("group_id").blocks(group):
+                ex.blocked.append(("accounts", "group_id", group))
+            else:
+                ex.group_id = group
+    return ex

@@ -1,0 +1,124 @@
+"""Writes the resolver produces for one chunk, applied in one transaction with the checkpoint.
+
+Rows are gathered in memory and written with ``executemany`` because per-event statements
+would cost more than resolution itself. Merges and trait writes keep their log order in
+``ops`` so that a chunk of 1,000 events writes exactly what 1,000 single events would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from traitsync.store.database import Connection
+
+Row = tuple[Any, ...]
+
+_INSERT_PROFILE = (
+    "INSERT INTO profiles (profile_id, collection, created_offset, merged_into, merge_count, created_at_ms, "
+    "updated_at_ms, first_message_id, first_source_id, last_message_id, last_source_id) "
+    "VALUES (?, ?, ?, NULL, 0, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_ID = (
+    "INSERT INTO profile_external_ids (id_type, value, collection, profile_id, source_id, created_at_ms, "
+    "first_message_id, event_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_EVENT = (
+    'INSERT INTO profile_events ("offset", profile_id, account_id, type, event, timestamp_ms, external_ids) '
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_AUDIT = (
+    "INSERT INTO identity_audit (event_offset, message_id, source_id, at_ms, action, category, collection, "
+    "profile_id, other_profile_id, id_type, value, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_MERGE = (
+    "INSERT INTO identity_merges (survivor_id, absorbed_id, event_offset, message_id, source_id, at_ms) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_INSERT_CHANGE = (
+    "INSERT INTO profile_changes (kind, collection, profile_id, other_profile_id, id_type, value, trait_keys, "
+    "event_offset, message_id, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_TRAIT = (
+    "INSERT INTO profile_traits (profile_id, key, value, source_id, updated_at_ms, event_offset) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (profile_id, key) DO UPDATE SET value = excluded.value, "
+    "source_id = excluded.source_id, updated_at_ms = excluded.updated_at_ms, "
+    "event_offset = excluded.event_offset WHERE excluded.updated_at_ms >= profile_traits.updated_at_ms"
+)
+# On a merge the newest value per key wins; on a tie the survivor keeps its own.
+_MERGE_TRAITS = (
+    "INSERT INTO profile_traits (profile_id, key, value, source_id, updated_at_ms, event_offset) "
+    "SELECT ?, key, value, source_id, updated_at_ms, event_offset FROM profile_traits WHERE profile_id = ? "
+    "ON CONFLICT (profile_id, key) DO UPDATE SET value = excluded.value, source_id = excluded.source_id, "
+    "updated_at_ms = excluded.updated_at_ms, event_offset = excluded.event_offset "
+    "WHERE excluded.updated_at_ms > profile_traits.updated_at_ms"
+)
+_MERGE_LINKS = (
+    "INSERT INTO profile_links (user_profile_id, account_profile_id, source_id, created_at_ms, first_message_id) "
+    "SELECT ?, account_profile_id, source_id, created_at_ms, first_message_id FROM profile_links "
+    "WHERE user_profile_id = ? ON CONFLICT (user_profile_id, account_profile_id) DO NOTHING"
+)
+_INSERT_LINK = (
+    "INSERT INTO profile_links (user_profile_id, account_profile_id, source_id, created_at_ms, first_message_id) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_profile_id, account_profile_id) DO NOTHING"
+)
+_UPDATE_META = (
+    "UPDATE profiles SET updated_at_ms = ?, last_message_id = ?, last_source_id = ?, merge_count = ?, "
+    "created_at_ms = ? WHERE profile_id = ?"
+)
+
+
+@dataclass
+class Pending:
+    profiles: list[Row] = field(default_factory=list)
+    ids: list[Row] = field(default_factory=list)
+    events: list[Row] = field(default_factory=list)
+    audit: list[Row] = field(default_factory=list)
+    changes: list[Row] = field(default_factory=list)
+    links: list[Row] = field(default_factory=list)
+    # ("traits", [rows]) or ("merge", (survivor, absorbed)) in log order
+    ops: list[tuple[str, Any]] = field(default_factory=list)
+    merges: list[Row] = field(default_factory=list)
+    # profile_id -> (updated_at_ms, last_message_id, last_source_id, merge_count, created_at_ms)
+    meta: dict[str, Row] = field(default_factory=dict)
+
+    def trait_rows(self, rows: list[Row]) -> None:
+        if self.ops and self.ops[-1][0] == "traits":
+            self.ops[-1][1].extend(rows)
+        else:
+            self.ops.append(("traits", list(rows)))
+
+    def merge(self, survivor: str, absorbed: str) -> None:
+        self.ops.append(("merge", (survivor, absorbed)))
+
+    def flush(self, conn: Connection) -> None:
+        """Apply everything; the caller owns the transaction (and the checkpoint in it)."""
+        if self.profiles:
+            conn.executemany(_INSERT_PROFILE, self.profiles)
+        if self.ids:
+            conn.executemany(_INSERT_ID, self.ids)
+        if self.links:
+            conn.executemany(_INSERT_LINK, self.links)
+        for kind, payload in self.ops:
+            if kind == "traits":
+                conn.executemany(_UPSERT_TRAIT, payload)
+                continue
+            survivor, absorbed = payload
+            conn.execute("UPDATE profile_external_ids SET profile_id = ? WHERE profile_id = ?",
+                         (survivor, absorbed))
+            conn.execute("UPDATE profiles SET merged_into = ? WHERE profile_id = ? OR merged_into = ?",
+                         (survivor, absorbed, absorbed))
+            conn.execute(_MERGE_TRAITS + "", (survivor, absorbed))
+            conn.execute("DELETE FROM profile_traits WHERE profile_id = ?", (absorbed,))
+            conn.execute(_MERGE_LINKS, (survivor, absorbed))
+            conn.execute("DELETE FROM profile_links WHERE user_profile_id = ?", (absorbed,))
+        if self.merges:
+            conn.executemany(_INSERT_MERGE, self.merges)
+        if self.meta:
+            conn.executemany(_UPDATE_META, [(*row, pid) for pid, row in self.meta.items()])
+        if self.events:
+            conn.executemany(_INSERT_EVENT, self.events)
+        if self.audit:
+            conn.executemany(_INSERT_AUDIT, self.audit)
+        if self.changes:
+            conn.executemany(_INSERT_CHANGE, self.changes)
