@@ -139,11 +139,12 @@ def _string(node: Tree[Token] | Token, what: str) -> str:
 
 
 def _unquote(token: Token) -> str:
+    """Only quotes are unescaped: ``\\.`` must reach trait paths intact (a literal dot, spec 4.8)."""
     body = str(token)[1:-1]
     out: list[str] = []
     i = 0
     while i < len(body):
-        if body[i] == "\\" and i + 1 < len(body):
+        if body[i] == "\\" and i + 1 < len(body) and body[i + 1] in "'\"":
             out.append(body[i + 1])
             i += 2
         else:

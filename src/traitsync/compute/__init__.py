@@ -1,0 +1,1 @@
+"""Computation engines: the reference evaluator (the oracle), and later realtime and batch."""
