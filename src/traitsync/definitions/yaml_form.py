@@ -109,6 +109,11 @@ class _Reader:
 
     # --- options --------------------------------------------------------------------------
 
+    def name(self, entry: Mapping[str, AnyType], path: KeyPath) -> str | None:
+        if "name" not in entry:
+            return None
+        return self.string(entry["name"], (*path, "name"), "name")
+
     def options(self, entry: Mapping[str, AnyType], path: KeyPath) -> ir.Options:
         historical = (self.boolean(entry["historical"], (*path, "historical"))
                       if "historical" in entry else True)
@@ -298,7 +303,7 @@ def trait_from_yaml(doc: LocatedDocument, entry: object, path: KeyPath) -> ir.Co
     r = _Reader(doc)
     item = r.mapping(entry, path, TRAIT_KEYS, "a computed trait")
     key = r.string(r.required(item, "key", path), (*path, "key"), "key")
-    name = item.get("name")
+    name = r.name(item, path)
     options = r.options(item, path)
     if "query" in item:
         for other in ("kind", "event", "property", "function", "window", "where", "min_frequency",
@@ -356,7 +361,7 @@ def audience_from_yaml(doc: LocatedDocument, entry: object, path: KeyPath) -> ir
         condition: ir.Condition = _query(r, item, path, parse_audience_query)
     else:
         condition = r.condition(item["condition"], (*path, "condition"))
-    return ir.Audience(key=key, condition=condition, name=item.get("name"), options=r.options(item, path))
+    return ir.Audience(key=key, condition=condition, name=r.name(item, path), options=r.options(item, path))
 
 
 def _fields(trait: ir.ComputedTrait) -> dict[str, AnyType]:
