@@ -21,7 +21,7 @@ from traitsync.store.database import Connection, Database
 from traitsync.store.migrate import migrate
 
 CONSUMER = "identity"
-_WORKER_LOCK_KEY = 7352010
+WORKER_LOCK_KEY = 7352010
 #: Beyond this many cached identifiers the cache is dropped at a chunk boundary (a crude bound).
 MAX_CACHED_IDENTIFIERS = 3_000_000
 
@@ -76,7 +76,7 @@ class IdentityWorker:
         try:
             with conn.transaction():
                 if conn.dialect == "postgresql":
-                    conn.execute("SELECT pg_advisory_xact_lock(?)", (_WORKER_LOCK_KEY,))
+                    conn.execute("SELECT pg_advisory_xact_lock(?)", (WORKER_LOCK_KEY,))
                 generation = graph_generation(conn)
                 if generation != self._generation:
                     self.resolver.clear()
