@@ -172,8 +172,10 @@ class TrackingApi:
             if not items:
                 rejected.append((Rejection("empty_batch", "batch is empty"), None))
             context, integrations, sent_at = body.get("context"), body.get("integrations"), body.get("sentAt")
+            # Only a body over 32 KB can hold an item over 32 KB: skip re-serialising otherwise.
+            check_items = len(body_bytes) > EVENT_LIMIT
             for index, item in enumerate(items):
-                if isinstance(item, dict) and len(orjson.dumps(item)) > EVENT_LIMIT:
+                if check_items and isinstance(item, dict) and len(orjson.dumps(item)) > EVENT_LIMIT:
                     rej = Rejection("event_too_large", f"message is over {EVENT_LIMIT // 1024} KB", index,
                                     item.get("messageId") if isinstance(item.get("messageId"), str) else None)
                     rejected.append((rej, {"messageId": rej.message_id, "type": item.get("type")}))

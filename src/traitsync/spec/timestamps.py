@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
+from functools import lru_cache
 
 EPOCH_FLOOR_MS = 0  # Engage does not ingest events before 1970-01-01
 
@@ -27,9 +29,21 @@ def parse_iso_ms(value: str) -> int | None:
 
 
 def format_iso_ms(ms: int) -> str:
-    """``2024-01-02T03:04:05.678Z``: millisecond precision, always UTC with a Z."""
-    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    """``2024-01-02T03:04:05.678Z``: millisecond precision, always UTC with a Z.
+
+    Built from ``time.gmtime`` rather than ``datetime.strftime``: this runs twice per ingested
+    event and strftime was a third of validation time.
+    """
+    seconds, millis = divmod(ms, 1000)
+    t = time.gmtime(seconds)
+    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
+            f"{t.tm_sec:02d}.{millis:03d}Z")
+
+
+@lru_cache(maxsize=64)
+def format_received_ms(ms: int) -> str:
+    """``format_iso_ms`` for receipt times, which every event of a request shares."""
+    return format_iso_ms(ms)
 
 
 def corrected_timestamp_ms(received_ms: int, sent_ms: int | None, original_ms: int | None) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from traitsync.spec.event import event_name_of
-from traitsync.spec.timestamps import corrected_timestamp_ms, format_iso_ms, parse_iso_ms
+from traitsync.spec.timestamps import corrected_timestamp_ms, format_iso_ms, format_received_ms, parse_iso_ms
 
 MESSAGE_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
 MAX_MESSAGE_ID_CHARS = 100
@@ -155,7 +155,7 @@ def normalise(raw: Any, *, received_at_ms: int, default_type: str | None = None,
     """
     if not isinstance(raw, dict):
         return Rejection("bad_request", "each message must be a JSON object")
-    msg: dict[str, Any] = dict(raw)
+    msg: dict[str, Any] = raw  # the caller's freshly parsed dict: normalised in place, no copy
     if keep_received_at and isinstance(msg.get("receivedAt"), str):
         kept = parse_iso_ms(msg["receivedAt"])
         if kept is not None:
@@ -176,7 +176,6 @@ def normalise(raw: Any, *, received_at_ms: int, default_type: str | None = None,
                          f"{MAX_MESSAGE_ID_CHARS} are allowed", message_id=message_id[:MAX_MESSAGE_ID_CHARS])
     # A rejection names the client's own messageId only; a generated one would mean nothing to it.
     client_id = raw.get("messageId") if isinstance(raw.get("messageId"), str) else None
-    msg["messageId"] = message_id
     for check in (_check_ids(msg), _check_type_fields(msg), _check_context(msg.get("context"))):
         if check is not None:
             check.message_id = client_id
@@ -199,9 +198,11 @@ def normalise(raw: Any, *, received_at_ms: int, default_type: str | None = None,
         return Rejection("invalid_timestamp", "timestamp is before 1970-01-01", message_id=client_id)
     if original_ms is not None:
         msg["originalTimestamp"] = msg[original_key]
-    msg["timestamp"] = format_iso_ms(timestamp_ms)
-    msg["receivedAt"] = format_iso_ms(received_at_ms)
+    msg["timestamp"] = format_received_ms(timestamp_ms) if timestamp_ms == received_at_ms \
+        else format_iso_ms(timestamp_ms)
+    msg["receivedAt"] = format_received_ms(received_at_ms)
     msg.pop("writeKey", None)
+    msg["messageId"] = message_id
 
     user_id = msg.get("userId")
     anon = msg.get("anonymousId")

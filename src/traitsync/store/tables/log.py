@@ -44,5 +44,3 @@ checkpoints = Table(
     Column("offset", BigInteger, nullable=False),
     Column("updated_at_ms", BigInteger, nullable=False),
 )
-
-Index("ix_events_source_offset", events.c.source_id, events.c.offset)
