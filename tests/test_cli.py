@@ -94,3 +94,30 @@ def test_validate_ok_and_schema(config_file: Path) -> None:
     assert schema["title"] == "traitsync.yaml"
     assert schema["additionalProperties"] is False
     assert "sources" in schema["properties"]
+
+
+def test_validate_covers_definitions_and_shows_ir(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("space_id: s\nsources: [{id: a, write_key: k}]\naudiences:\n  - key: recent_buyers\n"
+                    "    condition:\n      performed: {event: Order Completed, at_least: 1, within: 30d}\n")
+    shown = runner.invoke(app, ["validate", "-c", str(good), "--show-ir"])
+    assert shown.exit_code == 0, shown.output
+    ir = json.loads(shown.output)
+    assert ir["definitions"][0]["key"] == "recent_buyers"
+    assert ir["definitions"][0]["condition"] == {"performed": {"event": "Order Completed", "at_least": 1,
+                                                               "within": "30d"}}
+    bad = tmp_path / "cycle.yaml"
+    bad.write_text("space_id: s\naudiences:\n  - key: a\n    condition: {in_audience: b}\n"
+                   "  - key: b\n    condition: {in_audience: a}\n")
+    result = runner.invoke(app, ["validate", "-c", str(bad)])
+    assert result.exit_code == 2
+    flat = " ".join(result.output.split())
+    assert "The audience would create a cycle by referencing another audience" in flat
+    assert "cycle.yaml:" in flat
+
+
+def test_schema_includes_definition_and_identity_sections() -> None:
+    schema = json.loads(runner.invoke(app, ["schema"]).output)
+    assert schema["properties"]["audiences"]["type"] == "array"
+    assert schema["properties"]["computed_traits"]["type"] == "array"
+    assert "identity" in schema["properties"]

@@ -1,7 +1,7 @@
 """Validate the whole config: the shared top level, then each stage's own sections.
 
-Stages that are not built yet simply contribute nothing; each one that exists validates its
-section against the located document, so errors keep naming the file, line and key.
+Each stage validates its section against the located document, so errors keep naming the
+file, line and key; this module only composes them (it is used by the CLI and the server).
 """
 
 from __future__ import annotations
@@ -19,12 +19,55 @@ class ValidationReport:
 
 
 def validate_everything(loaded: LoadedConfig) -> ValidationReport:
+    from traitsync.definitions import ir_to_dict, load_definitions
+    from traitsync.identity import load_identity_config
+
     config = loaded.config
     report = ValidationReport()
     report.lines.append(f"space {config.space_id}: {len(config.sources)} source(s)")
-    report.ir["space_id"] = config.space_id
+    identity = load_identity_config(loaded.document)
+    report.lines.append(f"identity: {len(identity.rules)} identifier rule(s), "
+                        f"{len(identity.custom_ids)} custom identifier(s)")
+    definitions = load_definitions(loaded.document)
+    traits = list(definitions.computed_traits)
+    audiences = list(definitions.audiences)
+    report.lines.append(f"definitions: {len(traits)} computed trait(s), {len(audiences)} audience(s)")
+    for extra in _stage_validators():
+        report.lines.extend(extra(loaded, definitions))
+    report.ir = {
+        "space_id": config.space_id,
+        "definitions": [ir_to_dict(definitions[key]) for key in definitions.order],
+    }
     return report
 
 
+def _stage_validators() -> list[Any]:
+    """Validators of later stages (activation's ``destinations:``), when they are installed."""
+    validators: list[Any] = []
+    try:
+        from traitsync.activation.config import validate_destinations_section
+    except ImportError:
+        return validators
+    validators.append(validate_destinations_section)
+    return validators
+
+
 def full_json_schema() -> dict[str, Any]:
-    return config_json_schema()
+    """The top-level schema with each stage's section schema filled in."""
+    from traitsync.definitions import definitions_json_schema
+    from traitsync.identity import IdentityConfigModel
+
+    schema = config_json_schema()
+    props = schema["properties"]
+    definitions = definitions_json_schema()
+    def_props = definitions.get("properties", {})
+    for key in ("computed_traits", "audiences"):
+        if key in def_props:
+            props[key] = def_props[key]
+    for name, sub in definitions.get("$defs", {}).items():
+        schema.setdefault("$defs", {})[name] = sub
+    identity = IdentityConfigModel.model_json_schema(ref_template="#/$defs/identity_{model}")
+    for name, sub in identity.pop("$defs", {}).items():
+        schema.setdefault("$defs", {})[f"identity_{name}"] = sub
+    props["identity"] = {"anyOf": [identity, {"type": "null"}]}
+    return schema
