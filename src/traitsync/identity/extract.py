@@ -52,7 +52,9 @@ class Extracted:
     blocked: list[tuple[str, str, str]] = field(default_factory=list)  # (collection, type, value)
 
     def add(self, config: IdentityConfig, id_type: str, raw: Any) -> None:
-        value = _text(raw)
+        if raw is None:
+            return
+        value = raw if type(raw) is str and raw else _text(raw)
         if value is None:
             return
         pair = (id_type, value)
@@ -88,20 +90,23 @@ def extract(event: StoredEvent, config: IdentityConfig) -> Extracted:
     props = _dict(body.get("properties"))
 
     ex.add(config, "user_id", body.get("userId"))
-    ex.add(config, "email", traits.get("email"))
-    ex.add(config, "email", ctx_traits.get("email"))
+    if traits:
+        ex.add(config, "email", traits.get("email"))
+    if ctx_traits:
+        ex.add(config, "email", ctx_traits.get("email"))
     ex.add(config, "anonymous_id", body.get("anonymousId"))
-    _device_ids(ex, config, context)
-    for holder in (_dict(context.get("integrations")), _dict(body.get("integrations"))):
-        ga = _dict(holder.get("Google Analytics"))
-        ex.add(config, "ga_client_id", ga.get("clientId"))
+    if "device" in context:
+        _device_ids(ex, config, context)
+    for holder in (context.get("integrations"), body.get("integrations")):
+        if holder:
+            ga = _dict(_dict(holder).get("Google Analytics"))
+            ex.add(config, "ga_client_id", ga.get("clientId"))
 
-    for id_type, keys in config.custom_ids.items():
-        for key in keys:
-            for variant in key_variants(key):
-                for holder in (traits, ctx_traits, props):
-                    if variant in holder:
-                        ex.add(config, id_type, holder[variant])
+    for id_type, variants in config.custom_variants.items():
+        for variant in variants:
+            for holder in (traits, ctx_traits, props):
+                if variant in holder:
+                    ex.add(config, id_type, holder[variant])
     externals = context.get("externalIds")
     if isinstance(externals, list):
         for raw in externals:

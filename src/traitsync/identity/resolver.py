@@ -185,6 +185,8 @@ class Resolver:
     def _limit_violation(self, states: list[ProfileState], new: list[Identifier],
                          at: int) -> tuple[str, str, str] | None:
         """The first type (by priority) whose limit the create/add/merge would break, if any."""
+        if not new and len(states) <= 1:
+            return None
         types = {t for t, _ in new}
         if len(states) > 1:
             for s in states:
