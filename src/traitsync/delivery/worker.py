@@ -163,7 +163,8 @@ class DestinationWorker:
             if len(outcomes) != len(rows):
                 raise RuntimeError(f"{self.adapter.slug}.classify returned {len(outcomes)} outcomes "
                                    f"for {len(rows)} messages")
-            retry_after = max((o.retry_after or 0.0 for o in outcomes), default=0.0) or None
+            hints = [o.retry_after for o in outcomes if o.retry_after is not None]
+            retry_after = max(hints) if hints else None
             self.limiter.observe(response.status, retry_after)
             if response.status >= 300:
                 detail = response.body[:500].decode("utf-8", "replace")
