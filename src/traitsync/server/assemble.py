@@ -1,10 +1,14 @@
 """Wire the stages into one runtime: which workers run and which routers are mounted.
 
 This is the one place that knows every stage; the stages themselves only know the ones
-before them in the flow.
+before them in the flow. Each stage has its own block below.
 """
 
 from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
 
 from traitsync.config import LoadedConfig
 from traitsync.server.app import RouterFactory
@@ -12,7 +16,31 @@ from traitsync.server.runtime import Runtime
 from traitsync.store import Database
 
 
+@dataclass
+class LoopService:
+    """Adapts a stage's ``run_forever(stop_event)`` to the runtime's Service protocol."""
+
+    name: str
+    target: Any
+
+    def run(self, stop: threading.Event) -> None:
+        self.target.run_forever(stop)
+
+
 def assemble(loaded: LoadedConfig, db: Database, *, role: str = "all") -> tuple[Runtime, list[RouterFactory]]:
     runtime = Runtime(loaded, db, role=role)
     routers: list[RouterFactory] = []
+
+    # --- identity and profiles -------------------------------------------------------------
+    from traitsync.identity import IdentityWorker, load_identity_config
+
+    identity_config = load_identity_config(loaded.document)
+    runtime.identity_config = identity_config  # type: ignore[attr-defined]
+    if runtime.runs_workers:
+        runtime.add_service(LoopService("identity", IdentityWorker(db, identity_config)))
+
+    # --- computations (realtime engine) -----------------------------------------------------
+
+    # --- activation and delivery ------------------------------------------------------------
+
     return runtime, routers
