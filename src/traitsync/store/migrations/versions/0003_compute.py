@@ -6,6 +6,10 @@ Revises: 0002_identity
 
 from __future__ import annotations
 
+from alembic import op
+
+from traitsync.store.tables.compute import COMPUTE_TABLES
+
 revision = "0003_compute"
 down_revision = "0002_identity"
 branch_labels = None
@@ -13,8 +17,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Filled in by the stage that owns these tables."""
+    bind = op.get_bind()
+    for table in COMPUTE_TABLES:
+        table.create(bind, checkfirst=True)
 
 
 def downgrade() -> None:
-    """Filled in by the stage that owns these tables."""
+    bind = op.get_bind()
+    for table in reversed(COMPUTE_TABLES):
+        table.drop(bind, checkfirst=True)

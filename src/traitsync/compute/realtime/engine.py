@@ -1,0 +1,448 @@
+"""The realtime engine: fold resolved events and profile changes into state, emit every change.
+
+It reads two streams identity commits together (``profile_events`` and ``profile_changes``)
+up to identity's checkpoint, interleaved by event offset so that each event is applied to the
+profile that was canonical when it was resolved, and writes states, due times, current values,
+results and both checkpoints in ONE transaction. The in-memory cache is only a cache: it is
+dropped whenever a transaction fails, so a crash can never leave memory ahead of the store.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from traitsync.compute.realtime.registry import Registry
+from traitsync.compute.realtime.state import Compiled, Identifiers, State
+from traitsync.compute.realtime.store import (
+    CHANGES_CONSUMER,
+    CONSUMER,
+    Output,
+    dumps,
+    load_identifiers,
+    load_states,
+    load_traits,
+    members_as_of,
+    profile_history,
+    read_events,
+)
+from traitsync.definitions import Definitions, ir
+from traitsync.log.event_log import Checkpoints
+from traitsync.spec.event import StoredEvent
+from traitsync.store.database import Connection, Database
+from traitsync.store.migrate import migrate
+
+IDENTITY_CONSUMER = "identity"
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class _Profile:
+    """What evaluation needs of one profile; ``traits``/``ids`` None = not loaded yet."""
+
+    states: dict[str, State]
+    traits: dict[str, Any] | None = None
+    ids: dict[str, list[str]] | None = None
+
+
+class RealtimeEngine:
+    """Incremental, exact evaluation of every definition for every profile, including exits in time."""
+
+    def __init__(self, db: Database, definitions: Definitions, *, clock: Callable[[], float] = time.time,
+                 cache_profiles: int = 50_000, chunk_size: int = 1000, progress: Progress | None = None) -> None:
+        migrate(db)
+        self.db = db
+        self.definitions = definitions
+        self.clock = clock
+        self.cache_profiles = cache_profiles
+        self.chunk_size = chunk_size
+        self.progress = progress
+        self.order = tuple(definitions.order)
+        self._deps = {k: definitions.dependencies(k) for k in self.order}
+        self._closure = {k: self._transitive(k) for k in self.order}
+        self._by_event: dict[str, list[str]] = {}
+        self._by_trait: dict[str, list[str]] = {}
+        for key in self.order:
+            defn = definitions[key]
+            for name in defn.events_read():
+                self._by_event.setdefault(name, []).append(key)
+            for trait in defn.traits_read():
+                if trait not in definitions:
+                    self._by_trait.setdefault(trait, []).append(key)
+        self._custom_traits = {k for k in self.order if any(t not in definitions for t in definitions[k].traits_read())}
+        self.compiled: dict[str, Compiled] = {}
+        self.failed: set[str] = set()
+        self._cache: OrderedDict[str, _Profile] = OrderedDict()
+        self._conn: Connection | None = None
+        self._prepared = False
+        self._live = False
+        self._wake = threading.Event()
+        #: Test hook: called inside each transaction after the writes, before the commit.
+        self.before_commit: Callable[[], None] | None = None
+
+    def _transitive(self, key: str) -> set[str]:
+        out: set[str] = set()
+        todo = list(self._deps[key])
+        while todo:
+            d = todo.pop()
+            if d not in out:
+                out.add(d)
+                todo.extend(self._deps[d])
+        return out
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = self.db.connect()
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def wake(self) -> None:
+        """Tell a sleeping ``run_forever`` that there is new work."""
+        self._wake.set()
+
+    def _transaction(self, work: Callable[[Connection, Output], int]) -> int:
+        conn = self._connection()
+        try:
+            with conn.transaction():
+                out = Output()
+                n = work(conn, out)
+                out.flush(conn)
+                if self.before_commit is not None:
+                    self.before_commit()
+            return n
+        except BaseException:
+            self._cache.clear()  # memory may be ahead of what was rolled back
+            raise
+
+    def prepare(self) -> None:
+        """Register definitions, backfill new or changed ones (resumably) before streaming."""
+        if self._prepared:
+            return
+        registry = Registry(self.db, self.definitions, self._connection(), self.now_ms())
+        self.compiled, self.failed = registry.sync()
+        backfill = registry.pending_backfill()
+        if backfill:
+            self._backfill(registry, backfill)
+        self._prepared = True
+
+    # -- the stream --------------------------------------------------------------------------------
+    def run_once(self, max_items: int | None = None) -> int:
+        """Process one chunk of resolved events and changes; returns how many items were consumed."""
+        self.prepare()
+        limit = max_items or self.chunk_size
+        return self._transaction(lambda conn, out: self._chunk(conn, out, limit))
+
+    def _chunk(self, conn: Connection, out: Output, limit: int) -> int:
+        identity = Checkpoints.get(conn, IDENTITY_CONSUMER)
+        after = Checkpoints.get(conn, CONSUMER)
+        changes_after = Checkpoints.get(conn, CHANGES_CONSUMER)
+        events = read_events(conn, after, identity, limit)
+        upto = events[-1][0] if len(events) >= limit else identity
+        changes = conn.fetchall(
+            'SELECT "offset", kind, profile_id, other_profile_id, id_type, trait_keys, event_offset, message_id '
+            'FROM profile_changes WHERE "offset" > ? AND collection = ? AND (event_offset IS NULL OR '
+            'event_offset <= ?) ORDER BY "offset"', (changes_after, "users", upto))
+        last_change = max((int(c[0]) for c in changes), default=changes_after)
+        all_changes = conn.scalar('SELECT MAX("offset") FROM profile_changes WHERE "offset" > ? AND '
+                                  '(event_offset IS NULL OR event_offset <= ?)', (changes_after, upto))
+        if all_changes is not None:
+            last_change = max(last_change, int(all_changes))  # skip account changes too
+        if upto <= after and last_change == changes_after:
+            if not self._live:
+                conn.execute("UPDATE computations SET status = 'Live' WHERE status = 'Computing'")
+                self._live = True
+            return 0
+        now = self.now_ms()
+        items: list[tuple[tuple[int, int, int], Any]] = []
+        for c in changes:
+            pos = after if c[6] is None else int(c[6])
+            items.append(((pos, 0, int(c[0])), c))
+        for offset, resolved in events:
+            if resolved is not None and resolved.event.event in self._by_event:
+                items.append(((offset, 1, 0), resolved))
+        items.sort(key=lambda i: i[0])
+        pids = {r.profile_id for _, r in events if r is not None}
+        pids.update(str(c[2]) for c in changes)
+        self._preload(conn, sorted(pids))
+        for (pos, kind, _), item in items:
+            if kind == 1:
+                self._on_event(conn, item.profile_id, item.event, now, out)
+            else:
+                self._on_change(conn, item, pos, now, out)
+        Checkpoints.set(conn, CONSUMER, max(upto, after))
+        Checkpoints.set(conn, CHANGES_CONSUMER, last_change)
+        if self._live and len(events) >= limit:
+            self._live = False
+        return len(events) + len(changes)
+
+    def _on_event(self, conn: Connection, pid: str, event: StoredEvent, now: int, out: Output) -> None:
+        prof = self._profile(conn, pid)
+        touched: set[str] = set()
+        for key in self._by_event.get(event.event or "", ()):
+            comp = self.compiled.get(key)
+            if comp is None or key in self.failed:
+                continue
+            rec = comp.record(event)
+            if rec is None:
+                continue
+            st = prof.states.setdefault(key, State())
+            comp.fold(st, rec, now)
+            touched.add(key)
+        if touched:
+            self._touch(conn, pid, prof, touched, event.message_id, now, out)
+
+    def _on_change(self, conn: Connection, change: tuple[Any, ...], pos: int, now: int, out: Output) -> None:
+        _, kind, pid, other, id_type, trait_keys, event_offset, message_id = change
+        if kind == "merged":
+            self._merge(conn, str(pid), str(other), int(event_offset) if event_offset is not None else pos,
+                        now, out)
+            return
+        prof = self._profile(conn, str(pid))
+        if kind == "traits_changed":
+            keys = orjson.loads(trait_keys) if trait_keys else []
+            prof.traits = None
+            touched = {k for t in keys for k in self._by_trait.get(t, ())}
+            if touched:
+                self._touch(conn, str(pid), prof, touched, f"trait:{sorted(keys)[0]}", now, out)
+            return
+        if kind in ("identifier_added", "identifier_removed"):
+            prof.ids = None
+            touched = {k for k, c in self.compiled.items() if id_type in c.eligible}
+            if touched:
+                self._touch(conn, str(pid), prof, touched, message_id or "identifier", now, out)
+
+    def _merge(self, conn: Connection, survivor: str, absorbed: str, offset: int, now: int, out: Output) -> None:
+        """The absorbed profile's values end (exits); the survivor is rebuilt from the union of events."""
+        gone = self._profile(conn, absorbed)
+        for key, st in gone.states.items():
+            comp = self.compiled.get(key)
+            if comp is not None:
+                self._set_value(absorbed, comp, st, False if isinstance(comp.defn, ir.Audience) else None,
+                                "merge", now, out)
+            out.states[(absorbed, key)] = None
+            out.dues[(absorbed, key)] = None
+            out.values[(absorbed, key)] = None
+        self._cache.pop(absorbed, None)
+        prof = self._profile(conn, survivor)
+        prof.traits = prof.ids = None
+        members = members_as_of(conn, survivor, offset)
+        self._rebuild(conn, survivor, prof, members, set(self.compiled) - self.failed, offset - 1, now)
+        self._touch(conn, survivor, prof, set(self.compiled) - self.failed, "merge", now, out)
+
+    def _rebuild(self, conn: Connection, pid: str, prof: _Profile, members: list[str], keys: set[str],
+                 upto: int, now: int) -> None:
+        """Fresh states for ``keys`` from the stored history (values and versions carry over)."""
+        names = {n for k in keys for n in self.compiled[k].events}
+        history = profile_history(conn, members, names, upto)
+        for key in keys:
+            comp = self.compiled[key]
+            old = prof.states.get(key) or State()
+            st = State(old.value, old.version, due=old.due)
+            for e in history:
+                rec = comp.record(e)
+                if rec is not None:
+                    comp.fold(st, rec, now)
+            prof.states[key] = st
+
+    # -- evaluation --------------------------------------------------------------------------------
+    def _touch(self, conn: Connection, pid: str, prof: _Profile, keys: set[str], cause: str, now: int,
+               out: Output) -> set[str]:
+        """Re-evaluate ``keys`` and, in dependency order, whatever reads a value that changed."""
+        needed = set(keys)
+        for key in keys:
+            needed.update(d for d in self._closure[key] if d not in prof.states)
+        changed: set[str] = set()
+        for key in self.order:
+            if key in self.failed or key not in self.compiled:
+                continue
+            if key in needed or self._deps[key] & changed:
+                try:
+                    if self._evaluate(conn, pid, prof, key, cause, now, out):
+                        changed.add(key)
+                except Exception as exc:  # one broken definition must not stop the others
+                    self.failed.add(key)
+                    conn.execute("UPDATE computations SET status = 'Failed', error = ? WHERE key = ?",
+                                 (f"{type(exc).__name__}: {exc}", key))
+        return changed
+
+    def _evaluate(self, conn: Connection, pid: str, prof: _Profile, key: str, cause: str, now: int,
+                  out: Output) -> bool:
+        comp = self.compiled[key]
+        st = prof.states.get(key)
+        if st is None:
+            st = prof.states[key] = State()
+        traits = self._traits_for(conn, pid, prof, key)
+        ids: Identifiers = self._ids(conn, pid, prof)
+        value, due = comp.evaluate(st, traits, ids, now)
+        changed = self._set_value(pid, comp, st, value, cause, now, out)
+        if due != st.due:
+            out.dues[(pid, key)] = due
+            st.due = due
+        out.states[(pid, key)] = st.dumps()
+        return changed
+
+    def _set_value(self, pid: str, comp: Compiled, st: State, value: Any, cause: str, now: int,
+                   out: Output) -> bool:
+        audience = isinstance(comp.defn, ir.Audience)
+        old = st.value
+        if audience:
+            if bool(old) == bool(value):
+                return False
+        elif dumps(old) == dumps(value):
+            return False
+        st.version += 1
+        st.value = value
+        wall = int(time.time() * 1000)
+        out.results.append((comp.key, comp.defn.id, comp.defn.computation_class, pid, dumps(old), dumps(value),
+                            st.version, now, cause[:120], wall))
+        out.values[(pid, comp.key)] = (value, st.version, wall)
+        delta = (1 if value else -1) if audience else int(value is not None) - int(old is not None)
+        if delta:
+            out.size_delta[comp.key] = out.size_delta.get(comp.key, 0) + delta
+        out.last_change[comp.key] = wall
+        return True
+
+    def _traits_for(self, conn: Connection, pid: str, prof: _Profile, key: str) -> dict[str, Any]:
+        comp = self.compiled[key]
+        base: dict[str, Any] = {}
+        if key in self._custom_traits or comp.relative:
+            if prof.traits is None:
+                prof.traits = load_traits(conn, [pid])[pid]
+            base = dict(prof.traits)
+        for dep in self._deps[key]:
+            st = prof.states.get(dep)
+            value = None if st is None else st.value
+            base[dep] = bool(value) if isinstance(self.definitions[dep], ir.Audience) else value
+        return base
+
+    def _ids(self, conn: Connection, pid: str, prof: _Profile) -> dict[str, list[str]]:
+        if prof.ids is None:
+            prof.ids = load_identifiers(conn, [pid])[pid]
+        return prof.ids
+
+    # -- cache -------------------------------------------------------------------------------------
+    def _preload(self, conn: Connection, pids: list[str]) -> None:
+        missing = [p for p in pids if p not in self._cache]
+        if not missing:
+            return
+        states = load_states(conn, missing)
+        ids = load_identifiers(conn, missing)
+        traits = load_traits(conn, missing) if self._custom_traits else {}
+        for pid in missing:
+            prof = _Profile({k: State.loads(v) for k, v in states[pid].items()}, traits.get(pid), ids[pid])
+            self._remember(pid, prof)
+
+    def _profile(self, conn: Connection, pid: str) -> _Profile:
+        prof = self._cache.get(pid)
+        if prof is None:
+            self._preload(conn, [pid])
+            prof = self._cache[pid]
+        else:
+            self._cache.move_to_end(pid)
+        return prof
+
+    def _remember(self, pid: str, prof: _Profile) -> None:
+        self._cache[pid] = prof
+        while len(self._cache) > self.cache_profiles:
+            self._cache.popitem(last=False)
+
+    # -- time --------------------------------------------------------------------------------------
+    def fire_due(self, now_ms: int | None = None, batch: int = 2000) -> int:
+        """Re-evaluate every (profile, computation) whose due time has come; returns how many fired."""
+        self.prepare()
+        now = self.now_ms() if now_ms is None else now_ms
+        total = 0
+        while True:
+            n = self._transaction(lambda conn, out: self._fire(conn, out, now, batch))
+            total += n
+            if n < batch:
+                return total
+
+    def _fire(self, conn: Connection, out: Output, now: int, batch: int) -> int:
+        rows = conn.fetchall("SELECT profile_id, computation_key FROM compute_due WHERE due_at_ms <= ? "
+                             "ORDER BY due_at_ms LIMIT ?", (now, batch))
+        by_profile: dict[str, set[str]] = {}
+        for pid, key in rows:
+            by_profile.setdefault(str(pid), set()).add(str(key))
+        self._preload(conn, sorted(by_profile))
+        for pid, keys in by_profile.items():
+            prof = self._profile(conn, pid)
+            live = {k for k in keys if k in self.compiled and k not in self.failed}
+            for k in keys - live:
+                out.dues[(pid, k)] = None
+            if live:
+                self._touch(conn, pid, prof, live, "timer", now, out)
+            for k in live:  # a due time at or before now must not fire again
+                st = prof.states.get(k)
+                if st is not None and st.due is not None and st.due <= now:
+                    out.dues[(pid, k)] = None
+                    st.due = None
+        return len(rows)
+
+    def next_due_ms(self) -> int | None:
+        conn = self._connection()
+        value = conn.scalar("SELECT MIN(due_at_ms) FROM compute_due")
+        conn.commit()
+        return None if value is None else int(value)
+
+    def run_forever(self, stop_event: threading.Event, poll_seconds: float = 0.1) -> None:
+        """Consume the streams and fire due times until ``stop_event``; sleeps until the next due time.
+
+        New events are noticed within ``poll_seconds`` (or at once after :meth:`wake`).
+        """
+        try:
+            while not stop_event.is_set():
+                n = self.run_once()
+                fired = self.fire_due(self.now_ms())
+                if n or fired:
+                    continue
+                wait = poll_seconds
+                nxt = self.next_due_ms()
+                if nxt is not None:
+                    wait = min(wait, max(0.0, (nxt - self.now_ms()) / 1000))
+                self._wake.wait(wait)
+                self._wake.clear()
+        finally:
+            self.close()
+
+    # -- backfill ----------------------------------------------------------------------------------
+    def _backfill(self, registry: Registry, keys: set[str]) -> None:
+        conn = self._connection()
+        upto = Checkpoints.get(conn, CONSUMER)
+        conn.commit()
+        total = registry.canonical_count(upto)
+        done = registry.backfill_done(keys, upto)
+        cursor = registry.backfill_cursor(keys)
+        while True:
+            page = registry.canonical_page(upto, cursor, 200)
+            if not page:
+                break
+
+            def work(conn: Connection, out: Output, page: list[str] = page) -> int:
+                self._preload(conn, page)
+                for pid in page:
+                    prof = self._profile(conn, pid)
+                    self._rebuild(conn, pid, prof, members_as_of(conn, pid, upto), keys, upto, self.now_ms())
+                    self._touch(conn, pid, prof, keys, "backfill", self.now_ms(), out)
+                registry.save_cursor(conn, keys, page[-1])
+                return len(page)
+
+            done += self._transaction(work)
+            cursor = page[-1]
+            if self.progress is not None:
+                self.progress(done, total)
+        registry.finish_backfill(keys)

@@ -1,0 +1,169 @@
+"""The engine's reads and writes: profile context, resolved events, and one transaction's output.
+
+Reads are batched per chunk (one query for many profiles) because the engine's cost is
+dominated by round trips; writes are collected in :class:`Output` and applied together with
+the checkpoints, so a crash replays exactly the unsaved chunk.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from traitsync.spec.event import StoredEvent
+from traitsync.store.database import Connection
+
+CONSUMER = "realtime"
+CHANGES_CONSUMER = "realtime.changes"
+_CHUNK = 500
+
+_EVENT_COLUMNS = ('SELECT pe."offset", pe.profile_id, e.message_id, e.source_id, e.type, e.event, e.timestamp_ms, '
+                  "e.received_at_ms, e.body FROM profile_events pe JOIN events e ON e.\"offset\" = pe.\"offset\" ")
+
+
+def _in(values: Sequence[Any]) -> str:
+    return ",".join("?" * len(values))
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i:i + _CHUNK]
+
+
+def dumps(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+@dataclass
+class ResolvedEvent:
+    """An event with the profile identity gave it (canonical as of its own offset)."""
+
+    profile_id: str
+    event: StoredEvent
+
+
+def read_events(conn: Connection, after: int, upto: int, limit: int) -> list[tuple[int, ResolvedEvent | None]]:
+    """Resolved events in (after, upto], at most ``limit``; unresolved rows come back as None."""
+    rows = conn.fetchall(_EVENT_COLUMNS + 'WHERE pe."offset" > ? AND pe."offset" <= ? ORDER BY pe."offset" LIMIT ?',
+                         (after, upto, limit))
+    out: list[tuple[int, ResolvedEvent | None]] = []
+    for r in rows:
+        if r[1] is None:
+            out.append((int(r[0]), None))
+            continue
+        ev = StoredEvent(int(r[0]), r[2], r[3], r[4], r[5], None, None, int(r[6]), int(r[7]), orjson.loads(r[8]))
+        out.append((int(r[0]), ResolvedEvent(str(r[1]), ev)))
+    return out
+
+
+def profile_history(conn: Connection, profile_ids: Sequence[str], names: Collection[str],
+                    upto: int) -> list[StoredEvent]:
+    """Events of these profiles (resolve-time ids) with these names, up to offset ``upto``."""
+    if not profile_ids or not names:
+        return []
+    name_list = sorted(names)
+    rows = conn.fetchall(
+        _EVENT_COLUMNS + f'WHERE pe.profile_id IN ({_in(profile_ids)}) AND pe.event IN ({_in(name_list)}) '
+        'AND pe."offset" <= ? ORDER BY pe.timestamp_ms, pe."offset"', (*profile_ids, *name_list, upto))
+    return [StoredEvent(int(r[0]), r[2], r[3], r[4], r[5], None, None, int(r[6]), int(r[7]), orjson.loads(r[8]))
+            for r in rows]
+
+
+def members_as_of(conn: Connection, profile_id: str, upto: int) -> list[str]:
+    """The profile and everything merged into it by merges at offsets <= ``upto``."""
+    members = [profile_id]
+    frontier = [profile_id]
+    while frontier:
+        rows = conn.fetchall(f"SELECT absorbed_id FROM identity_merges WHERE survivor_id IN ({_in(frontier)}) "
+                             "AND event_offset <= ?", (*frontier, upto))
+        frontier = [str(r[0]) for r in rows if str(r[0]) not in members]
+        members.extend(frontier)
+    return members
+
+
+def load_states(conn: Connection, profile_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {pid: {} for pid in profile_ids}
+    for part in _chunks(list(profile_ids)):
+        for pid, key, text in conn.fetchall(
+                f"SELECT profile_id, computation_key, state FROM compute_state WHERE profile_id IN ({_in(part)})",
+                part):
+            out[str(pid)][str(key)] = text
+    return out
+
+
+def load_traits(conn: Connection, profile_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {pid: {} for pid in profile_ids}
+    for part in _chunks(list(profile_ids)):
+        for pid, key, value in conn.fetchall(
+                f"SELECT profile_id, key, value FROM profile_traits WHERE profile_id IN ({_in(part)}) "
+                "AND value IS NOT NULL", part):
+            out[str(pid)][str(key)] = orjson.loads(value)
+    return out
+
+
+def load_identifiers(conn: Connection, profile_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+    out: dict[str, dict[str, list[str]]] = {pid: {} for pid in profile_ids}
+    for part in _chunks(list(profile_ids)):
+        for pid, id_type, value in conn.fetchall(
+                f"SELECT profile_id, id_type, value FROM profile_external_ids WHERE profile_id IN ({_in(part)}) "
+                "AND collection = 'users'", part):
+            out[str(pid)].setdefault(str(id_type), []).append(str(value))
+    return out
+
+
+@dataclass
+class Output:
+    """Everything one transaction writes."""
+
+    states: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    dues: dict[tuple[str, str], int | None] = field(default_factory=dict)
+    values: dict[tuple[str, str], tuple[Any, int, int] | None] = field(default_factory=dict)
+    results: list[tuple[Any, ...]] = field(default_factory=list)
+    size_delta: dict[str, int] = field(default_factory=dict)
+    last_change: dict[str, int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.states or self.dues or self.values or self.results)
+
+    def flush(self, conn: Connection) -> None:
+        put = [(p, k, s) for (p, k), s in self.states.items() if s is not None]
+        gone = [(p, k) for (p, k), s in self.states.items() if s is None]
+        if put:
+            conn.executemany("INSERT INTO compute_state (profile_id, computation_key, state) VALUES (?, ?, ?) "
+                             "ON CONFLICT (profile_id, computation_key) DO UPDATE SET state = excluded.state", put)
+        if gone:
+            conn.executemany("DELETE FROM compute_state WHERE profile_id = ? AND computation_key = ?", gone)
+        due_put = [(p, k, d) for (p, k), d in self.dues.items() if d is not None]
+        due_gone = [(p, k) for (p, k), d in self.dues.items() if d is None]
+        if due_put:
+            conn.executemany("INSERT INTO compute_due (profile_id, computation_key, due_at_ms) VALUES (?, ?, ?) "
+                             "ON CONFLICT (profile_id, computation_key) DO UPDATE SET due_at_ms = excluded.due_at_ms",
+                             due_put)
+        if due_gone:
+            conn.executemany("DELETE FROM compute_due WHERE profile_id = ? AND computation_key = ?", due_gone)
+        val_put = [(p, k, dumps(v[0]), v[1], v[2]) for (p, k), v in self.values.items() if v is not None]
+        val_gone = [(p, k) for (p, k), v in self.values.items() if v is None]
+        if val_put:
+            conn.executemany(
+                "INSERT INTO computed_values (profile_id, computation_key, value, version, updated_at_ms) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (profile_id, computation_key) DO UPDATE SET "
+                "value = excluded.value, version = excluded.version, updated_at_ms = excluded.updated_at_ms",
+                val_put)
+        if val_gone:
+            conn.executemany("DELETE FROM computed_values WHERE profile_id = ? AND computation_key = ?", val_gone)
+        if self.results:
+            conn.executemany(
+                "INSERT INTO computation_results (computation_key, computation_id, computation_class, profile_id, "
+                "old_value, new_value, version, as_of_ms, cause, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self.results)
+        for key, delta in self.size_delta.items():
+            conn.execute("UPDATE computations SET size = size + ?, last_change_at_ms = ? WHERE key = ?",
+                         (delta, self.last_change.get(key, int(time.time() * 1000)), key))
+        for key, at in self.last_change.items():
+            if key not in self.size_delta:
+                conn.execute("UPDATE computations SET last_change_at_ms = ? WHERE key = ?", (at, key))
+
