@@ -1,0 +1,184 @@
+"""Resolve ``destinations:`` against the definitions into what activation runs (DESIGN 4.1).
+
+``destinations/config.py`` validates each entry against its adapter; this module adds what
+needs the computations too: every connection names a known computed trait or audience, a list
+destination only carries audiences (segment-spec 5.1: "List destinations can only receive
+Audiences"), and each connection becomes a ``ConnectionSettings`` with the definition's
+``historical`` and anonymous-user options.
+
+**Event or list?** An adapter that speaks only one of the two decides it. An adapter that
+speaks both (``webhook``, ``jsonl``) is a list destination when its entry has ``schedule:``
+(only list syncs have a cadence) and an event destination otherwise; the destination config
+model has no separate ``mode`` key, and ``schedule`` already means "sync a list on this clock".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from traitsync.activation.types import ActivationTarget, ComputationRef, ConnectionSettings
+from traitsync.config import KeyPath, LoadedConfig
+from traitsync.definitions import Definitions
+from traitsync.definitions.ir import Audience, Definition
+from traitsync.destinations.config import ConnectionConfig, ResolvedDestination, parse_destinations
+from traitsync.destinations.registry import default_rate
+
+Mode = Literal["event", "list"]
+
+
+def _name_of(definition: Definition) -> str:
+    if definition.name:
+        return definition.name
+    return definition.key.replace("_", " ").title()
+
+
+def computation_ref(definition: Definition) -> ComputationRef:
+    """The ``context.personas`` identity of a definition (id ``tra_``/``aud_``, key, name)."""
+    kind: Literal["trait", "audience"] = "audience" if isinstance(definition, Audience) else "trait"
+    return ComputationRef(id=definition.id, key=definition.key, kind=kind, name=_name_of(definition))
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One computation connected to one destination."""
+
+    computation: ComputationRef
+    settings: ConnectionSettings
+    path: KeyPath
+
+
+@dataclass(frozen=True)
+class ActivationDestination:
+    """A destination as activation and delivery run it."""
+
+    resolved: ResolvedDestination
+    mode: Mode
+    target: ActivationTarget
+    connections: tuple[Connection, ...]
+    rate: float
+    interval_s: float
+
+    @property
+    def id(self) -> str:
+        return self.resolved.config.id
+
+    @property
+    def name(self) -> str:
+        return self.resolved.display_name
+
+    def connections_for(self, computation_key: str) -> list[Connection]:
+        return [c for c in self.connections if c.computation.key == computation_key]
+
+
+@dataclass(frozen=True)
+class ActivationConfig:
+    space_id: str
+    destinations: tuple[ActivationDestination, ...]
+
+    def by_id(self) -> dict[str, ActivationDestination]:
+        return {d.id: d for d in self.destinations}
+
+    @property
+    def event_destinations(self) -> tuple[ActivationDestination, ...]:
+        return tuple(d for d in self.destinations if d.mode == "event")
+
+    @property
+    def list_destinations(self) -> tuple[ActivationDestination, ...]:
+        return tuple(d for d in self.destinations if d.mode == "list")
+
+    def event_connections(self) -> dict[str, list[tuple[ActivationDestination, Connection]]]:
+        """computation key -> every (event destination, connection) it feeds."""
+        out: dict[str, list[tuple[ActivationDestination, Connection]]] = {}
+        for dest in self.event_destinations:
+            for conn in dest.connections:
+                out.setdefault(conn.computation.key, []).append((dest, conn))
+        return out
+
+
+def destination_mode(resolved: ResolvedDestination) -> Mode:
+    kinds = resolved.adapter.kinds
+    if "list" not in kinds:
+        return "event"
+    if "event" not in kinds:
+        return "list"
+    return "list" if resolved.config.schedule is not None else "event"
+
+
+def _settings(conn: ConnectionConfig, definition: Definition) -> ConnectionSettings:
+    return ConnectionSettings(
+        send_identify="identify" in conn.send,
+        send_track="track" in conn.send,
+        trait_event_name=conn.trait_event_name,
+        entered_event_name=conn.entered_event_name,
+        exited_event_name=conn.exited_event_name,
+        id_sync=dict(conn.id_sync) if conn.id_sync is not None else None,
+        include_anonymous=conn.include_anonymous or definition.options.include_anonymous,
+        historical=definition.options.historical,
+    )
+
+
+def load_activation(loaded: LoadedConfig, definitions: Definitions) -> ActivationConfig:
+    """Every destination with its resolved connections; raises ``ConfigError`` (file:line:key)."""
+    doc = loaded.document
+    data: Mapping[str, Any] = doc.data if isinstance(doc.data, dict) else {}
+    resolved = parse_destinations(doc, data.get("destinations"))
+    space_id = loaded.config.space_id
+    out: list[ActivationDestination] = []
+    for i, dest in enumerate(resolved):
+        mode = destination_mode(dest)
+        connections: list[Connection] = []
+        seen: set[str] = set()
+        for j, conn in enumerate(dest.config.connections):
+            path: KeyPath = ("destinations", i, "connections", j)
+            definition = definitions.get(conn.computation)
+            if definition is None:
+                known = ", ".join(sorted(definitions)) or "none are defined"
+                raise doc.error((*path, "computation"), f"unknown computation {conn.computation!r}; "
+                                f"connect a computed trait or audience key ({known})")
+            if conn.computation in seen:
+                raise doc.error((*path, "computation"), f"{conn.computation!r} is connected twice to "
+                                f"destination {dest.config.id!r}; one connection per computation")
+            seen.add(conn.computation)
+            if mode == "list" and not isinstance(definition, Audience):
+                raise doc.error((*path, "computation"), f"computed trait {conn.computation!r} cannot go to "
+                                f"list destination {dest.config.id!r}: list destinations only receive "
+                                "audiences; connect it to an event destination (identify or track)")
+            if definition.options.level != "user":
+                raise doc.error((*path, "computation"), "account-level computations cannot be activated yet")
+            if mode == "event" and "group" in conn.send:
+                raise doc.error((*path, "send"), "send: group needs an account-level computation, "
+                                "which traitsync does not activate yet; use identify and/or track")
+            if mode == "event" and not ({"identify", "track"} & set(conn.send)):
+                raise doc.error((*path, "send"), "send must include identify or track")
+            connections.append(Connection(computation_ref(definition), _settings(conn, definition), path))
+        target = ActivationTarget(destination_id=dest.config.id, destination_name=dest.display_name,
+                                  space_id=space_id)
+        rate = dest.config.rate_limit if dest.config.rate_limit is not None else default_rate(dest.adapter)
+        out.append(ActivationDestination(resolved=dest, mode=mode, target=target, connections=tuple(connections),
+                                         rate=rate, interval_s=dest.list_interval_s))
+    return ActivationConfig(space_id=space_id, destinations=tuple(out))
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def validate_destinations_section(loaded: LoadedConfig, definitions: Definitions) -> list[str]:
+    """Summary lines for ``traitsync validate``; raises ``ConfigError`` on the first problem."""
+    config = load_activation(loaded, definitions)
+    lines = [f"destinations: {len(config.event_destinations)} event, {len(config.list_destinations)} list"]
+    for dest in config.destinations:
+        keys = ", ".join(c.computation.key for c in dest.connections) or "no connections"
+        detail = f"{dest.rate:g} req/s"
+        if dest.mode == "list":
+            detail += f", every {_duration(dest.interval_s)}"
+            wanted = dest.resolved.config.schedule
+            if wanted is not None and wanted.seconds < dest.interval_s:
+                detail += f" (schedule {wanted.every} raised to the {dest.resolved.adapter.name} floor)"
+        lines.append(f"  {dest.id} ({dest.resolved.config.kind}, {dest.mode}, {detail}): {keys}")
+    return lines

@@ -1,0 +1,217 @@
+"""List destinations: on a schedule, upload audience membership diffs (segment-spec 5.8).
+
+For each (list destination, audience) the scheduler keeps, in ``activation_list_members``, the
+identifiers the vendor list is *confirmed* to hold, and in ``activation_lists`` whether the list
+is confirmed created. A sync:
+
+1. waits while the previous sync of that audience still has undelivered operations (a diff
+   against membership that has not been confirmed yet would upload the same members twice);
+2. reads the members from ``computed_values`` and their identifiers (ID Sync applies; removes
+   go to every identifier the list holds, whatever ID Sync selects now);
+3. plans with ``diff.plan_list_sync``: the first sync creates the list (named after the
+   audience) and adds every member; later syncs only add and remove;
+4. enqueues ``audience_list`` operations in the adapter's batch size, ordered per audience
+   (create, removes, adds), in one transaction with the schedule update.
+
+Membership moves forward in ``confirm_list_operation``, the delivery hook, so a dead batch is
+simply planned again at the next sync (under a new sync id, hence new messageIds).
+
+Cadence: the destination's ``schedule.every`` (default hourly), never below the adapter's
+floor; the first sync of a new audience runs at once; ``sync_now`` (``traitsync destinations
+sync ID``) runs one regardless of the clock.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from traitsync.activation.config import ActivationConfig, ActivationDestination, Connection
+from traitsync.activation.diff import ListMember, plan_list_sync
+from traitsync.activation.ids import select_identifiers
+from traitsync.activation.payloads import list_messages
+from traitsync.activation.state import LIST_META
+from traitsync.activation.types import Identifier
+from traitsync.activation.worker import load_identifiers
+from traitsync.delivery.outbox import Outbox, now_ms
+from traitsync.destinations.base import Outcome
+from traitsync.store.database import Connection as DbConnection
+from traitsync.store.database import Database
+
+log = structlog.get_logger("traitsync.activation.lists")
+
+
+def list_order_key(computation_id: str) -> str:
+    """Every operation of one audience's list shares an order key, so they go out in order."""
+    return f"list:{computation_id}"
+
+
+@dataclass(frozen=True)
+class ListSyncResult:
+    destination_id: str
+    computation_key: str
+    created: bool = False
+    adds: int = 0
+    removes: int = 0
+    messages: int = 0
+    skipped: str | None = None
+
+
+def confirm_list_operation(conn: DbConnection, destination_id: str, meta: Mapping[str, Any],
+                           outcome: Outcome) -> None:
+    """Delivery hook for list operations: the list now holds what was delivered."""
+    comp = str(meta["computation_id"])
+    action = meta.get("action")
+    if action == "create":
+        external = (outcome.detail or {}).get("external_id")
+        conn.execute("UPDATE activation_lists SET created = ?, external_id = COALESCE(?, external_id)"
+                     " WHERE destination_id = ? AND computation_id = ?", (True, external, destination_id, comp))
+        return
+    members = [(str(p), str(t), str(v)) for p, t, v in meta.get("members", [])]
+    if action == "add":
+        conn.executemany(
+            "INSERT INTO activation_list_members (destination_id, computation_id, id_type, id_value, profile_id,"
+            " added_at_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (destination_id, computation_id, id_type, id_value)"
+            " DO UPDATE SET profile_id = excluded.profile_id",
+            [(destination_id, comp, t, v, p, now_ms()) for p, t, v in members])
+    elif action == "remove":
+        conn.executemany(
+            "DELETE FROM activation_list_members WHERE destination_id = ? AND computation_id = ? AND id_type = ?"
+            " AND id_value = ?", [(destination_id, comp, t, v) for _, t, v in members])
+
+
+class ListScheduler:
+    """Run list syncs when due; one instance per process that runs workers."""
+
+    name = "lists"
+
+    def __init__(self, db: Database, config: ActivationConfig, *, clock: Callable[[], int] = now_ms,
+                 tick: float = 1.0) -> None:
+        self.db = db
+        self.config = config
+        self.clock = clock
+        self.tick = tick
+        self.outbox = Outbox(db, clock=clock)
+
+    # -- loop ------------------------------------------------------------------------------------
+
+    def run_once(self) -> list[ListSyncResult]:
+        """Sync every (list destination, audience) that is due."""
+        out: list[ListSyncResult] = []
+        for dest in self.config.list_destinations:
+            for connection in dest.connections:
+                result = self._sync(dest, connection, force=False)
+                if result is not None:
+                    out.append(result)
+        return out
+
+    def sync_now(self, destination_id: str) -> list[ListSyncResult]:
+        """Sync every audience of one list destination now, whatever the schedule says."""
+        dest = self.config.by_id().get(destination_id)
+        if dest is None or dest.mode != "list":
+            raise KeyError(destination_id)
+        return [r for c in dest.connections if (r := self._sync(dest, c, force=True)) is not None]
+
+    def run_forever(self, stop: threading.Event) -> None:
+        if not self.config.list_destinations:
+            return
+        while not stop.is_set():
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("list sync round failed; retrying")
+            stop.wait(self.tick)
+
+    def run(self, stop: threading.Event) -> None:
+        self.run_forever(stop)
+
+    # -- one sync --------------------------------------------------------------------------------
+
+    def _sync(self, dest: ActivationDestination, connection: Connection, *, force: bool) -> ListSyncResult | None:
+        conn = self.db.connect()
+        try:
+            with conn.transaction():
+                return self._sync_in(conn, dest, connection, force=force)
+        finally:
+            conn.close()
+
+    def _sync_in(self, conn: DbConnection, dest: ActivationDestination, connection: Connection, *,
+                 force: bool) -> ListSyncResult | None:
+        comp = connection.computation
+        now = self.clock()
+        row = conn.fetchone("SELECT created, external_id, sync_seq, next_sync_at_ms FROM activation_lists"
+                            " WHERE destination_id = ? AND computation_id = ?", (dest.id, comp.id))
+        if row is None:
+            conn.execute("INSERT INTO activation_lists (destination_id, computation_id, computation_key, created,"
+                         " sync_seq, next_sync_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                         (dest.id, comp.id, comp.key, False, 0, now))
+            row = (False, None, 0, now)
+        created, external_id, seq, next_at = bool(row[0]), row[1], int(row[2]), int(row[3])
+        if not force and next_at > now:
+            return None
+        busy = conn.scalar("SELECT COUNT(*) FROM delivery_outbox WHERE destination_id = ? AND order_key = ?"
+                           " AND terminal = ?", (dest.id, list_order_key(comp.id), False))
+        if busy:
+            return ListSyncResult(dest.id, comp.key, skipped="previous sync still delivering")
+        uploaded = self._uploaded(conn, dest.id, comp.id) if created else None
+        members = self._members(conn, comp.key, connection)
+        diff = plan_list_sync(uploaded, members)
+        messages = list_messages(comp, diff, dest.target, sync_id=str(seq + 1), timestamp_ms=now,
+                                 batch_size=dest.resolved.adapter.max_batch)
+        metas = self._metas(comp.id, diff.create, diff.removes, diff.adds, dest.resolved.adapter.max_batch)
+        for message, meta in zip(messages, metas, strict=True):
+            if external_id:
+                message["context"]["personas"]["external_audience_id"] = external_id
+            self.outbox.enqueue(conn, dest.id, list_order_key(comp.id), message, computation_id=comp.id, meta=meta,
+                                at_ms=now)
+        conn.execute("UPDATE activation_lists SET sync_seq = ?, last_sync_at_ms = ?, next_sync_at_ms = ?"
+                     " WHERE destination_id = ? AND computation_id = ?",
+                     (seq + 1, now, now + int(dest.interval_s * 1000), dest.id, comp.id))
+        if messages:
+            log.info("list sync", destination=dest.id, audience=comp.key, adds=len(diff.adds),
+                     removes=len(diff.removes), created=diff.create)
+        return ListSyncResult(dest.id, comp.key, created=diff.create, adds=len(diff.adds), removes=len(diff.removes),
+                              messages=len(messages))
+
+    @staticmethod
+    def _metas(computation_id: str, create: bool, removes: Sequence[ListMember], adds: Sequence[ListMember],
+               batch_size: int) -> list[dict[str, Any]]:
+        """The delivery hook's view of each message, batched exactly as ``list_messages`` batches."""
+        out: list[dict[str, Any]] = []
+        if create:
+            out.append({"kind": LIST_META, "computation_id": computation_id, "action": "create", "members": []})
+        size = max(1, batch_size)
+        for action, members in (("remove", removes), ("add", adds)):
+            for start in range(0, len(members), size):
+                out.append({"kind": LIST_META, "computation_id": computation_id, "action": action,
+                            "members": [[m.profile_id, m.identifier.type, m.identifier.value]
+                                        for m in members[start:start + size]]})
+        return out
+
+    @staticmethod
+    def _uploaded(conn: DbConnection, destination_id: str, computation_id: str) -> dict[str, frozenset[Identifier]]:
+        held: dict[str, set[Identifier]] = {}
+        for pid, id_type, value in conn.fetchall(
+                "SELECT profile_id, id_type, id_value FROM activation_list_members WHERE destination_id = ?"
+                " AND computation_id = ?", (destination_id, computation_id)):
+            held.setdefault(str(pid), set()).add(Identifier(str(id_type), str(value)))
+        return {pid: frozenset(ids) for pid, ids in held.items()}
+
+    @staticmethod
+    def _members(conn: DbConnection, computation_key: str, connection: Connection) -> dict[str, list[Identifier]]:
+        rows = conn.fetchall("SELECT profile_id, value FROM computed_values WHERE computation_key = ?",
+                             (computation_key,))
+        profiles = [str(pid) for pid, value in rows if value is not None and json.loads(value) is True]
+        identifiers = load_identifiers(conn, profiles)
+        out: dict[str, list[Identifier]] = {}
+        for pid in profiles:
+            selected = select_identifiers(identifiers.get(pid, []), id_sync=connection.settings.id_sync,
+                                          include_anonymous=connection.settings.include_anonymous)
+            if selected:
+                out[pid] = selected
+        return out

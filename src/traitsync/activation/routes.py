@@ -1,0 +1,152 @@
+"""``/api/v1/destinations``: destinations, Delivery Overview and the debugger (segment-spec 5.5).
+
+The overview counts the messages that entered delivery in ``[since, until)`` by Segment's
+stages: *Filtered at destination* (by discard reason), *Events pending retry*, *Failed
+delivery* (by code) and *Successful delivery*, plus messages not yet attempted and how many
+successes needed retries. ``since``/``until`` accept ISO-8601 or epoch milliseconds; the default
+range is the last 24 hours (Segment's UI offers 10 minutes to 2 weeks).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from traitsync.activation.config import ActivationConfig, ActivationDestination
+from traitsync.activation.lists import ListScheduler
+from traitsync.delivery.outbox import Outbox, now_ms
+from traitsync.delivery.overview import DebugEntry, delivery_overview, recent_messages
+from traitsync.delivery.worker import DestinationWorker
+from traitsync.store.database import Database
+
+DAY_MS = 86_400_000
+STAGES = ("filtered_at_destination", "pending", "pending_retry", "failed_delivery", "successful_delivery")
+
+
+def parse_time_ms(value: str | None, default: int) -> int:
+    """ISO-8601 (``Z`` allowed) or epoch milliseconds; 400 on anything else."""
+    if value is None or value == "":
+        return default
+    text = value.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        raise HTTPException(400, detail={"code": "bad_time", "message": f"{value!r} is neither ISO-8601 nor "
+                                         "epoch milliseconds"}) from None
+
+
+def destination_summary(db: Database, dest: ActivationDestination, worker: DestinationWorker | None
+                        ) -> dict[str, Any]:
+    conn = db.connect()
+    try:
+        counts = Outbox(db).state_counts(conn, dest.id)
+        conn.commit()
+    finally:
+        conn.close()
+    return {
+        "id": dest.id, "name": dest.name, "kind": dest.resolved.config.kind, "mode": dest.mode,
+        "rate_per_second": dest.rate,
+        "schedule_seconds": dest.interval_s if dest.mode == "list" else None,
+        "connections": [{"computation": c.computation.key, "computation_id": c.computation.id,
+                         "computation_class": c.computation.kind,
+                         "send": [k for k, on in (("identify", c.settings.send_identify),
+                                                  ("track", c.settings.send_track)) if on]}
+                        for c in dest.connections],
+        "states": dict(sorted(counts.items())),
+        "paused": bool(worker is not None and worker.paused),
+    }
+
+
+def debug_entry(entry: DebugEntry) -> dict[str, Any]:
+    return {"outbox_id": entry.outbox_id, "messageId": entry.message_id, "type": entry.message_type,
+            "state": entry.state, "created_at_ms": entry.created_at_ms, "last_error_code": entry.last_error_code,
+            "message": entry.message,
+            "attempts": [{"attempt": a.attempt, "at_ms": a.at_ms, "duration_ms": a.duration_ms,
+                          "http_status": a.http_status, "outcome": a.outcome, "code": a.code, "detail": a.detail}
+                         for a in entry.attempts]}
+
+
+def overview_dict(db: Database, destination_id: str, since_ms: int, until_ms: int) -> dict[str, Any]:
+    conn = db.connect()
+    try:
+        view = delivery_overview(conn, since_ms=since_ms, until_ms=until_ms, destination_id=destination_id)
+    finally:
+        conn.close()
+    body = view[destination_id].as_dict()
+    return {**body, "since_ms": since_ms, "until_ms": until_ms,
+            "total": view[destination_id].total}
+
+
+def destinations_router(db: Database, config: ActivationConfig, workers: dict[str, DestinationWorker],
+                        scheduler: ListScheduler | None = None) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["Destinations"])
+    by_id = config.by_id()
+
+    def find(destination_id: str) -> ActivationDestination:
+        dest = by_id.get(destination_id)
+        if dest is None:
+            raise HTTPException(404, detail={"code": "not_found", "message": f"no destination {destination_id!r}"})
+        return dest
+
+    @router.get("/destinations", summary="Destinations with their kind, rate and outbox state counts")
+    def list_destinations() -> dict[str, Any]:
+        return {"destinations": [destination_summary(db, d, workers.get(d.id)) for d in config.destinations]}
+
+    @router.get("/destinations/{destination_id}/delivery-overview", summary="Delivery Overview stages")
+    def overview(destination_id: str, since: str | None = None, until: str | None = None) -> dict[str, Any]:
+        find(destination_id)
+        now = now_ms()
+        until_ms = parse_time_ms(until, now + 1)
+        since_ms = parse_time_ms(since, until_ms - DAY_MS)
+        if since_ms >= until_ms:
+            raise HTTPException(400, detail={"code": "bad_range", "message": "since must be before until"})
+        return overview_dict(db, destination_id, since_ms, until_ms)
+
+    @router.get("/destinations/{destination_id}/debugger", summary="Last messages with attempts and outcomes")
+    def debugger(destination_id: str, limit: int = 50) -> dict[str, Any]:
+        find(destination_id)
+        conn = db.connect()
+        try:
+            entries = recent_messages(conn, destination_id, limit=max(1, min(limit, 500)))
+        finally:
+            conn.close()
+        return {"destination_id": destination_id, "messages": [debug_entry(e) for e in entries]}
+
+    @router.post("/destinations/{destination_id}/sync", summary="Sync a list destination now")
+    def sync_now(destination_id: str) -> dict[str, Any]:
+        dest = find(destination_id)
+        if dest.mode != "list" or scheduler is None:
+            raise HTTPException(409, detail={"code": "not_a_list_destination",
+                                             "message": f"{destination_id!r} is an event destination"})
+        results = scheduler.sync_now(destination_id)
+        return {"destination_id": destination_id, "syncs": [r.__dict__ for r in results]}
+
+    return router
+
+
+class DeliveryCollector(Collector):
+    """Prometheus: outbox rows per destination and state, read at scrape time (no hot-path cost)."""
+
+    def __init__(self, db: Database, config: ActivationConfig) -> None:
+        self.db = db
+        self.config = config
+
+    def collect(self) -> Any:
+        family = GaugeMetricFamily("traitsync_delivery_messages", "Outbox messages by destination and state",
+                                   labels=["destination", "state"])
+        conn = self.db.connect()
+        try:
+            outbox = Outbox(self.db)
+            for dest in self.config.destinations:
+                for state, count in sorted(outbox.state_counts(conn, dest.id).items()):
+                    family.add_metric([dest.id, state], count)
+            conn.commit()
+        finally:
+            conn.close()
+        yield family

@@ -1,0 +1,130 @@
+"""What each destination holds: confirmed snapshots, the planned view, and the delivery hook.
+
+Two views of one (destination, profile, computation), both derived from durable rows:
+
+* **confirmed** (``activation_snapshots``): what delivery confirmed. It moves forward only in
+  ``on_delivered``, inside the transaction that marks the outbox row delivered (STYLE rule 8).
+* **planned**: confirmed plus every not-yet-terminal outbox row for that key, folded in queue
+  order with ``diff.confirm``. Activation diffs each change against the planned view, so an
+  exit that follows an undelivered enter is still sent (diffing against confirmed alone would
+  see "never a member" and drop it). Dead rows are terminal and drop out of the planned view,
+  so after a dead letter the next change is planned against what the destination really holds.
+
+Read order matters on PostgreSQL's READ COMMITTED: we read the outbox rows first and the
+snapshots second. A row delivered between the two reads then appears in both, and folding a
+send twice is harmless; the other order could miss it in both.
+
+Snapshot columns: ``value`` is the JSON value, ``identifiers`` a JSON object
+``{"ids": [[type, value], ...], "baseline": bool}`` (``Snapshot.baseline`` has no column of its own).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+from traitsync.activation.diff import Send, Snapshot, confirm
+from traitsync.activation.types import Identifier
+from traitsync.delivery.outbox import OutboxRow, now_ms
+from traitsync.destinations.base import Outcome
+from traitsync.store.database import Connection
+
+EVENT_META: Final = "event"
+LIST_META: Final = "list"
+Key = tuple[str, str]  # (profile_id, computation_id)
+_CHUNK = 400
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(values), _CHUNK):
+        yield values[i:i + _CHUNK]
+
+
+def send_meta(profile_id: str, computation_id: str, send: Send, version: int) -> dict[str, Any]:
+    """What ``on_delivered`` needs to fold one delivered event message into the snapshot."""
+    return {"kind": EVENT_META, "profile_id": profile_id, "computation_id": computation_id,
+            "id": [send.identifier.type, send.identifier.value], "value": send.value, "reason": send.reason,
+            "version": version}
+
+
+def _send_of(meta: Mapping[str, Any]) -> tuple[Send, int]:
+    ident = Identifier(str(meta["id"][0]), str(meta["id"][1]))
+    return Send(ident, meta["value"], meta.get("reason", "changed")), int(meta["version"])
+
+
+def _decode(value: str | None, identifiers: str, version: int) -> Snapshot:
+    data = json.loads(identifiers)
+    return Snapshot(value=None if value is None else json.loads(value),
+                    identifiers=frozenset(Identifier(t, v) for t, v in data.get("ids", [])),
+                    version=int(version), baseline=bool(data.get("baseline", False)))
+
+
+def load_confirmed(conn: Connection, destination_id: str, profile_ids: Sequence[str]) -> dict[Key, Snapshot]:
+    out: dict[Key, Snapshot] = {}
+    for part in _chunks(sorted(set(profile_ids))):
+        for pid, cid, value, idents, version in conn.fetchall(
+                "SELECT profile_id, computation_id, value, identifiers, version FROM activation_snapshots"
+                f" WHERE destination_id = ? AND profile_id IN ({_marks(part)})", (destination_id, *part)):
+            out[(str(pid), str(cid))] = _decode(value, idents, version)
+    return out
+
+
+def load_planned(conn: Connection, destination_id: str, profile_ids: Sequence[str]
+                 ) -> tuple[dict[Key, Snapshot], set[Key]]:
+    """The planned view of every (profile, computation) of these profiles, and the keys with
+    undelivered messages (see the module docstring for why the outbox is read first)."""
+    pending: list[tuple[Key, Send, int]] = []
+    for part in _chunks(sorted(set(profile_ids))):
+        for (meta_text,) in conn.fetchall(
+                "SELECT meta FROM delivery_outbox WHERE destination_id = ? AND terminal = ?"
+                f" AND order_key IN ({_marks(part)}) ORDER BY id", (destination_id, False, *part)):
+            if not meta_text:
+                continue
+            meta = json.loads(meta_text)
+            if meta.get("kind") != EVENT_META:
+                continue
+            send, version = _send_of(meta)
+            pending.append(((str(meta["profile_id"]), str(meta["computation_id"])), send, version))
+    snapshots = load_confirmed(conn, destination_id, profile_ids)
+    for key, send, version in pending:
+        snapshots[key] = confirm(snapshots.get(key), send, version)
+    return snapshots, {key for key, _, _ in pending}
+
+
+def store_snapshot(conn: Connection, destination_id: str, key: Key, snapshot: Snapshot) -> None:
+    profile_id, computation_id = key
+    idents = json.dumps({"ids": [[i.type, i.value] for i in sorted(snapshot.identifiers)],
+                         "baseline": snapshot.baseline}, separators=(",", ":"))
+    conn.execute(
+        "INSERT INTO activation_snapshots (destination_id, profile_id, computation_id, value, identifiers, version,"
+        " updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (destination_id, profile_id, computation_id)"
+        " DO UPDATE SET value = excluded.value, identifiers = excluded.identifiers, version = excluded.version,"
+        " updated_at_ms = excluded.updated_at_ms",
+        (destination_id, profile_id, computation_id,
+         None if snapshot.value is None else json.dumps(snapshot.value, separators=(",", ":")),
+         idents, snapshot.version, now_ms()))
+
+
+def confirm_event(conn: Connection, destination_id: str, meta: Mapping[str, Any]) -> None:
+    """Fold one delivered event message into the confirmed snapshot (delivery's transaction)."""
+    key = (str(meta["profile_id"]), str(meta["computation_id"]))
+    send, version = _send_of(meta)
+    current = load_confirmed(conn, destination_id, [key[0]]).get(key)
+    store_snapshot(conn, destination_id, key, confirm(current, send, version))
+
+
+def on_delivered(conn: Connection, row: OutboxRow, outcome: Outcome) -> None:
+    """``DestinationWorker`` hook: move what the destination holds forward, exactly on delivery."""
+    meta = row.meta or {}
+    kind = meta.get("kind")
+    if kind == EVENT_META:
+        confirm_event(conn, row.destination_id, meta)
+    elif kind == LIST_META:
+        from traitsync.activation.lists import confirm_list_operation
+
+        confirm_list_operation(conn, row.destination_id, meta, outcome)

@@ -1,0 +1,349 @@
+"""The activation worker: computation results and profile changes in, outbox messages out.
+
+It consumes two durable streams, each with its own checkpoint (``traitsync.log.Checkpoints``):
+
+* ``computation_results`` (one row per change of a value, from the engines): each row is diffed,
+  for every event destination connected to its computation, against what that destination
+  holds (``state.load_planned``) and turned into the seeds' payloads (``payloads.activate``);
+* ``profile_changes`` (from identity): ``identifier_added`` re-sends the value a destination
+  holds to identifiers it has not seen (a new email on a formerly anonymous profile), and
+  ``merged`` re-sends the survivor's value to all its identifiers and sends exits to the
+  absorbed profile's identifiers when the survivor does not hold what they were sent.
+
+Messages, snapshots that need no delivery, and the checkpoint commit in **one transaction**
+(the outbox is in the same store), so a crash replays exactly the unsaved chunk and the
+outbox's unique ``(destination, messageId)`` makes the replay enqueue nothing twice.
+
+**First sync.** A connection seen for the first time records the results head ``H`` and sends
+every profile with a value in ``computed_values`` (cause ``backfill``, which ``historical:
+false`` turns into a silent baseline); results at or below ``H`` are skipped for it because the
+current values already include them.
+
+**Profile changes wait for the engine.** A merge is acted on only once the realtime engine has
+processed it (its ``realtime.changes`` checkpoint, when the engine runs) and activation has read
+every result up to then, so the survivor's post-merge value is what gets re-sent.
+
+One activation worker runs per store; the DestinationWorkers deliver in parallel to it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from traitsync.activation.config import ActivationConfig, ActivationDestination, Connection, load_activation
+from traitsync.activation.diff import Snapshot, has_value
+from traitsync.activation.payloads import activate
+from traitsync.activation.state import Key, load_planned, send_meta, store_snapshot
+from traitsync.activation.types import (
+    CAUSE_BACKFILL,
+    CAUSE_EVENT,
+    CAUSE_IDENTIFIER,
+    CAUSE_MERGE,
+    CAUSE_TIME,
+    Identifier,
+    ResultChange,
+)
+from traitsync.config import LoadedConfig
+from traitsync.definitions import Definitions
+from traitsync.delivery.outbox import Outbox, now_ms
+from traitsync.log import Checkpoints
+from traitsync.store.database import Connection as DbConnection
+from traitsync.store.database import Database
+
+log = structlog.get_logger("traitsync.activation")
+
+RESULTS_CONSUMER = "activation.results"
+PROFILES_CONSUMER = "activation.profile_changes"
+ENGINE_CHANGES_CONSUMER = "realtime.changes"
+_CAUSES = {"backfill": CAUSE_BACKFILL, "merge": CAUSE_MERGE, "timer": CAUSE_TIME}
+
+
+def result_cause(cause: str) -> str:
+    """The engine's ``cause`` (messageId | timer | merge | backfill | trait:<key>) in diff's terms."""
+    return _CAUSES.get(cause, CAUSE_EVENT)
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def load_identifiers(conn: DbConnection, profile_ids: Sequence[str]) -> dict[str, list[Identifier]]:
+    """Each profile's user identifiers, oldest first (ID Sync's first/last need the order)."""
+    out: dict[str, list[Identifier]] = {}
+    ids = sorted(set(profile_ids))
+    for i in range(0, len(ids), 400):
+        part = ids[i:i + 400]
+        for pid, id_type, value in conn.fetchall(
+                "SELECT profile_id, id_type, value FROM profile_external_ids WHERE collection = ?"
+                f" AND profile_id IN ({_marks(part)}) ORDER BY event_offset, created_at_ms",
+                ("users", *part)):
+            out.setdefault(str(pid), []).append(Identifier(str(id_type), str(value)))
+    return out
+
+
+@dataclass(frozen=True)
+class Work:
+    """One thing to plan at one destination: a result change, a re-sync, or a merge exit.
+
+    ``resync`` re-sends the value the destination holds (cause identifier_added or merge);
+    ``survivor`` marks an exit check for a profile absorbed into ``survivor``.
+    """
+
+    destination: ActivationDestination
+    connection: Connection
+    profile_id: str
+    change: ResultChange | None = None
+    resync: str | None = None
+    survivor: str | None = None
+
+
+class ActivationWorker:
+    """Turn result changes into outbox messages for every connected event destination."""
+
+    name = "activation"
+
+    def __init__(self, db: Database, loaded: LoadedConfig, definitions: Definitions, *,
+                 config: ActivationConfig | None = None, batch: int = 500, poll_interval: float = 0.1,
+                 clock: Callable[[], int] = now_ms) -> None:
+        self.db = db
+        self.config = config or load_activation(loaded, definitions)
+        self.routes = self.config.event_connections()
+        self.batch = batch
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self.outbox = Outbox(db, clock=clock)
+        self.enqueued = 0
+        self._conn: DbConnection | None = None
+
+    @property
+    def conn(self) -> DbConnection:
+        if self._conn is None:
+            self._conn = self.db.connect()
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- loop ------------------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """One round: first syncs, one chunk of results, one chunk of profile changes.
+
+        Returns how many rows (results, profile changes, first-sync profiles) were handled.
+        """
+        if not self.routes:
+            return 0
+        engine_seen = self._engine_changes_checkpoint()
+        handled = self._first_syncs()
+        results = self._results()
+        handled += results
+        if results < self.batch:
+            handled += self._profile_changes(engine_seen)
+        return handled
+
+    def run_forever(self, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    busy = self.run_once()
+                except Exception:
+                    log.exception("activation round failed; retrying")
+                    self.close()
+                    busy = 0
+                    stop.wait(1.0)
+                if not busy:
+                    stop.wait(self.poll_interval)
+        finally:
+            self.close()
+
+    def run(self, stop: threading.Event) -> None:
+        """The runtime's Service protocol."""
+        self.run_forever(stop)
+
+    def drain(self, timeout: float = 30.0) -> int:
+        """Run rounds until nothing is left (tests, the demo, ``destinations sync``)."""
+        deadline = time.monotonic() + timeout
+        total = 0
+        while time.monotonic() < deadline:
+            n = self.run_once()
+            total += n
+            if not n:
+                break
+        return total
+
+    # -- streams ---------------------------------------------------------------------------------
+
+    def _engine_changes_checkpoint(self) -> int | None:
+        conn = self.conn
+        value = conn.scalar('SELECT "offset" FROM checkpoints WHERE consumer = ?', (ENGINE_CHANGES_CONSUMER,))
+        conn.commit()
+        return None if value is None else int(value)
+
+    def _connection_rows(self, conn: DbConnection) -> dict[tuple[str, str], tuple[int, str | None, bool]]:
+        return {(str(d), str(c)): (int(o), cur, bool(done)) for d, c, o, cur, done in conn.fetchall(
+            "SELECT destination_id, computation_id, from_offset, first_sync_cursor, first_sync_done"
+            " FROM activation_connections")}
+
+    def _first_syncs(self) -> int:
+        conn = self.conn
+        with conn.transaction():
+            known = self._connection_rows(conn)
+            head = int(conn.scalar('SELECT MAX("offset") FROM computation_results') or 0)
+            for dest in self.config.event_destinations:
+                for connection in dest.connections:
+                    if (dest.id, connection.computation.id) not in known:
+                        conn.execute(
+                            "INSERT INTO activation_connections (destination_id, computation_id, computation_key,"
+                            " from_offset, first_sync_cursor, first_sync_done, created_at_ms)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (dest.id, connection.computation.id, connection.computation.key, head, "", False,
+                             self.clock()))
+                        known[(dest.id, connection.computation.id)] = (head, "", False)
+        handled = 0
+        for dest in self.config.event_destinations:
+            for connection in dest.connections:
+                _, cursor, done = known[(dest.id, connection.computation.id)]
+                if not done:
+                    handled += self._first_sync_chunk(dest, connection, cursor or "")
+        return handled
+
+    def _first_sync_chunk(self, dest: ActivationDestination, connection: Connection, cursor: str) -> int:
+        conn = self.conn
+        comp = connection.computation
+        with conn.transaction():
+            rows = conn.fetchall(
+                "SELECT profile_id, value, version, updated_at_ms FROM computed_values WHERE computation_key = ?"
+                " AND profile_id > ? ORDER BY profile_id LIMIT ?", (comp.key, cursor, self.batch))
+            work = [Work(dest, connection, str(pid), change=ResultChange(
+                profile_id=str(pid), computation=comp, old_value=None,
+                new_value=None if value is None else json.loads(value), version=int(version),
+                as_of_ms=int(at), cause=CAUSE_BACKFILL)) for pid, value, version, at in rows]
+            self._apply(conn, work)
+            done = len(rows) < self.batch
+            conn.execute(
+                "UPDATE activation_connections SET first_sync_cursor = ?, first_sync_done = ?, completed_at_ms = ?"
+                " WHERE destination_id = ? AND computation_id = ?",
+                (None if done else str(rows[-1][0]), done, self.clock() if done else None, dest.id, comp.id))
+        if done:
+            log.info("first sync done", destination=dest.id, computation=comp.key)
+        return len(rows)
+
+    def _results(self) -> int:
+        conn = self.conn
+        with conn.transaction():
+            after = Checkpoints.get(conn, RESULTS_CONSUMER)
+            rows = conn.fetchall(
+                'SELECT "offset", computation_key, profile_id, old_value, new_value, version, as_of_ms, cause'
+                ' FROM computation_results WHERE "offset" > ? ORDER BY "offset" LIMIT ?', (after, self.batch))
+            if not rows:
+                return 0
+            starts = {k: v[0] for k, v in self._connection_rows(conn).items()}
+            work: list[Work] = []
+            for offset, key, pid, old, new, version, as_of, cause in rows:
+                for dest, connection in self.routes.get(str(key), ()):
+                    start = starts.get((dest.id, connection.computation.id))
+                    if start is None or int(offset) <= start:
+                        continue  # covered by this connection's first sync
+                    work.append(Work(dest, connection, str(pid), change=ResultChange(
+                        profile_id=str(pid), computation=connection.computation,
+                        old_value=None if old is None else json.loads(old),
+                        new_value=None if new is None else json.loads(new), version=int(version),
+                        as_of_ms=int(as_of), cause=result_cause(str(cause)))))
+            self._apply(conn, work)
+            Checkpoints.set(conn, RESULTS_CONSUMER, int(rows[-1][0]))
+        return len(rows)
+
+    def _profile_changes(self, engine_seen: int | None) -> int:
+        conn = self.conn
+        with conn.transaction():
+            after = Checkpoints.get(conn, PROFILES_CONSUMER)
+            sql = ('SELECT "offset", kind, collection, profile_id, other_profile_id FROM profile_changes'
+                   ' WHERE "offset" > ?')
+            params: list[Any] = [after]
+            if engine_seen is not None:
+                sql += ' AND "offset" <= ?'
+                params.append(engine_seen)
+            rows = conn.fetchall(sql + ' ORDER BY "offset" LIMIT ?', (*params, self.batch))
+            if not rows:
+                return 0
+            connections = [(d, c) for pairs in self.routes.values() for d, c in pairs]
+            work: list[Work] = []
+            for _, kind, collection, pid, other in rows:
+                if collection != "users":
+                    continue
+                if kind == "identifier_added":
+                    work.extend(Work(d, c, str(pid), resync=CAUSE_IDENTIFIER) for d, c in connections)
+                elif kind == "merged":
+                    if other:
+                        work.extend(Work(d, c, str(other), survivor=str(pid)) for d, c in connections)
+                    work.extend(Work(d, c, str(pid), resync=CAUSE_MERGE) for d, c in connections)
+            self._apply(conn, work)
+            Checkpoints.set(conn, PROFILES_CONSUMER, int(rows[-1][0]))
+        return len(rows)
+
+    # -- planning --------------------------------------------------------------------------------
+
+    def _apply(self, conn: DbConnection, work: Sequence[Work]) -> None:
+        """Plan every piece of work against the planned view and enqueue what it sends."""
+        if not work:
+            return
+        profiles = {w.profile_id for w in work} | {w.survivor for w in work if w.survivor}
+        identifiers = load_identifiers(conn, sorted(profiles))
+        by_dest: dict[str, list[Work]] = {}
+        for w in work:
+            by_dest.setdefault(w.destination.id, []).append(w)
+        for dest_id, items in by_dest.items():
+            planned, pending = load_planned(conn, dest_id, sorted(profiles))
+            for w in items:
+                self._plan_one(conn, w, planned, pending, identifiers)
+
+    def _change_for(self, w: Work, planned: dict[Key, Snapshot]) -> ResultChange | None:
+        comp = w.connection.computation
+        if w.change is not None:
+            return w.change
+        snap = planned.get((w.profile_id, comp.id))
+        if w.resync is not None:
+            if snap is None:
+                return None
+            return ResultChange(w.profile_id, comp, snap.value, snap.value, snap.version, self.clock(), w.resync)
+        assert w.survivor is not None
+        held = planned.get((w.survivor, comp.id))
+        if snap is None or snap.baseline or not has_value(comp.kind, snap.value):
+            return None
+        if held is not None and has_value(comp.kind, held.value):
+            return None  # the survivor's re-sync sends its value to these identifiers instead
+        gone: Any = False if comp.kind == "audience" else None
+        return ResultChange(w.profile_id, comp, snap.value, gone, snap.version + 1, self.clock(), CAUSE_MERGE)
+
+    def _plan_one(self, conn: DbConnection, w: Work, planned: dict[Key, Snapshot], pending: set[Key],
+                  identifiers: dict[str, list[Identifier]]) -> None:
+        change = self._change_for(w, planned)
+        if change is None:
+            return
+        dest = w.destination
+        key = (w.profile_id, change.computation.id)
+        snap = planned.get(key)
+        idents = identifiers.get(w.survivor or w.profile_id, [])
+        plan, messages = activate(change, snap, idents, dest.target, w.connection.settings)
+        if plan.sends:
+            for message, send in messages:
+                if self.outbox.enqueue(conn, dest.id, w.profile_id, message, computation_id=change.computation.id,
+                                       meta=send_meta(w.profile_id, change.computation.id, send, change.version),
+                                       at_ms=self.clock()):
+                    self.enqueued += 1
+            pending.add(key)
+        elif plan.snapshot is not None and plan.snapshot != snap and key not in pending:
+            # Nothing to deliver (baseline, no identifiers yet, a newer version of the same value):
+            # the destination's state is already what it holds, so record it now.
+            store_snapshot(conn, dest.id, key, plan.snapshot)
+        if plan.snapshot is not None:
+            planned[key] = plan.snapshot
