@@ -22,6 +22,8 @@ from traitsync.store.migrate import migrate
 
 CONSUMER = "identity"
 WORKER_LOCK_KEY = 7352010
+#: Advisory locks are database-wide; keying on the schema keeps stores in other schemas independent.
+WORKER_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext(current_schema()), ?)"
 #: Beyond this many cached identifiers the cache is dropped at a chunk boundary (a crude bound).
 MAX_CACHED_IDENTIFIERS = 3_000_000
 
@@ -76,7 +78,7 @@ class IdentityWorker:
         try:
             with conn.transaction():
                 if conn.dialect == "postgresql":
-                    conn.execute("SELECT pg_advisory_xact_lock(?)", (WORKER_LOCK_KEY,))
+                    conn.execute(WORKER_LOCK_SQL, (WORKER_LOCK_KEY,))
                 generation = graph_generation(conn)
                 if generation != self._generation:
                     self.resolver.clear()

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from traitsync.identity.cache import bump_generation
-from traitsync.identity.worker import WORKER_LOCK_KEY
+from traitsync.identity.worker import WORKER_LOCK_KEY, WORKER_LOCK_SQL
 from traitsync.store.database import Connection, Database
 
 
@@ -205,7 +205,7 @@ class ProfileStore:
         try:
             with conn.transaction():
                 if conn.dialect == "postgresql":
-                    conn.execute("SELECT pg_advisory_xact_lock(?)", (WORKER_LOCK_KEY,))
+                    conn.execute(WORKER_LOCK_SQL, (WORKER_LOCK_KEY,))
                 pid = conn.scalar("SELECT profile_id FROM profile_external_ids WHERE id_type = 'user_id' AND "
                                   "value = ? AND collection = 'users'", (lookup_value,))
                 if pid is None:
