@@ -42,5 +42,14 @@ def assemble(loaded: LoadedConfig, db: Database, *, role: str = "all") -> tuple[
     # --- computations (realtime engine) -----------------------------------------------------
 
     # --- activation and delivery ------------------------------------------------------------
+    from traitsync.activation.routes import destinations_router
+    from traitsync.activation.service import ActivationServices
+
+    activation = ActivationServices.build(loaded, db)
+    runtime.activation = activation  # type: ignore[attr-defined]
+    if runtime.runs_workers:
+        for service in activation.services():
+            runtime.add_service(service)
+    routers.append(lambda _rt: destinations_router(db, activation.config, activation.delivery, activation.scheduler))
 
     return runtime, routers
