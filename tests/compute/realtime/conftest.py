@@ -109,8 +109,8 @@ class Harness:
         marks = ",".join("?" * len(members))
         rows = conn.fetchall(
             'SELECT e."offset", e.message_id, e.source_id, e.type, e.event, e.user_id, e.anonymous_id, '
-            f'e.timestamp_ms, e.received_at_ms, e.body FROM profile_events pe JOIN events e ON e."offset" = pe."offset" '
-            f"WHERE pe.profile_id IN ({marks})", members)
+            'e.timestamp_ms, e.received_at_ms, e.body FROM profile_events pe '
+            f'JOIN events e ON e."offset" = pe."offset" WHERE pe.profile_id IN ({marks})', members)
         events = [StoredEvent(*r[:9], body=orjson.loads(r[9])) for r in rows]
         traits = {str(k): orjson.loads(v) for k, v in conn.fetchall(
             "SELECT key, value FROM profile_traits WHERE profile_id = ? AND value IS NOT NULL", (pid,))}

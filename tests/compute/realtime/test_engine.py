@@ -140,4 +140,20 @@ audiences:
     assert h.actual(pid) == {"n_all": 2, "n_new": 1, "never_ordered_since": False}
     assert h.actual(pid) == h.expected(pid)
     status = h.db.thread_connection().fetchall("SELECT key, status, size FROM computations ORDER BY key")
-    assert [tuple(r) for r in status] == [("n_all", "Live", 1), ("n_new", "Live", 1), ("never_ordered_since", "Live", 0)]
+    assert [tuple(r) for r in status] == [("n_all", "Live", 1), ("n_new", "Live", 1),
+                                          ("never_ordered_since", "Live", 0)]
+
+
+def test_both_backends_merge_and_exit(harness_factory: Any, db_url: str) -> None:
+    h = harness_factory(WINDOWED, url=db_url)
+    h.send({"type": "identify", "anonymousId": "a1", "traits": {"email": "a@example.com", "plan": "gold"}})
+    h.send({"type": "track", "anonymousId": "a1", "event": "Order", "properties": {"total": 70}})
+    h.send({"type": "track", "userId": "u2", "event": "Order", "properties": {"total": 40}})
+    h.send({"type": "identify", "userId": "u2", "anonymousId": "a1", "traits": {}})
+    h.sync(batch=2)
+    h.check()
+    [pid] = h.profiles()
+    assert h.actual(pid)["vip"] is True
+    h.tick(7 * D)
+    h.check()
+    assert h.actual(pid)["vip"] is False

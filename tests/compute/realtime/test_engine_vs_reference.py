@@ -9,13 +9,14 @@ before commit and an engine object thrown away); the clock is fake and only move
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.compute.realtime.conftest import S, Harness
+from tests.compute.realtime.conftest import Harness, S
 from traitsync.definitions import Definitions, ir
 
 EVENTS = ("A", "B")
@@ -26,7 +27,8 @@ FILTER = st.one_of(
     st.builds(ir.PropertyCondition, st.just("v"), st.sampled_from(["greater_than", "less_than_or_equal", "equals"]),
               st.sampled_from([1, 2, 3])),
     st.builds(ir.PropertyCondition, st.just("s"), st.sampled_from(["equals", "exists", "starts_with"]),
-              st.sampled_from(["x", "y"])).map(lambda c: c if c.op != "exists" else ir.PropertyCondition("s", "exists")),
+              st.sampled_from(["x", "y"])).map(
+        lambda c: c if c.op != "exists" else ir.PropertyCondition("s", "exists")),
 )
 
 
@@ -101,8 +103,7 @@ def _run(tmp_path: Any, definitions: Definitions, ops: list[Any], mode: str, cra
     h = Harness(url, definitions)
     try:
         h.engine.prepare()
-        step = 0
-        for op in ops:
+        for step, op in enumerate(ops, start=1):
             if op[0] == "track":
                 h.send({"type": "track", **_who(op[1]), "event": op[2], "t": h.clock.ms + op[3] * S,
                         "properties": op[4]})
@@ -112,7 +113,6 @@ def _run(tmp_path: Any, definitions: Definitions, ops: list[Any], mode: str, cra
                 h.send({"type": "identify", "userId": op[1], "anonymousId": op[2], "traits": {}})
             else:
                 h.tick(op[1] * S)
-            step += 1
             if mode == "crash" and step == crash_at:
                 def boom() -> None:
                     raise RuntimeError("simulated crash before commit")
@@ -137,8 +137,8 @@ def _run(tmp_path: Any, definitions: Definitions, ops: list[Any], mode: str, cra
         h.close()
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                   HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("ENGINE_EXAMPLES", "120")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(definitions=definition_sets(), ops=OPS, mode=st.sampled_from(["single", "batch", "crash"]),
        crash_at=st.integers(1, 10))
 def test_engine_equals_reference(tmp_path: Any, definitions: Definitions, ops: list[Any], mode: str,

@@ -242,8 +242,8 @@ class Compiled:
             state.records = [r for r in state.records if r[0] > cut]
         events = [StoredEvent(r[1], "", r[3], "track", r[4], None, None, r[0], r[2],
                               {"properties": r[5], "context": r[6] or {}}) for r in state.records]
-        value = evaluate(self.defn, events, traits, now, definitions=_NO_DEFINITIONS, identifiers=ids,
-                         created_at_ms=self.created_at_ms)
+        # Records already passed the history rule (``record``), so created_at is not passed again.
+        value = evaluate(self.defn, events, traits, now, definitions=_NO_DEFINITIONS, identifiers=ids)
         return value, self._due(state, traits, now)
 
     def _evaluate_fast(self, state: State, ids: Identifiers | None, now: int) -> tuple[Any, int | None]:
