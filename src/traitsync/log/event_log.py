@@ -92,7 +92,9 @@ class EventLog:
         try:
             with conn.transaction():
                 if conn.dialect == "postgresql":
-                    conn.execute("SELECT pg_advisory_xact_lock(?)", (_APPEND_LOCK_KEY,))
+                    # Keyed by schema: advisory locks are database-wide, and logs in other schemas
+                    # (other deployments, parallel tests) must not wait on this one.
+                    conn.execute("SELECT pg_advisory_xact_lock(?, hashtext(current_schema()))", (_APPEND_LOCK_KEY,))
                 for batch in batches:
                     inserted = 0
                     if batch.accepted:

@@ -39,7 +39,22 @@ def assemble(loaded: LoadedConfig, db: Database, *, role: str = "all") -> tuple[
     if runtime.runs_workers:
         runtime.add_service(LoopService("identity", IdentityWorker(db, identity_config)))
 
-    # --- computations (realtime engine) -----------------------------------------------------
+    # --- computations (realtime engine) and the Profile API ----------------------------------
+    from traitsync.compute.realtime import RealtimeEngine, computations_router, computed_traits_provider
+    from traitsync.definitions import load_definitions
+    from traitsync.profiles.api import profile_api_router
+
+    definitions = load_definitions(loaded.document)
+    runtime.definitions = definitions  # type: ignore[attr-defined]
+    if runtime.runs_workers:
+        runtime.add_service(LoopService("engine", RealtimeEngine(db, definitions)))
+    routers.append(lambda _rt: computations_router(db, definitions))
+    profile_api = loaded.config.profile_api
+    if profile_api is not None and runtime.runs_api:
+        secret = profile_api.access_secret.get_secret_value()
+        space_id = loaded.config.space_id
+        routers.append(lambda _rt: profile_api_router(db, space_id, secret,
+                                                      computed_values=computed_traits_provider(db)))
 
     # --- activation and delivery ------------------------------------------------------------
     from traitsync.activation.routes import destinations_router
