@@ -38,3 +38,12 @@ def shop_events(now_ms: int, users: int = 40, seed: int = 7) -> list[dict[str, A
                                            "currency": rng.choice(["USD", "USD", "EUR"]),
                                            "category": category}})
     return out
+
+
+def live_views(now_ms: int, users: int = 8, seed: int = 11) -> list[dict[str, Any]]:
+    """"Product Viewed" right now by the first ``users`` users: they enter the 10-second audience
+    and, with no further views, leave it ten seconds later while the demo watches."""
+    rng = random.Random(seed)
+    return [{"type": "track", "userId": f"user_{n:03d}", "event": "Product Viewed",
+             "messageId": f"demo-{n}-live-view", "timestamp": format_iso_ms(now_ms - n * 50),
+             "properties": {"category": rng.choice(CATEGORIES)}} for n in range(users)]

@@ -1,0 +1,157 @@
+"""``traitsync deliveries status|replay`` and ``traitsync destinations sync ID``.
+
+Registered in ``cli.py`` with::
+
+    from traitsync.cli_activation import deliveries_app, destinations_app
+    app.add_typer(deliveries_app, name="deliveries"); app.add_typer(destinations_app, name="destinations")
+
+Both work against the store directly, so they run beside a live ``traitsync serve`` (the
+outbox's leases and per-key order make a second delivering process safe).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from traitsync.errors import ConfigError, TraitsyncError
+
+deliveries_app = typer.Typer(help="Delivery status and dead-letter replay.", no_args_is_help=True)
+destinations_app = typer.Typer(help="Destinations: sync list destinations now.", no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOption = Annotated[
+    str | None,
+    typer.Option("--config", "-c", help="Config file (default: $TRAITSYNC_CONFIG or ./traitsync.yaml)."),
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option("--database-url", help="Store URL (default: $TRAITSYNC_DATABASE_URL or "
+                 "sqlite:///.traitsync/traitsync.db)."),
+]
+STATES = ("pending", "in_flight", "retry_wait", "delivered", "dead", "filtered")
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {exc}")
+    return typer.Exit(code=2)
+
+
+def _services(config: str | None, database_url: str | None) -> Any:
+    from traitsync.activation.service import ActivationServices
+    from traitsync.config import load_config
+    from traitsync.store import Database, migrate
+
+    try:
+        loaded = load_config(config)
+        db = Database(database_url, durability=loaded.config.storage.durability)
+        migrate(db)
+        return ActivationServices.build(loaded, db)
+    except TraitsyncError as exc:
+        raise _fail(exc) from None
+
+
+def parse_when(value: str | None, default_ms: int) -> int:
+    """ISO-8601 (``Z`` allowed), epoch milliseconds, or a duration ago (``2h``, ``7d``)."""
+    if value is None:
+        return default_ms
+    text = value.strip()
+    if text.isdigit():
+        return int(text)
+    if text[-1:] in ("s", "m", "h", "d") and text[:-1].replace(".", "", 1).isdigit():
+        from traitsync.destinations.config import parse_duration
+
+        return int(time.time() * 1000 - parse_duration(text) * 1000)
+    try:
+        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        raise _fail(ConfigError(f"{value!r} is not ISO-8601, epoch milliseconds or a duration like 2h")) from None
+
+
+@deliveries_app.command("status")
+def status(config: ConfigOption = None, database_url: DatabaseOption = None,
+           since: Annotated[str, typer.Option(help="Overview window start (ISO, epoch ms or e.g. 24h).")] = "24h",
+           ) -> None:
+    """Per destination: outbox states now, and the delivery overview since ``--since``."""
+    from traitsync.delivery.outbox import Outbox
+    from traitsync.delivery.overview import delivery_overview
+
+    services = _services(config, database_url)
+    db = services.db
+    since_ms = parse_when(since, 0)
+    conn = db.connect()
+    try:
+        outbox = Outbox(db)
+        table = Table(title="Deliveries")
+        for col in ("destination", "mode", "rate/s", *STATES, "failed codes"):
+            table.add_column(col, justify="left" if col in ("destination", "mode", "failed codes") else "right")
+        overview = delivery_overview(conn, since_ms=since_ms, until_ms=int(time.time() * 1000) + 1)
+        for dest in services.config.destinations:
+            counts = outbox.state_counts(conn, dest.id)
+            view = overview.get(dest.id)
+            codes = ", ".join(f"{c}: {n}" for c, n in sorted(view.failed_delivery.items())) if view else ""
+            table.add_row(dest.id, dest.mode, f"{dest.rate:g}", *(str(counts.get(s, 0)) for s in STATES), codes)
+        conn.commit()
+    finally:
+        conn.close()
+    console.print(table)
+
+
+@deliveries_app.command("replay")
+def replay(destination: Annotated[str, typer.Option("--destination", "-d", help="Destination id.")],
+           config: ConfigOption = None, database_url: DatabaseOption = None,
+           since: Annotated[str | None, typer.Option(help="Died at or after (ISO, epoch ms or e.g. 2h).")] = None,
+           until: Annotated[str | None, typer.Option(help="Died before (ISO, epoch ms or e.g. 1h).")] = None,
+           code: Annotated[str | None, typer.Option(help="Only dead letters with this code (e.g. 400).")] = None,
+           ) -> None:
+    """Put dead letters back in the queue; they are sent again with their original messageIds."""
+    from traitsync.delivery.outbox import Outbox
+
+    services = _services(config, database_url)
+    if destination not in services.config.by_id():
+        raise _fail(ConfigError(f"no destination {destination!r} in the config"))
+    n = Outbox(services.db).replay(destination, parse_when(since, 0),
+                                   parse_when(until, int(time.time() * 1000) + 1), code)
+    console.print(f"re-queued {n} dead letter{'s' if n != 1 else ''} for {destination}")
+
+
+@destinations_app.command("sync")
+def sync(destination_id: Annotated[str, typer.Argument(help="A list destination's id.")],
+         config: ConfigOption = None, database_url: DatabaseOption = None,
+         deliver: Annotated[bool, typer.Option(help="Also deliver now (else a running server does).")] = True,
+         timeout: Annotated[float, typer.Option(help="Seconds to spend delivering.")] = 60.0) -> None:
+    """Sync a list destination's audiences now, whatever its schedule says."""
+    services = _services(config, database_url)
+    try:
+        results = services.scheduler.sync_now(destination_id)
+    except KeyError:
+        raise _fail(ConfigError(f"{destination_id!r} is not a list destination in the config")) from None
+    table = Table(title=f"List sync: {destination_id}")
+    for col in ("audience", "created", "adds", "removes", "messages", "note"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(r.computation_key, "yes" if r.created else "", str(r.adds), str(r.removes), str(r.messages),
+                      r.skipped or "")
+    console.print(table)
+    if deliver:
+        worker = services.delivery[destination_id]
+        settled = worker.drain(timeout, include_retries=False)
+        worker.close()
+        console.print(f"delivered {settled} message{'s' if settled != 1 else ''}")
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer(no_args_is_help=True)
+    app.add_typer(deliveries_app, name="deliveries")
+    app.add_typer(destinations_app, name="destinations")
+    return app
+
+
+if __name__ == "__main__":
+    _app()()
