@@ -19,6 +19,8 @@ app = typer.Typer(help="traitsync: Computed Traits and Audiences in real time, a
                   no_args_is_help=True, rich_markup_mode="rich", pretty_exceptions_enable=False)
 log_app = typer.Typer(help="Inspect and export the event log.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
+identity_app = typer.Typer(help="Explain, audit and rebuild the identity graph.", no_args_is_help=True)
+app.add_typer(identity_app, name="identity")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -204,6 +206,81 @@ def log_stats(database_url: DatabaseOption = None) -> None:
     table.add_row("events stored", f"{event_log.count():,}")
     for code, count in event_log.rejection_counts().items():
         table.add_row(f"rejected: {code}", f"{count:,}")
+    console.print(table)
+
+
+@identity_app.command("explain")
+def identity_explain(
+    identifier: Annotated[str, typer.Argument(help="TYPE:VALUE, for example email:jane@example.com.")],
+    collection: Annotated[str, typer.Option(help="users or accounts.")] = "users",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the explanation as JSON.")] = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    """How the profile holding TYPE:VALUE was built, and why any identifier was refused."""
+    from traitsync.identity import explain
+
+    id_type, sep, value = identifier.partition(":")
+    if not sep or not id_type or not value:
+        raise _fail(ConfigError(f"expected TYPE:VALUE, got {identifier!r}"))
+    explanation = explain(_database(database_url), id_type, value, collection)
+    if as_json:
+        console.print_json(json.dumps(explanation.data, default=str))
+    else:
+        console.print(explanation.tree)
+    if explanation.profile_id is None:  # the tree above says why (never seen, or refused by a rule)
+        err_console.print(f"no profile holds {identifier} in {collection}")
+        raise typer.Exit(code=1)
+
+
+@identity_app.command("violations")
+def identity_violations(
+    samples: Annotated[int, typer.Option(help="Samples shown per category.")] = 5,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Identity rule violations by Segment's Insights categories, with counts and samples."""
+    from traitsync.identity import violations, violations_table
+
+    console.print(violations_table(violations(_database(database_url), samples=samples)))
+
+
+@identity_app.command("rebuild")
+def identity_rebuild(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
+    """Replay the log into a fresh graph and check it reproduces the live one exactly."""
+    from traitsync.identity import load_identity_config, rebuild
+
+    loaded = _load(config)
+    with console.status("replaying the event log into a fresh identity graph ..."):
+        report = rebuild(_database(database_url), load_identity_config(loaded.document))
+    console.print(report.table())
+    if not report.equal:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def preview(
+    key: Annotated[str, typer.Argument(help="The audience or computed trait key.")],
+    sample: Annotated[int, typer.Option(help="How many members or values to show.")] = 10,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Size, status and a sample of an audience or computed trait, as computed so far."""
+    from traitsync.compute.realtime import preview as preview_computation
+    from traitsync.definitions import load_definitions
+
+    loaded = _load(config)
+    try:
+        definitions = load_definitions(loaded.document)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    if key not in definitions:
+        raise _fail(ConfigError(f"no computed trait or audience {key!r}; defined: "
+                                f"{', '.join(definitions.order) or 'none'}", file=loaded.file))
+    result = preview_computation(_database(database_url), definitions, key, sample)
+    table = Table(title=f"{key}: {result.get('status', '?')}, size {result.get('size', 0):,}")
+    table.add_column("profile")
+    table.add_column("value")
+    for row in result["sample"]:
+        table.add_row(row["profile_id"], json.dumps(row["value"]))
     console.print(table)
 
 
