@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from traitsync.cli_activation import deliveries_app, destinations_app
 from traitsync.errors import ConfigError, TraitsyncError
 
 app = typer.Typer(help="traitsync: Computed Traits and Audiences in real time, activated to your tools.",
@@ -21,6 +22,8 @@ log_app = typer.Typer(help="Inspect and export the event log.", no_args_is_help=
 app.add_typer(log_app, name="log")
 identity_app = typer.Typer(help="Explain, audit and rebuild the identity graph.", no_args_is_help=True)
 app.add_typer(identity_app, name="identity")
+app.add_typer(deliveries_app, name="deliveries")
+app.add_typer(destinations_app, name="destinations")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -285,10 +288,11 @@ def preview(
 
 
 @app.command()
-def demo(
-    keep: Annotated[bool, typer.Option(help="Keep the demo database in .traitsync/demo/ afterwards.")] = True,
-) -> None:
-    """Run the whole flow end to end on the embedded default and show what happened."""
+def demo() -> None:
+    """Run the whole flow end to end on the embedded default and show what happened.
+
+    The store is kept in .traitsync/demo/ afterwards, to explore with the other commands.
+    """
     from traitsync.demo import run_demo
 
     try:
