@@ -9,6 +9,7 @@ range is the last 24 hours (Segment's UI offers 10 minutes to 2 weeks).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -84,8 +85,10 @@ def overview_dict(db: Database, destination_id: str, since_ms: int, until_ms: in
 
 
 def destinations_router(db: Database, config: ActivationConfig, workers: dict[str, DestinationWorker],
-                        scheduler: ListScheduler | None = None) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", tags=["Destinations"])
+                        scheduler: ListScheduler | None = None, *, dependencies: Sequence[Any] = ()) -> APIRouter:
+    """``dependencies`` carries the management auth: it must be given when the router is made,
+    because FastAPI copies a router's dependencies into each route as the route is declared."""
+    router = APIRouter(prefix="/api/v1", tags=["Destinations"], dependencies=list(dependencies))
     by_id = config.by_id()
 
     def find(destination_id: str) -> ActivationDestination:

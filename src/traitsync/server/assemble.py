@@ -65,6 +65,12 @@ def assemble(loaded: LoadedConfig, db: Database, *, role: str = "all") -> tuple[
     if runtime.runs_workers:
         for service in activation.services():
             runtime.add_service(service)
-    routers.append(lambda _rt: destinations_router(db, activation.config, activation.delivery, activation.scheduler))
+    from fastapi import Depends
+
+    from traitsync.server.auth import ManagementAuth
+
+    manage_token = loaded.config.management_api.token.get_secret_value() if loaded.config.management_api else None
+    routers.append(lambda _rt: destinations_router(db, activation.config, activation.delivery, activation.scheduler,
+                                                   dependencies=[Depends(ManagementAuth(manage_token))]))
 
     return runtime, routers
