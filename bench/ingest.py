@@ -164,36 +164,47 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--only", default="", help="Comma-separated subset: ceiling,sqlite,full,workers,postgres,track")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     wrk = ensure_wrk()
     results: list[Result] = []
+    only = {x for x in args.only.split(",") if x}
+
+    def want(name: str) -> bool:
+        return not only or name in only
+
+    base = single_base = None
     with tempfile.TemporaryDirectory(prefix="traitsync-bench-") as tmp:
         work = Path(tmp)
         base = ceiling(wrk, args, 100)
         results.append(base)
-        results.append(traitsync(wrk, args, "traitsync SQLite, durability normal", f"sqlite:///{work / 'a.db'}",
-                                 work, batch=100))
-        results.append(traitsync(wrk, args, "traitsync SQLite, durability full", f"sqlite:///{work / 'b.db'}",
-                                 work, batch=100, durability="full"))
-        results.append(traitsync(wrk, args, "traitsync SQLite, 2 API processes", f"sqlite:///{work / 'd.db'}",
-                                 work, batch=100, workers=2))
-        if not args.skip_postgres:
+        if want("sqlite"):
+            results.append(traitsync(wrk, args, "traitsync SQLite, durability normal", f"sqlite:///{work / 'a.db'}",
+                                     work, batch=100))
+        if want("full"):
+            results.append(traitsync(wrk, args, "traitsync SQLite, durability full", f"sqlite:///{work / 'b.db'}",
+                                     work, batch=100, durability="full"))
+        if want("workers"):
+            results.append(traitsync(wrk, args, "traitsync SQLite, 2 API processes", f"sqlite:///{work / 'd.db'}",
+                                     work, batch=100, workers=2))
+        if want("postgres") and not args.skip_postgres:
             schema, url = pg_schema_url()
             try:
                 results.append(traitsync(wrk, args, "traitsync PostgreSQL", url, work, batch=100))
             finally:
                 drop_schema(schema)
-        single_base = ceiling(wrk, args, 0)
-        results.append(single_base)
-        results.append(traitsync(wrk, args, "traitsync SQLite /v1/track", f"sqlite:///{work / 'c.db'}", work,
-                                 batch=0))
+        if want("track"):
+            single_base = ceiling(wrk, args, 0)
+            results.append(single_base)
+            results.append(traitsync(wrk, args, "traitsync SQLite /v1/track", f"sqlite:///{work / 'c.db'}", work,
+                                     batch=0))
     print(f"\nIngest benchmark: {args.connections} connections, {args.duration}s per scenario, "
           f"{os.cpu_count()} cores\n")
     print("| scenario | requests/s | events/s | ratio to ceiling | p50 ms | p99 ms | non-2xx | stored |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
-        ref = single_base if "track" in r.name else base
+        ref = single_base if "track" in r.name and single_base is not None else base
         print(f"| {r.name} | {r.requests_per_s:,.0f} | {r.events_per_s:,.0f} | "
               f"{r.events_per_s / ref.events_per_s:.2f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.non_2xx} | "
               f"{'' if r.stored is None else f'{r.stored:,}'} |")

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.delivery.conftest import Receiver, pg_db, receiver, sqlite_db  # noqa: F401  (fixtures)
 
+from tests.delivery.conftest import Receiver, pg_db, receiver, sqlite_db  # noqa: F401  (fixtures)
 from traitsync.activation.service import ActivationServices
 from traitsync.config import load_config_text
 from traitsync.definitions.ir import computation_id

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from tests.activation_flow.conftest import AUDIENCE, Receiver
-from tests.delivery.conftest import Reply
 from typer.testing import CliRunner
 
+from tests.activation_flow.conftest import AUDIENCE, Receiver
+from tests.delivery.conftest import Reply
 from traitsync.cli_activation import deliveries_app, destinations_app
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from tests.activation_flow.conftest import AUDIENCE, AUDIENCE_ID, Receiver
-
 from traitsync.activation.lists import ListScheduler
 from traitsync.delivery.outbox import now_ms
 

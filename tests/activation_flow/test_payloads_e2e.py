@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from tests.activation_flow.conftest import AUDIENCE, AUDIENCE_ID, TRAIT, TRAIT_ID, Receiver
-
 from traitsync.activation.ids import message_id
 from traitsync.activation.types import Identifier
 

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.activation_flow.conftest import AUDIENCE, TRAIT, Receiver, config_text
 
+from tests.activation_flow.conftest import AUDIENCE, TRAIT, Receiver, config_text
 from traitsync.activation.config import load_activation, validate_destinations_section
 from traitsync.config import load_config_text
 from traitsync.definitions import load_definitions

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.activation_flow.conftest import AUDIENCE, AUDIENCE_ID, BASE_CONFIG, Receiver
 
+from tests.activation_flow.conftest import AUDIENCE, AUDIENCE_ID, BASE_CONFIG, Receiver
 from traitsync.activation.ids import message_id
 from traitsync.activation.types import Identifier
 from traitsync.store import Database, migrate

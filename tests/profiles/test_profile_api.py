@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from tests.identity.conftest import Harness, sqlite_db
 from tests.profiles.conftest import SECRET, SPACE, Server
 

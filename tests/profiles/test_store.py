@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from tests.identity.conftest import Harness, db, harness  # noqa: F401  (fixtures for both backends)
 
+from tests.identity.conftest import Harness, db, harness  # noqa: F401  (fixtures for both backends)
 from traitsync.profiles import DeleteRefused, ProfileStore
 
 
