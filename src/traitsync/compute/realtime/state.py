@@ -27,7 +27,8 @@ from typing import Any
 
 import orjson
 
-from traitsync.compute.reference import as_text, compare, evaluate
+from traitsync.compute.realtime.fasteval import Ctx, compile_definition
+from traitsync.compute.reference import as_text, compare
 from traitsync.definitions import ir
 from traitsync.definitions.durations import parse_instant_ms
 from traitsync.definitions.operators import RELATIVE_DATE
@@ -37,7 +38,6 @@ from traitsync.spec.event import StoredEvent
 #: A record: [timestamp_ms, offset, received_at_ms, source_id, event, properties, context].
 Record = list[Any]
 Identifiers = Mapping[str, Collection[str]]
-_NO_DEFINITIONS: Mapping[str, ir.Definition] = {}
 _FAST_KINDS = frozenset({"event_counter", "first", "last", "unique_list", "unique_list_count", "most_frequent"})
 
 
@@ -146,6 +146,10 @@ class Compiled:
         self.props, self.context = _properties_read(defn)
         self.eligible = frozenset(defn.options.eligible_id_types())
         self.lookback_ms = ir.effective_lookback_seconds(defn) * 1000
+        self.audience = isinstance(defn, ir.Audience)
+        self.id = defn.id  # a SHA-256 per access: computed once
+        self.computation_class = defn.computation_class
+        self._value = compile_definition(defn)
         self.fast = (isinstance(defn, ir.ComputedTrait) and defn.window is None and _static_where(defn.where)
                      and (defn.kind in _FAST_KINDS or (defn.kind == "aggregation" and defn.function in ("min", "max"))))
 
@@ -232,21 +236,28 @@ class Compiled:
     def eligible_with(self, ids: Identifiers | None) -> bool:
         return ids is None or any(ids.get(k) for k in self.eligible)
 
-    def evaluate(self, state: State, traits: Mapping[str, Any], ids: Identifiers | None,
+    def evaluate(self, state: State, traits: Mapping[str, Any], eligible: bool,
                  now: int) -> tuple[Any, int | None]:
-        """(value at ``now``, due time) for the state; prunes what ``now`` made useless."""
+        """(value at ``now``, due time) for the state; prunes what ``now`` made useless.
+
+        ``eligible``: whether the profile has an identifier of ``self.eligible`` (spec 4.3).
+        """
         if self.fast:
-            return self._evaluate_fast(state, ids, now)
+            return self._evaluate_fast(state, eligible, now)
         if self.horizon is not None and state.records and state.records[0][0] <= now - self.horizon:
             cut = now - self.horizon
             state.records = [r for r in state.records if r[0] > cut]
-        events = [StoredEvent(r[1], "", r[3], "track", r[4], None, None, r[0], r[2],
-                              {"properties": r[5], "context": r[6] or {}}) for r in state.records]
-        # Records already passed the history rule (``record``), so created_at is not passed again.
-        value = evaluate(self.defn, events, traits, now, definitions=_NO_DEFINITIONS, identifiers=ids)
-        return value, self._due(state, traits, now)
+        due = self._due(state, traits, now)
+        if not eligible:
+            return (False if self.audience else None), due
+        # Records are in (time, offset) order and already passed the history rule (``record``).
+        recs = state.records
+        end = len(recs)
+        while end and recs[end - 1][0] > now:
+            end -= 1
+        return self._value(Ctx(now, traits, recs if end == len(recs) else recs[:end])), due
 
-    def _evaluate_fast(self, state: State, ids: Identifiers | None, now: int) -> tuple[Any, int | None]:
+    def _evaluate_fast(self, state: State, eligible: bool, now: int) -> tuple[Any, int | None]:
         agg = state.agg if state.agg is not None else _empty_agg()
         if agg["f"]:
             ready = [r for r in agg["f"] if r[0] <= now]
@@ -258,7 +269,7 @@ class Compiled:
         due = min((r[0] for r in agg["f"]), default=None)
         t = self.defn
         assert isinstance(t, ir.ComputedTrait)
-        if not self.eligible_with(ids):
+        if not eligible:
             return None, due
         if t.kind == "event_counter":
             return agg["n"], due

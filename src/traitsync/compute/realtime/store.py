@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from traitsync.compute.realtime.state import State
 from traitsync.spec.event import StoredEvent
 from traitsync.store.database import Connection
 
@@ -119,7 +120,8 @@ def load_identifiers(conn: Connection, profile_ids: Sequence[str]) -> dict[str, 
 class Output:
     """Everything one transaction writes."""
 
-    states: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    #: Serialised at flush, once per (profile, computation) per transaction however often it changed.
+    states: dict[tuple[str, str], State | None] = field(default_factory=dict)
     dues: dict[tuple[str, str], int | None] = field(default_factory=dict)
     values: dict[tuple[str, str], tuple[Any, int, int] | None] = field(default_factory=dict)
     results: list[tuple[Any, ...]] = field(default_factory=list)
@@ -130,7 +132,7 @@ class Output:
         return bool(self.states or self.dues or self.values or self.results)
 
     def flush(self, conn: Connection) -> None:
-        put = [(p, k, s) for (p, k), s in self.states.items() if s is not None]
+        put = [(p, k, s.dumps()) for (p, k), s in self.states.items() if s is not None]
         gone = [(p, k) for (p, k), s in self.states.items() if s is None]
         if put:
             conn.executemany("INSERT INTO compute_state (profile_id, computation_key, state) VALUES (?, ?, ?) "
