@@ -42,6 +42,7 @@ IDENTITY_CONSUMER = "identity"
 #: Types whose equality is exactly "same JSON" (floats are not: 0.0 == -0.0), so a change check
 #: can skip serialising both sides.
 _PLAIN: frozenset[type] = frozenset({int, str, bool, type(None)})
+_NO_TRAITS: dict[str, Any] = {}  # shared, never written: definitions that read no trait
 Progress = Callable[[int, int], None]
 
 
@@ -71,6 +72,9 @@ class RealtimeEngine:
         self.order = tuple(definitions.order)
         self._deps = {k: definitions.dependencies(k) for k in self.order}
         self._closure = {k: self._transitive(k) for k in self.order}
+        self._rank = {k: i for i, k in enumerate(self.order)}
+        #: Every computation that reads ``key``, directly or through others (re-evaluated if it changes).
+        self._readers: dict[str, set[str]] = {k: {r for r in self.order if k in self._closure[r]} for k in self.order}
         self._by_event: dict[str, list[str]] = {}
         self._by_trait: dict[str, list[str]] = {}
         for key in self.order:
@@ -201,11 +205,13 @@ class RealtimeEngine:
     def _on_event(self, conn: Connection, pid: str, event: StoredEvent, now: int, out: Output) -> None:
         prof = self._profile(conn, pid)
         touched: set[str] = set()
+        props = event.properties  # a fresh dict per access: read once for every definition
+        shared: dict[tuple[frozenset[str], bool], list[Any]] = {}
         for key in self._by_event.get(event.event or "", ()):
             comp = self.compiled.get(key)
             if comp is None or key in self.failed:
                 continue
-            rec = comp.record(event)
+            rec = comp.record(event, props, shared)
             if rec is None:
                 continue
             st = prof.states.setdefault(key, State())
@@ -285,9 +291,9 @@ class RealtimeEngine:
         for key in keys:
             comp = self.compiled[key]
             old = prof.states.get(key) or State()
-            st = State(old.value, old.version, due=old.due)
+            st = State(old.value, old.version, due=old.due, stored=old.stored)
             for e in history:
-                rec = comp.record(e)
+                rec = comp.record(e, e.properties)
                 if rec is not None:
                     comp.fold(st, rec, now)
             prof.states[key] = st
@@ -297,13 +303,19 @@ class RealtimeEngine:
                out: Output) -> set[str]:
         """Re-evaluate ``keys`` and, in dependency order, whatever reads a value that changed."""
         needed = set(keys)
+        states = prof.states
         for key in keys:
-            needed.update(d for d in self._closure[key] if d not in prof.states)
+            for dep in self._closure[key]:
+                if dep not in states:  # never evaluated: evaluate before its readers
+                    needed.add(dep)
+        candidates = set(needed)
+        for key in needed:
+            candidates |= self._readers[key]
         changed: set[str] = set()
-        for key in self.order:
+        for key in sorted(candidates, key=self._rank.__getitem__):
             if key in self.failed or key not in self.compiled:
                 continue
-            if key in needed or self._deps[key] & changed:
+            if key in needed or not self._deps[key].isdisjoint(changed):
                 try:
                     if self._evaluate(conn, pid, prof, key, cause, now, out):
                         changed.add(key)
@@ -328,12 +340,14 @@ class RealtimeEngine:
         if due != st.due:
             out.dues[(pid, key)] = due
             st.due = due
-        out.states[(pid, key)] = st
+        if st.stored or st.version or st.records or st.agg is not None or st.due is not None:
+            out.states[(pid, key)] = st  # an empty state is what a missing row means: not written
+            st.stored = True
         return changed
 
     def _set_value(self, pid: str, comp: Compiled, st: State, value: Any, cause: str, now: int,
                    out: Output) -> bool:
-        audience = isinstance(comp.defn, ir.Audience)
+        audience = comp.audience
         old = st.value
         if audience:
             if bool(old) == bool(value):
@@ -357,6 +371,8 @@ class RealtimeEngine:
 
     def _traits_for(self, conn: Connection, pid: str, prof: _Profile, key: str) -> dict[str, Any]:
         comp = self.compiled[key]
+        if not comp.reads_traits:
+            return _NO_TRAITS
         base: dict[str, Any] = {}
         if key in self._custom_traits or comp.relative:
             if prof.traits is None:

@@ -55,6 +55,8 @@ class State:
     records: list[Record] = field(default_factory=list)
     agg: dict[str, Any] | None = None
     due: int | None = None
+    #: Whether a row exists (or is being written) in the store; not serialised.
+    stored: bool = False
 
     def dumps(self) -> str:
         return orjson.dumps({"v": self.value, "n": self.version, "r": self.records, "a": self.agg,
@@ -63,7 +65,7 @@ class State:
     @staticmethod
     def loads(text: str | bytes) -> State:
         d = orjson.loads(text)
-        return State(d["v"], d["n"], d["r"], d["a"], d["d"])
+        return State(d["v"], d["n"], d["r"], d["a"], d["d"], True)
 
 
 def _static_where(cond: ir.Condition | None) -> bool:
@@ -146,25 +148,38 @@ class Compiled:
         self.props, self.context = _properties_read(defn)
         self.eligible = frozenset(defn.options.eligible_id_types())
         self.lookback_ms = ir.effective_lookback_seconds(defn) * 1000
+        self.historical = defn.options.historical
+        self.shape = (self.props, self.context)
         self.audience = isinstance(defn, ir.Audience)
         self.id = defn.id  # a SHA-256 per access: computed once
         self.computation_class = defn.computation_class
         self._value = compile_definition(defn)
+        self.reads_traits = bool(defn.traits_read() or defn.depends_on() or self.relative)
         self.fast = (isinstance(defn, ir.ComputedTrait) and defn.window is None and _static_where(defn.where)
                      and (defn.kind in _FAST_KINDS or (defn.kind == "aggregation" and defn.function in ("min", "max"))))
 
     # -- folding -----------------------------------------------------------------------------------
     def in_history(self, t: int, received_at: int) -> bool:
         """Spec 4.5 history rule (as the reference applies it): fixed per event, so decided once."""
-        if not self.defn.options.historical:
-            return received_at >= self.created_at_ms
-        return received_at >= self.created_at_ms or t > self.created_at_ms - self.lookback_ms
+        if received_at >= self.created_at_ms:
+            return True
+        return self.historical and t > self.created_at_ms - self.lookback_ms
 
-    def record(self, event: StoredEvent) -> Record | None:
-        """The compact record of ``event`` for this definition, or None if it can never count."""
+    def record(self, event: StoredEvent, props: Mapping[str, Any],
+               shared: dict[tuple[frozenset[str], bool], Record] | None = None) -> Record | None:
+        """The compact record of ``event`` (``props``: its properties) for this definition, or None
+        if it can never count. ``shared`` reuses one record among definitions reading the same
+        properties (records are never mutated, only inserted into states)."""
         if event.event not in self.events or not self.in_history(event.timestamp_ms, event.received_at_ms):
             return None
-        props = event.properties
+        if shared is not None:
+            rec = shared.get(self.shape)
+            if rec is None:
+                rec = shared[self.shape] = self._make_record(event, props)
+            return rec
+        return self._make_record(event, props)
+
+    def _make_record(self, event: StoredEvent, props: Mapping[str, Any]) -> Record:
         kept = {k: props[k] for k in self.props if k in props}
         return [event.timestamp_ms, event.offset, event.received_at_ms, event.source_id, event.event, kept,
                 event.context if self.context else None]
