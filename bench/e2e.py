@@ -1,0 +1,287 @@
+"""End-to-end and delivery benchmarks for activation (issue 6).
+
+``e2e``: ``traitsync serve`` (subprocess, real socket) gets RATE events/s into ``/v1/batch`` for
+SECONDS with 20 definitions (10 computed traits, 10 audiences) connected to one webhook
+destination that posts to a local receiver. Each new user views a product (and sometimes
+orders) and then goes quiet, so it enters ``seen_last_5s`` and exits it five seconds later.
+Reported: event-to-destination latency (send of a user's first event -> its "Audience Entered"
+at the receiver), and exit lateness (receiver time of "Audience Exited" minus last event time +
+5 s).
+
+``delivery``: the outbox holds N messages; one DestinationWorker with a cap of CAP req/s sends
+them to a receiver that fails 10% of requests with 429 or 500. Reported: achieved rate (as a
+share of the cap) and the largest number of requests in any sliding 1-second window.
+
+    .venv/bin/python bench/e2e.py e2e --rate 1000 --seconds 60 [--database-url postgresql://...]
+    .venv/bin/python bench/e2e.py delivery --cap 100 --messages 3000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TRAITS = """\
+  - {key: views, kind: event_counter, event: Product Viewed}
+  - {key: orders, kind: event_counter, event: Order Completed}
+  - {key: revenue, kind: aggregation, event: Order Completed, property: revenue, function: sum}
+  - {key: max_order, kind: aggregation, event: Order Completed, property: revenue, function: max}
+  - {key: last_category, kind: last, event: Product Viewed, property: category}
+  - {key: first_category, kind: first, event: Product Viewed, property: category}
+  - {key: categories, kind: unique_list, event: Product Viewed, property: category}
+  - {key: category_count, kind: unique_list_count, event: Product Viewed, property: category}
+  - {key: views_1h, kind: event_counter, event: Product Viewed, window: 1h}
+  - {key: revenue_30d, kind: aggregation, event: Order Completed, property: revenue, function: sum, window: 30d}
+"""
+AUDIENCES = "".join(
+    f"  - key: {key}\n    condition: {cond}\n" for key, cond in [
+        ("seen_last_5s", "{performed: {event: Product Viewed, within: 5s}}"),
+        ("buyer", "{performed: {event: Order Completed}}"),
+        ("buyer_1d", "{performed: {event: Order Completed, within: 1d}}"),
+        ("viewer_2", "{performed: {event: Product Viewed, at_least: 2}}"),
+        ("viewer_3", "{performed: {event: Product Viewed, at_least: 3}}"),
+        ("shoes_fan", "{performed: {event: Product Viewed, where: [{property: category, op: equals, value: Shoes}]}}"),
+        ("hats_fan", "{performed: {event: Product Viewed, where: [{property: category, op: equals, value: Hats}]}}"),
+        ("big_order", "{performed: {event: Order Completed, where: [{property: revenue, op: greater_than, "
+                      "value: 100}]}}"),
+        ("window_shopper", "{all: [{performed: {event: Product Viewed}}, "
+                           "{not: {performed: {event: Order Completed}}}]}"),
+        ("seen_last_1m", "{performed: {event: Product Viewed, within: 1m}}"),
+    ])
+CATEGORIES = ["Shoes", "Hats", "Bags", "Socks"]
+
+
+class Recorder:
+    """Receiver: records (arrival time, messages); optionally fails a share of requests."""
+
+    def __init__(self, fail_share: float = 0.0, seed: int = 3) -> None:
+        self.got: list[tuple[float, Any]] = []
+        self.arrivals: list[float] = []
+        self.lock = threading.Lock()
+        rng = random.Random(seed)
+        rec = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+            def setup(self) -> None:
+                super().setup()  # headers and body go out in two writes: without this, Nagle adds 40 ms
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def do_POST(self) -> None:
+                now = time.time()
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with rec.lock:
+                    rec.arrivals.append(now)
+                    fail = rng.random() < fail_share
+                    status = rng.choice((429, 500)) if fail else 200
+                    if not fail:
+                        rec.got.append((now, json.loads(body)))
+                self.send_response(status)
+                if status == 429:
+                    self.send_header("Retry-After", "0")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def messages(self) -> list[tuple[float, dict[str, Any]]]:
+        with self.lock:
+            items = list(self.got)
+        out: list[tuple[float, dict[str, Any]]] = []
+        for at, body in items:
+            out.extend((at, m) for m in (body if isinstance(body, list) else [body]))
+        return out
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(p / 100 * len(s)))]
+
+
+def iso(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def e2e(rate: int, seconds: int, database_url: str | None) -> None:
+    rec = Recorder()
+    tmp = Path(tempfile.mkdtemp(prefix="traitsync-e2e-"))
+    keys = [line.split("key: ")[1].split(",")[0] for line in TRAITS.splitlines()] + \
+        [line.split("key: ")[1] for line in AUDIENCES.splitlines() if "key:" in line]
+    conns = "".join(f"      - computation: {k}\n        send: [{'track' if k.startswith('seen') else 'identify'}]\n"
+                    for k in keys)
+    config = (f"space_id: spa_bench\nsources:\n  - id: src\n    write_key: wk\nmanagement_api:\n  token: t\n"
+              f"computed_traits:\n{TRAITS}audiences:\n{AUDIENCES}destinations:\n  - id: dst\n    kind: webhook\n"
+              f"    rate_limit: 1000\n    settings: {{url: \"{rec.url}/hook\", batch_size: 200}}\n"
+              f"    connections:\n{conns}")
+    (tmp / "traitsync.yaml").write_text(config)
+    url = database_url or f"sqlite:///{tmp / 'traitsync.db'}"
+    port = free_port()
+    log = (tmp / "server.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "traitsync.cli", "serve", "-c", str(tmp / "traitsync.yaml"),
+                             "--database-url", url, "--port", str(port), "--log-level", "warning"],
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    first_sent: dict[str, float] = {}
+    last_ts: dict[str, float] = {}
+    rng = random.Random(1)
+    client = httpx.Client(base_url=base, auth=("wk", ""), timeout=30)
+    tick = 0.1
+    per_tick = max(1, int(rate * tick))
+    user = 0
+    start = time.time()
+    sent = 0
+    active: list[tuple[str, int]] = []
+    while time.time() - start < seconds:
+        batch = []
+        now = time.time()
+        while len(batch) < per_tick:
+            if not active or rng.random() < 0.5:
+                active.append((f"u{user:06d}", rng.randint(1, 3)))
+                user += 1
+            i = rng.randrange(len(active))
+            uid, left = active[i]
+            event = "Order Completed" if rng.random() < 0.2 else "Product Viewed"
+            props = {"revenue": round(rng.uniform(5, 200), 2)} if event == "Order Completed" else \
+                {"category": rng.choice(CATEGORIES)}
+            batch.append({"type": "track", "userId": uid, "event": event, "properties": props,
+                          "timestamp": iso(now),
+                          "messageId": f"{uid}-{left}-{sent + len(batch)}"})
+            first_sent.setdefault(uid, now)
+            if event == "Product Viewed":
+                last_ts[uid] = int(now * 1000) / 1000
+            if left <= 1:
+                active.pop(i)
+            else:
+                active[i] = (uid, left - 1)
+        client.post("/v1/batch", json={"batch": batch}).raise_for_status()
+        sent += len(batch)
+        time.sleep(max(0.0, start + sent / rate - time.time()))
+    send_s = time.time() - start
+    time.sleep(15)  # let the last exits (5 s window) come through
+    proc.terminate()
+    proc.wait(30)
+    entered: dict[str, float] = {}
+    exited: dict[str, float] = {}
+    for at, m in rec.messages():
+        if m.get("type") == "track" and m.get("properties", {}).get("audience_key") == "seen_last_5s":
+            uid = m["userId"]
+            if m["event"] == "Audience Entered":
+                entered.setdefault(uid, at)
+            else:
+                exited[uid] = at
+    lat = [entered[u] - first_sent[u] for u in entered if u in first_sent]
+    late = [exited[u] - (last_ts[u] + 5.0) for u in exited if u in last_ts]
+    print(json.dumps({
+        "benchmark": "e2e", "store": url.split(":")[0], "events_sent": sent, "send_seconds": round(send_s, 1),
+        "events_per_second": round(sent / send_s), "users": user, "messages_received": len(rec.messages()),
+        "entered_users": len(entered), "exited_users": len(exited),
+        "latency_s": {"p50": round(pct(lat, 50), 3), "p99": round(pct(lat, 99), 3), "max": round(max(lat or [0]), 3)},
+        "exit_lateness_s": {"p50": round(pct(late, 50), 3), "p99": round(pct(late, 99), 3),
+                            "max": round(max(late or [0]), 3)},
+    }, indent=2))
+
+
+def delivery(cap: int, messages: int, adaptive: bool) -> None:
+    from traitsync.delivery.limiter import RateLimiter
+    from traitsync.delivery.outbox import Outbox
+    from traitsync.delivery.worker import DestinationWorker
+    from traitsync.destinations import webhook
+    from traitsync.store import Database, migrate
+
+    rec = Recorder(fail_share=0.10)
+    tmp = Path(tempfile.mkdtemp(prefix="traitsync-delivery-"))
+    db = Database(f"sqlite:///{tmp / 'db.sqlite'}")
+    migrate(db)
+    outbox = Outbox(db)
+    conn = db.connect()
+    with conn.transaction():
+        for n in range(messages):
+            outbox.enqueue(conn, "dst", f"p{n}", {"type": "identify", "userId": f"u{n}", "messageId": f"m{n}",
+                                                  "traits": {"x": n}})
+    settings = webhook.DESTINATION.parse_settings({"url": f"{rec.url}/hook"})
+    worker = DestinationWorker(db, "dst", webhook.DESTINATION, settings, limiter=RateLimiter(cap, adaptive=adaptive),
+                               batch_size=200)
+    start = time.time()
+    worker.drain(timeout=messages / cap * 3 + 60, include_retries=True)
+    elapsed = time.time() - start
+    arrivals = sorted(rec.arrivals)
+    worst = 0
+    j = 0
+    for i, t in enumerate(arrivals):
+        while arrivals[j] <= t - 1.0:
+            j += 1
+        worst = max(worst, i - j + 1)
+    span = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else elapsed
+    # Steady state: while fresh messages remain (the first 80% of requests); the tail is retries
+    # waiting out their backoff, when there is nothing to send at the cap.
+    k = int(len(arrivals) * 0.8)
+    steady = k / (arrivals[k] - arrivals[0]) if k > 1 else float("nan")
+    print(json.dumps({
+        "benchmark": "delivery", "cap_per_second": cap, "adaptive_limiter": adaptive, "messages": messages,
+        "requests": len(arrivals),
+        "delivered": len(rec.messages()), "seconds": round(elapsed, 1),
+        "achieved_requests_per_second": round(len(arrivals) / span, 1),
+        "share_of_cap": round(len(arrivals) / span / cap, 3),
+        "steady_requests_per_second": round(steady, 1), "steady_share_of_cap": round(steady / cap, 3),
+        "max_requests_in_any_1s_window": worst,
+    }, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    a = sub.add_parser("e2e")
+    a.add_argument("--rate", type=int, default=1000)
+    a.add_argument("--seconds", type=int, default=60)
+    a.add_argument("--database-url")
+    b = sub.add_parser("delivery")
+    b.add_argument("--cap", type=int, default=100)
+    b.add_argument("--messages", type=int, default=3000)
+    b.add_argument("--no-adaptive", action="store_true", help="Limiter without the halve-on-429 slowdown.")
+    args = parser.parse_args()
+    if args.what == "e2e":
+        e2e(args.rate, args.seconds, args.database_url)
+    else:
+        delivery(args.cap, args.messages, not args.no_adaptive)
+
+
+if __name__ == "__main__":
+    main()
