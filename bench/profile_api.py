@@ -105,6 +105,9 @@ class Result:
     p99_ms: float
     max_ms: float
     errors: int
+    #: Server CPU (all its processes, user + system) per request: the figure other load on the
+    #: machine disturbs least.
+    cpu_us_per_request: float
 
 
 # --- the store ------------------------------------------------------------------------------
@@ -212,6 +215,30 @@ def start_server(db_path: Path, workdir: Path, workers: int) -> tuple[subprocess
     return proc, port
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and its descendants (the uvicorn workers)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    family, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in family:
+                family.add(child)
+                frontier.append(child)
+    return sum(times.get(p, 0.0) for p in family)
+
+
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
@@ -225,17 +252,18 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 
 
 def run_wrk(wrk: str, lua: Path, port: int, *, n: int, path: str | None, duration: int,
-            connections: int) -> tuple[float, float, float, float, float, int]:
+            connections: int) -> tuple[float, float, float, float, float, int, int]:
     env = {**os.environ, "N": str(n), "AUTH": AUTH, "FIXED_PATH": path or ""}
     out = subprocess.run([wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(lua),
                           f"http://127.0.0.1:{port}"], capture_output=True, text=True, env=env, check=True).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     status = re.search(r"STATUS non2xx=(\d+) errors_connect=(\d+) errors_read=(\d+) errors_timeout=(\d+)", out)
     lat = re.search(r"LAT p50=([\d.]+) p95=([\d.]+) p99=([\d.]+) max=([\d.]+)", out)
-    assert rps and status and lat, out
+    count = re.search(r"(\d+) requests in", out)
+    assert rps and status and lat and count, out
     errors = sum(int(x) for x in status.groups())
     return (float(rps.group(1)), float(lat.group(1)), float(lat.group(2)), float(lat.group(3)),
-            float(lat.group(4)), errors)
+            float(lat.group(4)), errors, int(count.group(1)))
 
 
 # --- load: open loop (this file with --loadgen, in its own process) -----------------------------
@@ -306,7 +334,7 @@ async def open_loop(port: int, *, rate: float, duration: float, n: int, path: st
         s = sorted(values)
         return s[min(len(s) - 1, int(len(s) * p))] * 1000
 
-    return {"sent": total - skip, "completed": len(lat_sched), "elapsed": elapsed,
+    return {"sent": total - skip, "completed": len(lat_sched), "elapsed": elapsed, "all_sent": total,
             "rate": len(lat_sched) / elapsed, "errors": errors, "connections": connections,
             "p50": pct(lat_sched, 0.50), "p95": pct(lat_sched, 0.95), "p99": pct(lat_sched, 0.99),
             "max": pct(lat_sched, 1.0), "sent_p50": pct(lat_sent, 0.50), "sent_p99": pct(lat_sent, 0.99)}
@@ -374,28 +402,33 @@ def main() -> None:
                 run_wrk(wrk, lua, port, n=args.profiles, path=None, duration=3, connections=args.connections)
                 for route, path in (("/healthz (baseline)", "/healthz"), ("/traits", None)):
                     for conns in (args.connections, args.latency_connections):
-                        rps, p50, p95, p99, mx, err = run_wrk(wrk, lua, port, n=args.profiles, path=path,
-                                                              duration=args.duration, connections=conns)
+                        cpu = server_cpu_seconds(proc.pid)
+                        rps, p50, p95, p99, mx, err, count = run_wrk(wrk, lua, port, n=args.profiles, path=path,
+                                                                     duration=args.duration, connections=conns)
+                        cpu = (server_cpu_seconds(proc.pid) - cpu) / max(count, 1) * 1e6
                         results.append(Result(workers, route, f"wrk closed loop, {conns} conns", rps, p50, p95,
-                                              p99, mx, err))
+                                              p99, mx, err, cpu))
+                    cpu = server_cpu_seconds(proc.pid)
                     ol = run_open_loop(port, rate=args.rate, duration=args.duration, n=args.profiles, path=path,
                                        connections=args.open_connections)
+                    cpu = (server_cpu_seconds(proc.pid) - cpu) / max(ol["all_sent"], 1) * 1e6
                     results.append(Result(workers, route, f"open loop {args.rate:,.0f}/s ({int(ol['connections'])}"
                                           " conns)", ol["rate"], ol["p50"], ol["p95"], ol["p99"], ol["max"],
-                                          int(ol["errors"]) + int(ol["sent"] - ol["completed"])))
+                                          int(ol["errors"]) + int(ol["sent"] - ol["completed"]), cpu))
             finally:
                 stop_server(proc)
     print(f"\nProfile API benchmark: {args.profiles:,} profiles x {args.traits} traits, SQLite, "
-          f"{args.duration}s per row, {os.cpu_count()} cores (load generator on the same machine)\n")
+          f"{args.duration}s per row, {os.cpu_count()} cores (load generator on the same machine), "
+          f"load average {os.getloadavg()[0]:.1f}\n")
     print("| API processes | route | load | requests/s | ratio to baseline | p50 ms | p95 ms | p99 ms | max ms | "
-          "errors |")
-    print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "errors | server CPU us/request |")
+    print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
         base = next(b for b in results if b.workers == r.workers and b.load == r.load and b.route != "/traits")
         p95 = "" if r.p95_ms is None else f"{r.p95_ms:.2f}"
         print(f"| {r.workers} | {r.route} | {r.load} | {r.requests_per_s:,.0f} | "
               f"{r.requests_per_s / base.requests_per_s:.2f} | {r.p50_ms:.2f} | {p95} | {r.p99_ms:.2f} | "
-              f"{r.max_ms:.1f} | {r.errors} |")
+              f"{r.max_ms:.1f} | {r.errors} | {r.cpu_us_per_request:,.0f} |")
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
 

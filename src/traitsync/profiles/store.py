@@ -8,6 +8,7 @@ bumps the graph generation so the worker drops its cache.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,14 +63,31 @@ def _in(values: Sequence[Any]) -> str:
     return ",".join("?" * len(values))
 
 
+#: SQLite memory-maps up to this much of the file for reads (it caps the figure at its build
+#: limit, 2 GB by default).
+MMAP_BYTES = 1 << 40
+
+
 class ProfileStore:
     """Queries over one database, on the calling thread's connection."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._mapped: weakref.WeakSet[Connection] = weakref.WeakSet()
 
     def _conn(self) -> Connection:
-        return self.db.thread_connection()
+        """The thread's connection; on SQLite, memory-mapped once for reads.
+
+        The Profile API reads a few random pages per lookup from a store much larger than
+        SQLite's page cache; through mmap they cost a memory access instead of a ``pread``
+        system call each (the find+traits query of ``/traits`` on 1M profiles: 168 -> 94 us).
+        Reads only: SQLite still writes through the file, so nothing else changes.
+        """
+        conn = self.db.thread_connection()
+        if conn.dialect == "sqlite" and conn not in self._mapped:
+            conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}").fetchall()
+            self._mapped.add(conn)
+        return conn
 
     def _end(self, conn: Connection) -> None:
         if conn.dialect == "postgresql":
