@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 
 from traitsync.activation.config import ActivationConfig, ActivationDestination
 from traitsync.activation.lists import ListScheduler
-from traitsync.delivery.outbox import Outbox, now_ms
+from traitsync.delivery.outbox import DEAD, DELIVERED, FILTERED, IN_FLIGHT, PENDING, RETRY_WAIT, Outbox, now_ms
 from traitsync.delivery.overview import DebugEntry, delivery_overview, recent_messages
 from traitsync.delivery.worker import DestinationWorker
 from traitsync.store.database import Database
@@ -133,6 +133,9 @@ def destinations_router(db: Database, config: ActivationConfig, workers: dict[st
     return router
 
 
+_STATES = (PENDING, IN_FLIGHT, RETRY_WAIT, DELIVERED, DEAD, FILTERED)
+
+
 class DeliveryCollector(Collector):
     """Prometheus: outbox rows per destination and state, read at scrape time (no hot-path cost)."""
 
@@ -147,7 +150,11 @@ class DeliveryCollector(Collector):
         try:
             outbox = Outbox(self.db)
             for dest in self.config.destinations:
-                for state, count in sorted(outbox.state_counts(conn, dest.id).items()):
+                # Every state is reported, zeros included, so dashboards and alerts see a series
+                # from the start instead of "no data".
+                counts = {state: 0 for state in _STATES}
+                counts.update(outbox.state_counts(conn, dest.id))
+                for state, count in sorted(counts.items()):
                     family.add_metric([dest.id, state], count)
             conn.commit()
         finally:

@@ -72,13 +72,21 @@ def create_app(runtime: Runtime, *, extra_routers: list[RouterFactory] | None = 
             "rejections": runtime.event_log.recent_rejections(source_id, limit),
         }
 
+    management_auth = [Depends(ManagementAuth(token))]
     for factory in extra_routers or []:
         router = factory(runtime)
-        if router is not None:
-            if router.prefix.startswith("/api/v1"):
-                router.dependencies.append(Depends(ManagementAuth(token)))
+        if router is None:
+            continue
+        # Dependencies must be given to include_router: FastAPI has already copied a router's own
+        # dependency list into its routes, so appending to it afterwards would protect nothing.
+        if router.prefix.startswith("/api/") or any(
+                getattr(route, "path", "").startswith("/api/") for route in router.routes):
+            app.include_router(router, dependencies=management_auth)
+        else:
             app.include_router(router)
     app.include_router(manage)
+    for collector in getattr(runtime, "metric_collectors", []):
+        registry.register(collector)
 
     @app.get("/healthz", tags=["Operations"], summary="Liveness and storage health")
     def healthz() -> JSONResponse:

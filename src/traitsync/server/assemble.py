@@ -73,4 +73,7 @@ def assemble(loaded: LoadedConfig, db: Database, *, role: str = "all") -> tuple[
     routers.append(lambda _rt: destinations_router(db, activation.config, activation.delivery, activation.scheduler,
                                                    dependencies=[Depends(ManagementAuth(manage_token))]))
 
+    from traitsync.activation.routes import DeliveryCollector
+
+    runtime.metric_collectors = [DeliveryCollector(db, activation.config)]  # type: ignore[attr-defined]
     return runtime, routers
