@@ -9,8 +9,9 @@ Two shapes, chosen per definition when it is compiled (see ``docs/engine.md``):
   small list and fold in when the clock reaches them.
 * **qualifying records** (everything else): the compact records of the events the definition
   reads (time, offset, the properties it looks at), kept in time order and pruned once they are
-  older than every window can reach. Evaluation runs the reference evaluator over them, so the
-  meaning is the oracle's by construction; pruning and due times are what make it incremental.
+  older than every window can reach. Evaluation runs the definition compiled to closures
+  (``fasteval.py``, a function-by-function mirror of the reference evaluator) over them; pruning
+  and due times are what make it incremental.
 
 Every evaluation also returns the due time: the earliest moment after ``now`` at which the value
 could change with no new event. It may be early (the engine then re-evaluates and re-arms),
