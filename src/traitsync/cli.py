@@ -69,9 +69,12 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8088,
     workers: Annotated[int, typer.Option(help="API processes (SQLite: keep 1; PostgreSQL: up to cores).")] = 1,
     role: Annotated[str, typer.Option(help="all: API and workers; api: only HTTP; worker: only workers.")] = "all",
+    single_process: Annotated[bool, typer.Option(
+        "--single-process", help="With --role all: run the workers inside the API process instead of in a "
+        "supervised child process (simpler, but API and workers then share one core).")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
-    """Run the HTTP APIs and the background workers."""
+    """Run the HTTP APIs and the background workers (identity, engine, activation, delivery)."""
     import uvicorn
 
     from traitsync.logging import configure_logging
@@ -83,7 +86,6 @@ def serve(
     os.environ["TRAITSYNC_CONFIG"] = str(Path(loaded.file).resolve())
     if database_url:
         os.environ["TRAITSYNC_DATABASE_URL"] = database_url
-    os.environ["TRAITSYNC_ROLE"] = role
     db = _database(database_url, loaded.config.storage.durability)
     from traitsync.store import migrate
 
@@ -91,9 +93,32 @@ def serve(
         migrate(db)
     except TraitsyncError as exc:
         raise _fail(exc) from None
+    if role == "worker":
+        from traitsync.server.processes import run_workers_until_signalled
+
+        err_console.print(f"traitsync workers running (store: {db.redacted_url()})")
+        run_workers_until_signalled(loaded, db)
+        return
+    supervisor = None
+    api_role = role
+    if role == "all" and (not single_process or workers > 1):
+        # Workers in their own process: one set for the whole deployment, and a core of their own.
+        from traitsync.server.processes import WorkerSupervisor
+
+        args = ["-c", os.environ["TRAITSYNC_CONFIG"], "--log-level", log_level]
+        if database_url:
+            args += ["--database-url", database_url]
+        supervisor = WorkerSupervisor(args).start()
+        api_role = "api"
+    os.environ["TRAITSYNC_ROLE"] = api_role
     err_console.print(f"traitsync listening on http://{host}:{port} (store: {db.redacted_url()}, role: {role})")
-    uvicorn.run("traitsync.server.factory:build_app", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, loop="uvloop", http="httptools", access_log=False, timeout_graceful_shutdown=15)
+    try:
+        uvicorn.run("traitsync.server.factory:build_app", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level, loop="uvloop", http="httptools", access_log=False,
+                    timeout_graceful_shutdown=15)
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
 
 
 @app.command()

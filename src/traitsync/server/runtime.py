@@ -67,11 +67,22 @@ class Runtime:
             log.info("worker started", worker=service.name)
 
     def _guarded(self, service: Service) -> Callable[[], None]:
+        """Run a worker loop; after an error (storage down, a bug) restart it with backoff.
+
+        Every stage keeps its progress in checkpoints committed with its output, so a restarted
+        loop resumes exactly where the last commit left it.
+        """
+
         def run() -> None:
-            try:
-                service.run(self._stop)
-            except Exception:
-                log.exception("worker stopped with an error", worker=service.name)
+            delay = 1.0
+            while not self._stop.is_set():
+                try:
+                    service.run(self._stop)
+                    return
+                except Exception:
+                    log.exception("worker failed; restarting it", worker=service.name, retry_in_s=delay)
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, 30.0)
 
         return run
 
