@@ -64,20 +64,23 @@ def test_fractional_and_slow_rates() -> None:
     assert [lim.acquire() for _ in range(3)] == [0.0, 2.0, 4.0]
 
 
-def test_429_pauses_and_halves_then_recovers() -> None:
+def test_429_pauses_and_slows_then_recovers() -> None:
     clock = FakeClock()
     lim = RateLimiter(10, margin=0.0, clock=clock)
-    lim.observe(429, retry_after=3.0)
-    assert lim.current_rate == 5.0
+    lim.observe(429, retry_after=3.0)  # an exact instruction: pause 3 s, ease the rate by a tenth
+    assert lim.current_rate == pytest.approx(9.0)
     assert lim.acquire() == 3.0
-    assert lim.acquire() == pytest.approx(3.2)  # spacing 1 / 5
-    for _ in range(10):
-        lim.observe(200)
-    assert lim.current_rate == 10.0
+    assert lim.acquire() == pytest.approx(3.0 + 1 / 9.0)
+    lim.observe(200)
+    assert lim.current_rate == 10.0  # a tenth of the cap back per success
     clock.now += 10
-    lim.observe(429)  # no Retry-After: one second
+    lim.observe(429)  # no Retry-After: pause one second and halve
     assert lim.blocked_until == clock.now + 1.0
+    assert lim.current_rate == 5.0
     for _ in range(20):
+        lim.observe(429)
+    assert lim.current_rate == lim.min_rate
+    for _ in range(60):
         lim.observe(429, 0.0)
     assert lim.current_rate == lim.min_rate
 

@@ -10,9 +10,12 @@ more than ``cap`` slots" holds for every window, not just aligned ones. ``window
 1 s plus a small margin so that network jitter between our send and the vendor's receipt does
 not squeeze two grants a full window apart into the vendor's second.
 
-The adaptive part (rudder-server's throttler): a 429 halves the allowed rate (as a minimum
-spacing between grants) and blocks every grant until its ``Retry-After``; each success after
-that adds back a twentieth of the cap, so the limiter creeps back up to the configured rate.
+The adaptive part (after rudder-server's throttler): every 429 blocks all grants until its
+``Retry-After``. A 429 that says how long to wait is an exact instruction, so the rate only
+eases by a tenth; a 429 without ``Retry-After`` leaves us guessing, so the rate halves. Each
+success adds back a tenth of the cap. A vendor that sheds a few requests at random (the 10%
+fault benchmark) thus costs little throughput, while one whose real limit is below our cap
+keeps pushing the rate down until the 429s stop.
 """
 
 from __future__ import annotations
@@ -83,9 +86,10 @@ class RateLimiter:
                 pause = retry_after if retry_after is not None else 1.0
                 self._blocked_until = max(self._blocked_until, now + pause)
                 if self.adaptive:
-                    self.current_rate = max(self.min_rate, self.current_rate / 2.0)
+                    factor = 0.9 if retry_after is not None else 0.5
+                    self.current_rate = max(self.min_rate, self.current_rate * factor)
             elif status is not None and 200 <= status < 300 and self.current_rate < self.rate:
-                self.current_rate = min(self.rate, self.current_rate + self.rate / 20.0)
+                self.current_rate = min(self.rate, self.current_rate + self.rate / 10.0)
 
     @property
     def blocked_until(self) -> float:
