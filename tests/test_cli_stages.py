@@ -92,3 +92,26 @@ def test_preview_shows_size_and_members(tmp_path: Path) -> None:
     unknown = runner.invoke(app, ["preview", "nope", "-c", str(config), "--database-url", db_url])
     assert unknown.exit_code == 2
     assert "no computed trait or audience 'nope'" in " ".join(unknown.output.split())
+
+
+def test_compute_resolves_and_computes_once_with_as_of(tmp_path: Path) -> None:
+    config = tmp_path / "traitsync.yaml"
+    config.write_text(CONFIG)
+    db_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    EventLog(Database(db_url)).append_messages("src_web", [
+        {"type": "track", "userId": "u1", "event": "Order Completed", "messageId": "c1",
+         "timestamp": "2026-03-01T12:00:00Z"},
+        {"type": "track", "userId": "u2", "event": "Order Completed", "messageId": "c2",
+         "timestamp": "2026-03-01T13:00:00Z"},
+    ])
+    result = runner.invoke(app, ["compute", "--as-of", "2026-03-02T00:00:00Z", "-c", str(config),
+                                 "--database-url", db_url])
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "│ buyers │ audience │ Live │ 2 │" in flat  # evaluated at --as-of: inside the 7-day lookback
+    assert "│ order_count │ trait │ Live │ 2 │" in flat
+    again = runner.invoke(app, ["compute", "-c", str(config), "--database-url", db_url])
+    assert again.exit_code == 0, again.output
+    batch = runner.invoke(app, ["compute", "--engine", "duckdb", "-c", str(config), "--database-url", db_url])
+    assert batch.exit_code == 2
+    assert "batch SQL engine" in " ".join(batch.output.split())

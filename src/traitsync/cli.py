@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -282,6 +283,82 @@ def identity_rebuild(config: ConfigOption = None, database_url: DatabaseOption =
     console.print(report.table())
     if not report.equal:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def compute(
+    engine: Annotated[str, typer.Option(help="realtime (built); duckdb, postgres and spark are the batch "
+                                             "engine, not built yet.")] = "realtime",
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluate at this ISO-8601 moment instead of now "
+                                                             "(exits due by then are fired).")] = None,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Resolve identities and compute every trait and audience over the log, once, then exit.
+
+    The same work `serve` does continuously, for cron-style runs and for watching a backfill:
+    new or changed definitions backfill from the log with a progress bar, and an interrupted
+    run resumes where its last commit left off.
+    """
+    from traitsync.compute.realtime import RealtimeEngine, computation_summaries
+    from traitsync.definitions import load_definitions
+    from traitsync.identity import IdentityWorker, load_identity_config
+    from traitsync.log import Checkpoints, EventLog
+    from traitsync.spec.timestamps import parse_iso_ms
+
+    if engine != "realtime":
+        raise _fail(ConfigError(f"--engine {engine}: the batch SQL engine (duckdb, postgres, spark) is not built "
+                                "yet; use --engine realtime"))
+    clock_ms = None
+    if as_of is not None:
+        clock_ms = parse_iso_ms(as_of)
+        if clock_ms is None:
+            raise _fail(ConfigError(f"--as-of {as_of!r} is not an ISO-8601 time"))
+    loaded = _load(config)
+    try:
+        definitions = load_definitions(loaded.document)
+        identity_config = load_identity_config(loaded.document)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    db = _database(database_url, loaded.config.storage.durability)
+    head = EventLog(db).head()
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console) as progress:
+        resolve = progress.add_task("resolving identities", total=head or None)
+        worker = IdentityWorker(db, identity_config)
+        conn = db.connect()
+        while worker.run_once(5000):
+            progress.update(resolve, completed=Checkpoints.get(conn, "identity"))
+            conn.commit()
+        progress.update(resolve, completed=head)
+        worker.close()
+        backfill = progress.add_task("backfilling new definitions", total=None)
+
+        def on_backfill(done: int, total: int) -> None:
+            progress.update(backfill, completed=done, total=total)
+
+        fixed_ms = clock_ms
+
+        def clock() -> float:
+            return fixed_ms / 1000 if fixed_ms is not None else time.time()
+
+        realtime = RealtimeEngine(db, definitions, progress=on_backfill, clock=clock)
+        realtime.prepare()
+        progress.update(backfill, total=progress.tasks[backfill].total or 0)
+        stream = progress.add_task("computing", total=head or None)
+        while realtime.run_once():
+            progress.update(stream, completed=Checkpoints.get(conn, "realtime"))
+            conn.commit()
+        progress.update(stream, completed=head)
+        fired = realtime.fire_due()
+        realtime.close()
+        conn.close()
+    table = Table(title=f"Computations{' as of ' + as_of if as_of else ''} ({fired} time-driven changes fired)")
+    for column in ("key", "class", "status", "size"):
+        table.add_column(column, justify="right" if column == "size" else "left")
+    for summary in computation_summaries(db, definitions):
+        table.add_row(summary["key"], summary["class"], summary["status"], f"{summary['size']:,}")
+    console.print(table)
 
 
 @app.command()
