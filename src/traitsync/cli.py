@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from traitsync.cli_activation import deliveries_app, destinations_app
+from traitsync.cli_options import ConfigOption, DatabaseOption, console, err_console
 from traitsync.errors import ConfigError, TraitsyncError
 
 app = typer.Typer(help="traitsync: Computed Traits and Audiences in real time, activated to your tools.",
@@ -25,18 +25,6 @@ identity_app = typer.Typer(help="Explain, audit and rebuild the identity graph."
 app.add_typer(identity_app, name="identity")
 app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(destinations_app, name="destinations")
-console = Console()
-err_console = Console(stderr=True)
-
-ConfigOption = Annotated[
-    str | None,
-    typer.Option("--config", "-c", help="Config file (default: $TRAITSYNC_CONFIG or ./traitsync.yaml)."),
-]
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option("--database-url", help="Store URL (default: $TRAITSYNC_DATABASE_URL or "
-                 "sqlite:///.traitsync/traitsync.db)."),
-]
 
 
 def _fail(exc: Exception) -> typer.Exit:

@@ -16,25 +16,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from traitsync.cli_options import ConfigOption, DatabaseOption, console, err_console
 from traitsync.errors import ConfigError, TraitsyncError
 
 deliveries_app = typer.Typer(help="Delivery status and dead-letter replay.", no_args_is_help=True)
 destinations_app = typer.Typer(help="Destinations: sync list destinations now.", no_args_is_help=True)
-console = Console()
-err_console = Console(stderr=True)
-
-ConfigOption = Annotated[
-    str | None,
-    typer.Option("--config", "-c", help="Config file (default: $TRAITSYNC_CONFIG or ./traitsync.yaml)."),
-]
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option("--database-url", help="Store URL (default: $TRAITSYNC_DATABASE_URL or "
-                 "sqlite:///.traitsync/traitsync.db)."),
-]
 STATES = ("pending", "in_flight", "retry_wait", "delivered", "dead", "filtered")
 
 

@@ -373,16 +373,17 @@ def _durations(defn: ir.Definition, definitions: Mapping[str, ir.Definition], se
     return spans
 
 
-def _dates(value: object, out: set[int]) -> None:
+def collect_dates(value: object, out: set[int]) -> None:
+    """Every ISO instant inside ``value`` (nested too): the moments a date operator can flip at."""
     moment = parse_instant_ms(value)
     if moment is not None:
         out.add(moment)
     elif isinstance(value, Mapping):
         for v in value.values():
-            _dates(v, out)
+            collect_dates(v, out)
     elif isinstance(value, list):
         for v in value:
-            _dates(v, out)
+            collect_dates(v, out)
 
 
 def next_change_ms(definition: ir.Definition, events: Sequence[StoredEvent], traits: Mapping[str, object],
@@ -406,12 +407,12 @@ def next_change_ms(definition: ir.Definition, events: Sequence[StoredEvent], tra
         candidates.add(e.timestamp_ms)
         candidates.update(e.timestamp_ms + s for s in spans)
     moments: set[int] = set()
-    _dates(dict(traits), moments)
+    collect_dates(dict(traits), moments)
     for m in members or ():
-        _dates(dict(m[1]), moments)
+        collect_dates(dict(m[1]), moments)
     for e in all_events:
-        _dates(e.properties, moments)
-        _dates(e.context, moments)
+        collect_dates(e.properties, moments)
+        collect_dates(e.context, moments)
     for moment in moments:
         for s in spans:
             candidates.update({moment - s, moment - s + 1, moment, moment + 1, moment + s, moment + s + 1})

@@ -29,9 +29,8 @@ from typing import Any
 import orjson
 
 from traitsync.compute.realtime.fasteval import Ctx, compile_definition
-from traitsync.compute.reference import as_text, compare
+from traitsync.compute.reference import as_text, collect_dates, compare
 from traitsync.definitions import ir
-from traitsync.definitions.durations import parse_instant_ms
 from traitsync.definitions.operators import RELATIVE_DATE
 from traitsync.definitions.serialize import ir_to_dict
 from traitsync.spec.event import StoredEvent
@@ -317,11 +316,11 @@ class Compiled:
                 offer(r[0] + s)
         if self.relative:
             moments: set[int] = set()
-            _dates(traits, moments)
+            collect_dates(traits, moments)
             for r in state.records:
-                _dates(r[5], moments)
+                collect_dates(r[5], moments)
                 if r[6]:
-                    _dates(r[6], moments)
+                    collect_dates(r[6], moments)
             for m in moments:
                 for s in self.spans | {0}:
                     for c in (m - s, m - s + 1, m, m + 1, m + s, m + s + 1):
@@ -331,18 +330,6 @@ class Compiled:
 
 def _empty_agg() -> dict[str, Any]:
     return {"n": 0, "x": None, "u": {}, "f": []}
-
-
-def _dates(value: object, out: set[int]) -> None:
-    moment = parse_instant_ms(value)
-    if moment is not None:
-        out.add(moment)
-    elif isinstance(value, Mapping):
-        for v in value.values():
-            _dates(v, out)
-    elif isinstance(value, list):
-        for v in value:
-            _dates(v, out)
 
 
 def _matches_static(cond: ir.Condition, props: Mapping[str, Any], context: Mapping[str, Any] | None) -> bool:
