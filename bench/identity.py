@@ -1,8 +1,10 @@
 """Identity resolution throughput: N events over N/5 people, on SQLite and PostgreSQL.
 
 Mix (of events): ~60% anonymous-only, ~30% identified (userId + anonymousId), ~10% involved
-in merges (a second device's anonymous id, later tied to the user). Prints ingest and
-resolution rates and their ratio.
+in merges (a second device's anonymous id, later tied to the user). Prints, per backend, the
+ingest rate of the same run (the baseline: how fast the log is filled), the resolution rate,
+their ratio, and the resolution rate per CPU-second of this process (steadier than wall time on
+a shared machine; on PostgreSQL it leaves out the server's CPU), as a markdown table.
 
     .venv/bin/python bench/identity.py --events 1000000
     .venv/bin/python bench/identity.py --events 100000 --backend sqlite
@@ -26,6 +28,8 @@ from traitsync.log.event_log import EventLog
 from traitsync.store.database import Database
 
 PG_URL = os.environ.get("TRAITSYNC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+#: Issue 4's targets (events/s resolved), per backend.
+TARGETS = {"sqlite": 30_000, "postgresql": 15_000}
 
 
 def messages(n: int, seed: int = 1) -> list[dict[str, Any]]:
@@ -62,6 +66,7 @@ def run(db: Database, msgs: list[dict[str, Any]], chunk: int) -> dict[str, float
     ingest = time.perf_counter() - t0
     worker = IdentityWorker(db, default_identity_config(), chunk_size=chunk)
     t0 = time.perf_counter()
+    c0 = time.process_time()
     done = 0
     while True:
         n = worker.run_once()
@@ -69,19 +74,29 @@ def run(db: Database, msgs: list[dict[str, Any]], chunk: int) -> dict[str, float
             break
         done += n
     resolve = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     conn = db.connect()
     profiles = conn.scalar("SELECT COUNT(*) FROM profiles WHERE merged_into IS NULL")
     merges = conn.scalar("SELECT COUNT(*) FROM identity_merges")
     conn.close()
     worker.close()
     return {"events": done, "ingest_eps": len(msgs) / ingest, "resolve_eps": done / resolve,
-            "profiles": float(profiles), "merges": float(merges)}
+            "resolve_s": resolve, "cpu_eps": done / cpu if cpu else 0.0, "profiles": float(profiles),
+            "merges": float(merges)}
 
 
-def report(name: str, r: dict[str, float]) -> None:
-    print(f"{name:10s} events={int(r['events']):,} resolve={r['resolve_eps']:,.0f} ev/s "
-          f"ingest={r['ingest_eps']:,.0f} ev/s ratio={r['resolve_eps'] / r['ingest_eps']:.2f} "
-          f"profiles={int(r['profiles']):,} merges={int(r['merges']):,}", flush=True)
+HEADER = ("| backend | events | chunk | ingest ev/s | resolve ev/s | resolve / ingest | resolve s | "
+          "resolve ev/CPU-s | target | vs target | profiles | merges |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def report(name: str, r: dict[str, float], chunk: int) -> None:
+    """One markdown table row (the header is printed once, before the first run)."""
+    target = TARGETS[name]
+    print(f"| {name} | {int(r['events']):,} | {chunk:,} | {r['ingest_eps']:,.0f} | {r['resolve_eps']:,.0f} | "
+          f"{r['resolve_eps'] / r['ingest_eps']:.2f} | {r['resolve_s']:.1f} | {r['cpu_eps']:,.0f} | "
+          f"{target:,} | {r['resolve_eps'] / target:.2f} | {int(r['profiles']):,} | {int(r['merges']):,} |",
+          flush=True)
 
 
 def main() -> None:
@@ -91,16 +106,18 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()
     msgs = messages(args.events)
+    print(HEADER, flush=True)
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:
-            report("sqlite", run(Database(f"sqlite:///{Path(tmp) / 'bench.db'}"), msgs, args.chunk))
+            report("sqlite", run(Database(f"sqlite:///{Path(tmp) / 'bench.db'}"), msgs, args.chunk), args.chunk)
     if args.backend in ("postgresql", "both"):
         schema = f"ts_bench_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f"CREATE SCHEMA {schema}")
         try:
             sep = "&" if "?" in PG_URL else "?"
-            report("postgresql", run(Database(f"{PG_URL}{sep}options=-csearch_path%3D{schema}"), msgs, args.chunk))
+            db = Database(f"{PG_URL}{sep}options=-csearch_path%3D{schema}")
+            report("postgresql", run(db, msgs, args.chunk), args.chunk)
         finally:
             with psycopg.connect(PG_URL, autocommit=True) as conn:
                 conn.execute(f"DROP SCHEMA {schema} CASCADE")

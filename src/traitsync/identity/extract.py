@@ -2,6 +2,11 @@
 
 Extraction is a pure function of the message and the config so that a replay extracts exactly
 the same identifiers; it never looks at the graph.
+
+``RowExtractor`` is the worker's hot path: most events carry nothing but ``userId`` and
+``anonymousId``, which the log already stores as columns, so decoding their JSON body would be
+wasted work. It proves from the raw body text that no other identifier source is present and
+only then skips the decode; anything it cannot prove goes through ``extract_body``.
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from traitsync.identity.config import IdentityConfig
 from traitsync.spec.event import StoredEvent
@@ -82,10 +89,14 @@ def _device_ids(ex: Extracted, config: IdentityConfig, context: dict[str, Any]) 
 
 def extract(event: StoredEvent, config: IdentityConfig) -> Extracted:
     """The identifiers of one event, in a fixed order (so demotion ties break the same way)."""
-    body = event.body
+    return extract_body(event.type, event.body, config)
+
+
+def extract_body(kind: str, body: dict[str, Any], config: IdentityConfig) -> Extracted:
+    """``extract`` on a decoded body and its message type (what the log stores as columns)."""
     ex = Extracted()
     context = _dict(body.get("context"))
-    traits = _dict(body.get("traits")) if event.type == "identify" else {}
+    traits = _dict(body.get("traits")) if kind == "identify" else {}
     ctx_traits = _dict(context.get("traits"))
     props = _dict(body.get("properties"))
 
@@ -118,7 +129,7 @@ def extract(event: StoredEvent, config: IdentityConfig) -> Extracted:
             # Types inside context.externalIds must be lowercase; we lowercase rather than drop.
             ex.add(config, ext_type.lower(), item.get("id"))
 
-    if event.type == "group":
+    if kind == "group":
         group = _text(body.get("groupId"))
         if group is not None:
             if config.rule("group_id").blocks(group):
@@ -126,3 +137,52 @@ def extract(event: StoredEvent, config: IdentityConfig) -> Extracted:
             else:
                 ex.group_id = group
     return ex
+
+
+#: Keys whose presence anywhere in a body may add identifiers beyond userId/anonymousId
+#: (traits and context.traits, context.device, integrations, context.externalIds).
+_SLOW_KEYS = ("traits", "device", "integrations", "externalIds")
+
+
+class RowExtractor:
+    """Extraction from a log row's columns, decoding the body only when it can matter.
+
+    The shortcut is exact, not a heuristic. The log stores ``user_id``/``anonymous_id`` columns
+    equal to the body's ``userId``/``anonymousId`` (validation only accepts non-empty strings or
+    nothing). For a message that is neither identify nor group, ``extract_body`` reads anything
+    else only through the keys in ``_SLOW_KEYS`` and the custom-id key variants; if none of those
+    appears as a quoted string in the body text, no such key exists in the object. JSON could
+    spell a key with escapes (``"tr\\u0061its"``), so any backslash sends the row the slow way.
+    """
+
+    def __init__(self, config: IdentityConfig) -> None:
+        self.config = config
+        variants = [v for names in config.custom_variants.values() for v in names]
+        self.needles = tuple(orjson.dumps(k).decode() for k in (*_SLOW_KEYS, *variants))
+        self.user_rule = config.rule("user_id")
+        self.anon_rule = config.rule("anonymous_id")
+
+    def needs_body(self, kind: str, body_text: str) -> bool:
+        """Whether ``extract_body`` could find more than the id columns in this message."""
+        if kind == "identify" or kind == "group" or "\\" in body_text:
+            return True
+        for needle in self.needles:  # noqa: SIM110 - any() over a generator is slower on this hot path
+            if needle in body_text:
+                return True
+        return False
+
+    def from_columns(self, user_id: str | None, anonymous_id: str | None) -> Extracted:
+        """``extract_body`` for a message whose only identifier sources are userId and anonymousId."""
+        users: list[Identifier] = []
+        blocked: list[tuple[str, str, str]] = []
+        if user_id:
+            if self.user_rule.blocks(user_id):
+                blocked.append(("users", "user_id", user_id))
+            else:
+                users.append(("user_id", user_id))
+        if anonymous_id:
+            if self.anon_rule.blocks(anonymous_id):
+                blocked.append(("users", "anonymous_id", anonymous_id))
+            else:
+                users.append(("anonymous_id", anonymous_id))
+        return Extracted(users, None, blocked)

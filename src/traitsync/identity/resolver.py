@@ -4,6 +4,10 @@ The resolver works on an in-process cache of the graph (identifier -> canonical 
 each cached profile's identifiers with their creation times). The worker fills the cache for a
 whole chunk before resolving it, so a chunk costs a few queries instead of one per event, and
 the result does not depend on chunk size: the cache is only a view of the same graph.
+
+The common events (an identifier set that already points at one profile, or a set of brand-new
+identifiers of distinct types) take short paths that give exactly what the general create/add/
+merge loop would: at 30,000 events/s there are about 30 microseconds per event for everything.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import orjson
 
@@ -32,17 +37,51 @@ MAPPING_LIMIT = "Identifier mapping limit exceeded"
 NO_IDENTIFIERS = "No matching identifiers on event"
 CATEGORIES = (LIMIT_EXCEEDED, TIME_LIMIT_EXCEEDED, BLOCKED, MERGE_LIMIT, MAPPING_LIMIT, NO_IDENTIFIERS)
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+#: Two base62 digits at a time, least significant first (half the big-integer divisions).
+_B62_PAIRS = tuple(_B62[i % 62] + _B62[i // 62] for i in range(62 * 62))
 
 
 def profile_id_for(prefix: str, message_id: str) -> str:
-    """A Segment-looking id derived from the creating message, so a replay recreates the same id."""
+    """A Segment-looking id derived from the creating message, so a replay recreates the same id.
+
+    The digits are the hash's base62 digits, least significant first, without leading zeros.
+    """
     number = int.from_bytes(hashlib.blake2b(message_id.encode(), digest_size=20,
                                             person=prefix.encode()[:16]).digest(), "big")
-    chars = []
+    pairs = []
     while number:
-        number, rem = divmod(number, 62)
-        chars.append(_B62[rem])
-    return prefix + "".join(chars)[:27]
+        number, rem = divmod(number, 3844)
+        pairs.append(_B62_PAIRS[rem])
+    digits = "".join(pairs)
+    # The most significant digit is never 0; a trailing "0" is the unused half of the last pair.
+    if digits.endswith("0"):
+        digits = digits[:-1]
+    return prefix + digits[:27]
+
+
+class EventFields(Protocol):
+    """What resolution reads of an event: ``StoredEvent``, or the worker's lighter row view."""
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def message_id(self) -> str: ...
+
+    @property
+    def source_id(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def event(self) -> str | None: ...
+
+    @property
+    def timestamp_ms(self) -> int: ...
+
+    @property
+    def traits(self) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -79,7 +118,8 @@ class Resolver:
         self.config = config
         self.idmap: dict[Key, str | None] = {}
         self.profiles: dict[str, ProfileState] = {}
-        self.links: set[tuple[str, str]] = set()
+        # user profile -> accounts it is linked to (what this process has written or seen)
+        self.links: dict[str, set[str]] = {}
         self.pending = Pending()
 
     # -- cache -----------------------------------------------------------------------------------
@@ -106,7 +146,13 @@ class Resolver:
         return out, missing
 
     # -- resolution ------------------------------------------------------------------------------
-    def resolve(self, event: StoredEvent, ex: Extracted) -> Resolution:
+    def resolve(self, event: EventFields, ex: Extracted) -> Resolution:
+        user, account, promoted = self.resolve_event(event, ex)
+        return Resolution(user, account, promoted)
+
+    def resolve_event(self, event: EventFields, ex: Extracted) -> tuple[str | None, str | None, list[Key]]:
+        """``resolve`` without the result object (the worker's per-event call)."""
+        pending = self.pending
         for collection, id_type, value in ex.blocked:
             self._audit(event, "violation", BLOCKED, collection, None, None, id_type, value,
                         "the value matches a blocked value of this type; it stays in the payload only")
@@ -115,10 +161,12 @@ class Resolver:
         if ex.group_id is not None:
             account = self._resolve_account(event, ex.group_id)
             promoted.append((ACCOUNTS, "group_id", ex.group_id))
-            if user is not None and (user, account) not in self.links:
-                self.links.add((user, account))
-                self.pending.links.append((user, account, event.source_id, event.timestamp_ms,
-                                           event.message_id))
+            if user is not None:
+                linked = self.links.setdefault(user, set())
+                if account not in linked:
+                    linked.add(account)
+                    pending.links.append((user, account, event.source_id, event.timestamp_ms,
+                                          event.message_id))
         if user is None and account is None:
             self._audit(event, "violation", NO_IDENTIFIERS, USERS, None, None, None, None,
                         "the event carries no usable identifier, so it resolves to no profile")
@@ -126,14 +174,33 @@ class Resolver:
             self._set_traits(event, user, USERS, event.traits)
         if account is not None:
             self._set_traits(event, account, ACCOUNTS, event.traits)
-        for pid in (user, account):
-            if pid is not None:
-                self._touch(event, pid)
-        self.pending.events.append((event.offset, user, account, event.type, event.event, event.timestamp_ms,
-                                    orjson.dumps(promoted).decode()))
-        return Resolution(user, account, promoted)
+        if user is not None:
+            self._touch(event, user)
+        if account is not None:
+            self._touch(event, account)
+        pending.events.append((event.offset, user, account, event.type, event.event, event.timestamp_ms,
+                               orjson.dumps(promoted).decode()))
+        return user, account, promoted
 
-    def _resolve_users(self, event: StoredEvent, ids: list[Identifier]) -> tuple[str | None, list[Key]]:
+    def _resolve_users(self, event: EventFields, ids: list[Identifier]) -> tuple[str | None, list[Key]]:
+        if not ids:
+            return None, []
+        # Short paths, equal to one pass of the loop below: (1) every identifier already points
+        # at the same profile, so nothing is new and nothing merges (no limit or cap can be hit);
+        # (2) none is known and each type appears once, so a create holds one value per type,
+        # within any limit (every limit is >= 1), and creates are never capped.
+        idmap = self.idmap
+        first = idmap.get((USERS, *ids[0]))
+        if first is not None:
+            for id_type, value in ids:
+                if idmap.get((USERS, id_type, value)) != first:
+                    break
+            else:
+                return first, [(USERS, t, v) for t, v in ids]
+        elif len(ids) == 1 or (len({t for t, _ in ids}) == len(ids)
+                               and all(idmap.get((USERS, t, v)) is None for t, v in ids[1:])):
+            created = self._create(event, USERS, ids)
+            return created, [(USERS, t, v) for t, v in ids]
         at = event.timestamp_ms
         while ids:
             matched: list[str] = []
@@ -228,7 +295,7 @@ class Resolver:
         return None
 
     # -- graph changes ---------------------------------------------------------------------------
-    def _create(self, event: StoredEvent, collection: str, ids: list[Identifier]) -> str:
+    def _create(self, event: EventFields, collection: str, ids: list[Identifier]) -> str:
         prefix = "use_" if collection == USERS else "acc_"
         pid = profile_id_for(prefix, event.message_id)
         state = ProfileState(pid, collection, event.offset, event.timestamp_ms, 0, event.timestamp_ms)
@@ -239,7 +306,7 @@ class Resolver:
             self._map(event, state, id_type, value)
         return pid
 
-    def _map(self, event: StoredEvent, state: ProfileState, id_type: str, value: str) -> None:
+    def _map(self, event: EventFields, state: ProfileState, id_type: str, value: str) -> None:
         key = (state.collection, id_type, value)
         self.idmap[key] = state.profile_id
         state.add(id_type, value, event.timestamp_ms)
@@ -248,7 +315,7 @@ class Resolver:
         self.pending.changes.append(("identifier_added", state.collection, state.profile_id, None, id_type, value,
                                      None, event.offset, event.message_id, event.timestamp_ms))
 
-    def _merge(self, event: StoredEvent, survivor: ProfileState, absorbed: ProfileState) -> None:
+    def _merge(self, event: EventFields, survivor: ProfileState, absorbed: ProfileState) -> None:
         for id_type, bucket in absorbed.ids.items():
             for value, at in bucket.items():
                 self.idmap[(survivor.collection, id_type, value)] = survivor.profile_id
@@ -257,7 +324,9 @@ class Resolver:
         survivor.created_at_ms = min(survivor.created_at_ms, absorbed.created_at_ms)
         survivor.updated_at_ms = max(survivor.updated_at_ms, absorbed.updated_at_ms)
         del self.profiles[absorbed.profile_id]
-        self.links = {(survivor.profile_id if u == absorbed.profile_id else u, a) for u, a in self.links}
+        moved = self.links.pop(absorbed.profile_id, None)
+        if moved:
+            self.links.setdefault(survivor.profile_id, set()).update(moved)
         self.pending.merge(survivor.profile_id, absorbed.profile_id)
         self.pending.merges.append((survivor.profile_id, absorbed.profile_id, event.offset, event.message_id,
                                     event.source_id, event.timestamp_ms))
@@ -266,13 +335,13 @@ class Resolver:
         self.pending.changes.append(("merged", survivor.collection, survivor.profile_id, absorbed.profile_id,
                                      None, None, None, event.offset, event.message_id, event.timestamp_ms))
 
-    def _resolve_account(self, event: StoredEvent, group_id: str) -> str:
+    def _resolve_account(self, event: EventFields, group_id: str) -> str:
         pid = self.idmap.get((ACCOUNTS, "group_id", group_id))
         if pid is not None:
             return pid
         return self._create(event, ACCOUNTS, [("group_id", group_id)])
 
-    def _set_traits(self, event: StoredEvent, pid: str, collection: str, traits: dict[str, object]) -> None:
+    def _set_traits(self, event: EventFields, pid: str, collection: str, traits: dict[str, object]) -> None:
         if not traits:
             return
         rows: list[Row] = []
@@ -284,13 +353,14 @@ class Resolver:
                                      orjson.dumps(sorted(traits)).decode(), event.offset, event.message_id,
                                      event.timestamp_ms))
 
-    def _touch(self, event: StoredEvent, pid: str) -> None:
+    def _touch(self, event: EventFields, pid: str) -> None:
         state = self.profiles[pid]
-        state.updated_at_ms = max(state.updated_at_ms, event.timestamp_ms)
+        if event.timestamp_ms > state.updated_at_ms:
+            state.updated_at_ms = event.timestamp_ms
         self.pending.meta[pid] = (state.updated_at_ms, event.message_id, event.source_id, state.merge_count,
                                   state.created_at_ms)
 
-    def _audit(self, event: StoredEvent, action: str, category: str | None, collection: str,
+    def _audit(self, event: EventFields, action: str, category: str | None, collection: str,
                profile_id: str | None, other: str | None, id_type: str | None, value: str | None,
                detail: str) -> None:
         self.pending.audit.append((event.offset, event.message_id, event.source_id, event.timestamp_ms, action,
