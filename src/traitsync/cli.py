@@ -56,7 +56,8 @@ def serve(
     database_url: DatabaseOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8088,
-    workers: Annotated[int, typer.Option(help="API processes (SQLite: keep 1; PostgreSQL: up to cores).")] = 1,
+    workers: Annotated[int, typer.Option(help="API processes. Each has its own log writer: SQLite serialises "
+                                               "their commits, PostgreSQL runs them side by side.")] = 1,
     role: Annotated[str, typer.Option(help="all: API and workers; api: only HTTP; worker: only workers.")] = "all",
     single_process: Annotated[bool, typer.Option(
         "--single-process", help="With --role all: run the workers inside the API process instead of in a "

@@ -89,7 +89,7 @@ def create_app(runtime: Runtime, *, extra_routers: list[RouterFactory] | None = 
         registry.register(collector)
 
     @app.get("/healthz", tags=["Operations"], summary="Liveness and storage health")
-    def healthz() -> JSONResponse:
+    async def healthz() -> JSONResponse:  # async: no thread-pool hop for the most frequent probe
         ok = runtime.appender.healthy
         body = {"status": "ok" if ok else "degraded", "version": traitsync.__version__,
                 "storage": "ok" if ok else runtime.appender.last_error}
