@@ -102,7 +102,8 @@ def report(name: str, r: dict[str, float], chunk: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--chunk", type=int, default=5000)
+    parser.add_argument("--chunk", type=int, default=50_000,
+                        help="events per worker transaction (fewer commits: each rewrites the random index pages)")
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()
     msgs = messages(args.events)

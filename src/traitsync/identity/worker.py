@@ -97,6 +97,12 @@ class IdentityWorker:
     def _connection(self) -> Connection:
         if self._conn is None:
             self._conn = self.db.connect()
+            if self._conn.dialect == "postgresql":
+                # psycopg prepares a statement server-side after 5 runs, and PostgreSQL may then
+                # keep a generic plan made while the graph tables were nearly empty: the chunk's
+                # identifier lookups turned into sequential scans (0.3 s each at 200k events).
+                # Planning each of the few statements per chunk afresh costs far less.
+                self._conn.raw.prepare_threshold = None
         return self._conn
 
     def close(self) -> None:
