@@ -13,13 +13,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from traitsync.compute.realtime.registry import Registry
-from traitsync.compute.realtime.state import Compiled, State
+from traitsync.compute.realtime.state import Compiled, ProfileState, State, make_record
 from traitsync.compute.realtime.store import (
     CHANGES_CONSUMER,
     CONSUMER,
@@ -46,15 +46,20 @@ _NO_TRAITS: dict[str, Any] = {}  # shared, never written: definitions that read 
 Progress = Callable[[int, int], None]
 
 
-@dataclass
-class _Profile:
-    """What evaluation needs of one profile; ``traits``/``ids`` None = not loaded yet."""
+_Profile = ProfileState
 
-    states: dict[str, State]
-    traits: dict[str, Any] | None = None
-    ids: dict[str, list[str]] | None = None
-    #: Eligibility per set of eligible id types (most definitions share one), while ``ids`` holds.
-    eligible: dict[frozenset[str], bool] = field(default_factory=dict)
+
+@dataclass
+class _Plan:
+    """What one event name does: which record it makes and which computations it feeds."""
+
+    props: frozenset[str]
+    context: bool
+    #: Computations evaluated over records (the record is kept once for all of them if any admits it).
+    slow: list[Compiled]
+    slow_keys: set[str]
+    #: Running aggregates reading the name.
+    fast: list[Compiled]
 
 
 class RealtimeEngine:
@@ -87,6 +92,9 @@ class RealtimeEngine:
         self._custom_traits = {k for k in self.order if any(t not in definitions for t in definitions[k].traits_read())}
         self.compiled: dict[str, Compiled] = {}
         self.failed: set[str] = set()
+        self._plans: dict[str, _Plan] = {}
+        self._horizons: dict[str, int | None] = {}
+        self._record_names: set[str] = set()
         self._cache: OrderedDict[str, _Profile] = OrderedDict()
         self._pending: dict[str, tuple[set[str], str]] = {}
         self._by_id_type: dict[str, set[str]] = {}
@@ -145,10 +153,42 @@ class RealtimeEngine:
             return
         registry = Registry(self.db, self.definitions, self._connection(), self.now_ms())
         self.compiled, self.failed = registry.sync()
+        self._make_plans()
         backfill = registry.pending_backfill()
         if backfill:
             self._backfill(registry, backfill)
         self._prepared = True
+
+    def _make_plans(self) -> None:
+        """Per event name: the record shape (union of what its readers look at) and its readers.
+
+        Horizons (how long a name's records matter) include failed definitions, so a definition
+        that fails and is fixed later has not lost the records it needs.
+        """
+        self._plans = {}
+        horizons: dict[str, int | None] = {}
+        for key in self.order:
+            comp = self.compiled.get(key)
+            if comp is None:
+                continue
+            for name in comp.events:
+                if not comp.fast:
+                    old = horizons.get(name, 0)
+                    horizons[name] = None if old is None or comp.horizon is None else max(old, comp.horizon)
+                if key in self.failed:
+                    continue
+                plan = self._plans.get(name)
+                if plan is None:
+                    plan = self._plans[name] = _Plan(frozenset(), False, [], set(), [])
+                plan.props |= comp.props
+                plan.context = plan.context or comp.context
+                if comp.fast:
+                    plan.fast.append(comp)
+                else:
+                    plan.slow.append(comp)
+                    plan.slow_keys.add(key)
+        self._horizons = horizons
+        self._record_names = set(horizons)
 
     # -- the stream --------------------------------------------------------------------------------
     def run_once(self, max_items: int | None = None) -> int:
@@ -203,21 +243,30 @@ class RealtimeEngine:
         return len(events) + len(changes)
 
     def _on_event(self, conn: Connection, pid: str, event: StoredEvent, now: int, out: Output) -> None:
+        """Fold one event: its record is kept once for the record-reading computations, and folded
+        into each running aggregate; only computations whose input changed are marked."""
+        plan = self._plans.get(event.event or "")
+        if plan is None:
+            return
         prof = self._profile(conn, pid)
+        rec = make_record(event, event.properties, plan.props, plan.context)
         touched: set[str] = set()
-        props = event.properties  # a fresh dict per access: read once for every definition
-        shared: dict[tuple[frozenset[str], bool], list[Any]] = {}
-        for key in self._by_event.get(event.event or "", ()):
-            comp = self.compiled.get(key)
-            if comp is None or key in self.failed:
-                continue
-            rec = comp.record(event, props, shared)
-            if rec is None:
-                continue
-            st = prof.states.setdefault(key, State())
-            comp.fold(st, rec, now)
-            touched.add(key)
+        t, received = rec[0], rec[2]
+        if plan.slow and any(c.in_history(t, received) for c in plan.slow):
+            prof.insert(rec[4], rec)
+            touched |= plan.slow_keys
+        states = prof.states
+        for comp in plan.fast:
+            st = states.get(comp.key)
+            if st is None:
+                st = State()
+                if comp.fold_fast(st, rec, now):
+                    states[comp.key] = st
+                    touched.add(comp.key)
+            elif comp.fold_fast(st, rec, now):
+                touched.add(comp.key)
         if touched:
+            out.profiles[pid] = prof
             self._mark(pid, touched, event.message_id)
 
     def _on_change(self, conn: Connection, change: tuple[Any, ...], pos: int, now: int, out: Output) -> None:
@@ -260,7 +309,9 @@ class RealtimeEngine:
             self._pending[pid] = (entry[0], cause)
 
     def _flush_pending(self, conn: Connection, now: int, out: Output, only: tuple[str, ...] | None = None) -> None:
-        for pid in list(self._pending) if only is None else [p for p in only if p in self._pending]:
+        pids = list(self._pending) if only is None else [p for p in only if p in self._pending]
+        self._reload_context(conn, pids)
+        for pid in pids:
             keys, cause = self._pending.pop(pid)
             self._touch(conn, pid, self._profile(conn, pid), keys, cause, now, out)
 
@@ -270,47 +321,65 @@ class RealtimeEngine:
         for key, st in gone.states.items():
             comp = self.compiled.get(key)
             if comp is not None:
-                self._set_value(absorbed, comp, st, False if isinstance(comp.defn, ir.Audience) else None,
-                                "merge", now, out)
-            out.states[(absorbed, key)] = None
-            out.dues[(absorbed, key)] = None
+                self._set_value(absorbed, comp, st, False if comp.audience else None, "merge", now, out)
             out.values[(absorbed, key)] = None
+        out.profiles[absorbed] = None
         self._cache.pop(absorbed, None)
         prof = self._profile(conn, survivor)
         prof.traits = prof.ids = None
         prof.eligible.clear()
         members = members_as_of(conn, survivor, offset)
-        self._rebuild(conn, survivor, prof, members, set(self.compiled) - self.failed, offset - 1, now)
-        self._touch(conn, survivor, prof, set(self.compiled) - self.failed, "merge", now, out)
+        keys = set(self.compiled) - self.failed
+        self._rebuild(conn, survivor, prof, members, keys, offset - 1, now, out)
+        self._touch(conn, survivor, prof, keys, "merge", now, out)
 
     def _rebuild(self, conn: Connection, pid: str, prof: _Profile, members: list[str], keys: set[str],
-                 upto: int, now: int) -> None:
-        """Fresh states for ``keys`` from the stored history (values and versions carry over)."""
-        names = {n for k in keys for n in self.compiled[k].events}
+                 upto: int, now: int, out: Output) -> None:
+        """Fresh records and aggregates for ``keys`` from the stored history (values, versions and due
+        times carry over). Records are shared, so any record-reading key rebuilds all of them."""
+        slow = any(not self.compiled[k].fast for k in keys)
+        fast = {k: self.compiled[k] for k in keys if self.compiled[k].fast}
+        names = set(self._record_names) if slow else set()
+        for comp in fast.values():
+            names |= comp.events
         history = profile_history(conn, members, names, upto)
-        for key in keys:
-            comp = self.compiled[key]
+        if slow:
+            prof.records = {}
+            prof.min_received = None
+        fresh: dict[str, State] = {}
+        for key in fast:
             old = prof.states.get(key) or State()
-            st = State(old.value, old.version, due=old.due, stored=old.stored)
-            for e in history:
-                rec = comp.record(e, e.properties)
-                if rec is not None:
-                    comp.fold(st, rec, now)
-            prof.states[key] = st
+            fresh[key] = State(old.value, old.version, due=old.due)
+        for e in history:
+            plan = self._plans.get(e.event or "")
+            if plan is None:
+                continue
+            rec = make_record(e, e.properties, plan.props, plan.context)
+            if slow and plan.slow and any(c.in_history(rec[0], rec[2]) for c in plan.slow):
+                prof.insert(rec[4], rec)
+            for comp in plan.fast:
+                st = fresh.get(comp.key)
+                if st is not None:
+                    comp.fold_fast(st, rec, now)
+        prof.states.update(fresh)
+        out.profiles[pid] = prof
 
     # -- evaluation --------------------------------------------------------------------------------
     def _touch(self, conn: Connection, pid: str, prof: _Profile, keys: set[str], cause: str, now: int,
                out: Output) -> set[str]:
         """Re-evaluate ``keys`` and, in dependency order, whatever reads a value that changed."""
-        needed = set(keys)
         states = prof.states
+        if prof.prune(self._horizons, now):
+            out.profiles[pid] = prof
+        needed = set(keys)
+        closure, readers = self._closure, self._readers
         for key in keys:
-            for dep in self._closure[key]:
+            for dep in closure[key]:
                 if dep not in states:  # never evaluated: evaluate before its readers
                     needed.add(dep)
         candidates = set(needed)
         for key in needed:
-            candidates |= self._readers[key]
+            candidates |= readers[key]
         changed: set[str] = set()
         for key in sorted(candidates, key=self._rank.__getitem__):
             if key in self.failed or key not in self.compiled:
@@ -321,6 +390,7 @@ class RealtimeEngine:
                         changed.add(key)
                 except Exception as exc:  # one broken definition must not stop the others
                     self.failed.add(key)
+                    self._make_plans()
                     conn.execute("UPDATE computations SET status = 'Failed', error = ? WHERE key = ?",
                                  (f"{type(exc).__name__}: {exc}", key))
         return changed
@@ -331,18 +401,15 @@ class RealtimeEngine:
         st = prof.states.get(key)
         if st is None:
             st = prof.states[key] = State()
-        traits = self._traits_for(conn, pid, prof, key)
+        traits = self._traits_for(conn, pid, prof, key) if comp.reads_traits else _NO_TRAITS
         eligible = prof.eligible.get(comp.eligible)
         if eligible is None:
             eligible = prof.eligible[comp.eligible] = comp.eligible_with(self._ids(conn, pid, prof))
-        value, due = comp.evaluate(st, traits, eligible, now)
+        value, due = comp.evaluate(st, prof, traits, eligible, now)
         changed = self._set_value(pid, comp, st, value, cause, now, out)
-        if due != st.due:
-            out.dues[(pid, key)] = due
+        if changed or due != st.due:  # otherwise the state is as stored: not rewritten
             st.due = due
-        if st.stored or st.version or st.records or st.agg is not None or st.due is not None:
-            out.states[(pid, key)] = st  # an empty state is what a missing row means: not written
-            st.stored = True
+            out.profiles[pid] = prof
         return changed
 
     def _set_value(self, pid: str, comp: Compiled, st: State, value: Any, cause: str, now: int,
@@ -398,8 +465,24 @@ class RealtimeEngine:
         ids = load_identifiers(conn, missing)
         traits = load_traits(conn, missing) if self._custom_traits else {}
         for pid in missing:
-            prof = _Profile({k: State.loads(v) for k, v in states[pid].items()}, traits.get(pid), ids[pid])
+            prof = states[pid]
+            prof.ids = ids[pid]
+            prof.traits = traits.get(pid)
             self._remember(pid, prof)
+
+    def _reload_context(self, conn: Connection, pids: list[str]) -> None:
+        """Identifiers and traits that changed since loading, for many profiles in one query each
+        (one query per profile was a round trip per identify call)."""
+        profs = [(pid, self._cache.get(pid)) for pid in pids]
+        no_ids = [pid for pid, p in profs if p is not None and p.ids is None]
+        if no_ids:
+            for pid, ids in load_identifiers(conn, no_ids).items():
+                self._cache[pid].ids = ids
+        if self._custom_traits:
+            no_traits = [pid for pid, p in profs if p is not None and p.traits is None]
+            if no_traits:
+                for pid, traits in load_traits(conn, no_traits).items():
+                    self._cache[pid].traits = traits
 
     def _profile(self, conn: Connection, pid: str) -> _Profile:
         prof = self._cache.get(pid)
@@ -428,29 +511,28 @@ class RealtimeEngine:
                 return total
 
     def _fire(self, conn: Connection, out: Output, now: int, batch: int) -> int:
-        rows = conn.fetchall("SELECT profile_id, computation_key FROM compute_due WHERE due_at_ms <= ? "
+        rows = conn.fetchall("SELECT profile_id, due_at_ms FROM compute_profile_due WHERE due_at_ms <= ? "
                              "ORDER BY due_at_ms LIMIT ?", (now, batch))
-        by_profile: dict[str, set[str]] = {}
-        for pid, key in rows:
-            by_profile.setdefault(str(pid), set()).add(str(key))
-        self._preload(conn, sorted(by_profile))
-        for pid, keys in by_profile.items():
+        pids = [str(r[0]) for r in rows]
+        self._preload(conn, sorted(pids))
+        self._reload_context(conn, pids)
+        for (_, due_at), pid in zip(rows, pids, strict=True):
             prof = self._profile(conn, pid)
-            live = {k for k in keys if k in self.compiled and k not in self.failed}
-            for k in keys - live:
-                out.dues[(pid, k)] = None
+            prof.stored_due = int(due_at)  # what the store holds: the row is rewritten whatever happens
+            out.profiles[pid] = prof
+            due = {k for k, st in prof.states.items() if st.due is not None and st.due <= now}
+            live = {k for k in due if k in self.compiled and k not in self.failed}
             if live:
                 self._touch(conn, pid, prof, live, "timer", now, out)
-            for k in live:  # a due time at or before now must not fire again
-                st = prof.states.get(k)
-                if st is not None and st.due is not None and st.due <= now:
-                    out.dues[(pid, k)] = None
+            for k in due:  # a due time at or before now must not fire again
+                st = prof.states[k]
+                if st.due is not None and st.due <= now:
                     st.due = None
         return len(rows)
 
     def next_due_ms(self) -> int | None:
         conn = self._connection()
-        value = conn.scalar("SELECT MIN(due_at_ms) FROM compute_due")
+        value = conn.scalar("SELECT MIN(due_at_ms) FROM compute_profile_due")
         conn.commit()
         return None if value is None else int(value)
 
@@ -491,7 +573,7 @@ class RealtimeEngine:
                 self._preload(conn, page)
                 for pid in page:
                     prof = self._profile(conn, pid)
-                    self._rebuild(conn, pid, prof, members_as_of(conn, pid, upto), keys, upto, self.now_ms())
+                    self._rebuild(conn, pid, prof, members_as_of(conn, pid, upto), keys, upto, self.now_ms(), out)
                     self._touch(conn, pid, prof, keys, "backfill", self.now_ms(), out)
                 registry.save_cursor(conn, keys, page[-1])
                 return len(page)

@@ -4,7 +4,9 @@ The reference evaluator (``compute/reference.py``) is the oracle and stays delib
 rebuilds event objects, sorts them and walks the IR on every call. The engine evaluates tens of
 definitions per event, so it compiles each definition once into nested closures that read the
 engine's records (``[timestamp_ms, offset, received_at_ms, source_id, event, properties,
-context]``, already in (timestamp, offset) order and already filtered by the history rule).
+context]``), grouped by event name, each list in (timestamp, offset) order and already cut to
+what is visible at ``now`` and passes the history rule. Grouping by name is what lets
+``_qualifying`` skip the reference's per-event name test.
 
 Every closure mirrors one function of the reference line by line (``_holds``, ``_matches``,
 ``_qualifying``, ``_in_window``, ``_trait_value``, ``_aggregate``) and reuses its ``compare`` and
@@ -21,14 +23,15 @@ from traitsync.compute.reference import as_text, compare
 from traitsync.definitions import ir
 
 Record = list[Any]
+_NONE: tuple[Record, ...] = ()
 
 
 class Ctx:
-    """One evaluation: the moment, the traits conditions see, and the visible records."""
+    """One evaluation: the moment, the traits conditions see, and the visible records by event name."""
 
     __slots__ = ("events", "now", "traits")
 
-    def __init__(self, now: int, traits: Mapping[str, Any], events: list[Record]) -> None:
+    def __init__(self, now: int, traits: Mapping[str, Any], events: Mapping[str, list[Record]]) -> None:
         self.now = now
         self.traits = traits
         self.events = events
@@ -92,13 +95,13 @@ def qualifying(name: str, where: ir.Condition | None, window: ir.Window | None,
     excluded = frozenset(exclude_sources)
     if match is None and not excluded:
         if in_window is None:
-            return lambda c, parent: [e for e in c.events if e[4] == name]
-        return lambda c, parent: [e for e in c.events if e[4] == name and in_window(e[0], c.now, parent)]
+            return lambda c, parent: list(c.events.get(name, _NONE))
+        return lambda c, parent: [e for e in c.events.get(name, _NONE) if in_window(e[0], c.now, parent)]
 
     def run(c: Ctx, parent: Record | None) -> list[Record]:
         now = c.now
-        return [e for e in c.events
-                if e[4] == name and e[3] not in excluded
+        return [e for e in c.events.get(name, _NONE)
+                if e[3] not in excluded
                 and (in_window is None or in_window(e[0], now, parent))
                 and (match is None or match(c, e, parent))]
 

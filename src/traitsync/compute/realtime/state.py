@@ -1,17 +1,25 @@
-"""Per-(profile, computation) state: what it keeps, how an event folds in, how it evaluates.
+"""Per-profile state: what it keeps, how an event folds in, how each computation evaluates.
 
-Two shapes, chosen per definition when it is compiled (see ``docs/engine.md``):
+One document per profile (``compute_profile_state``), because the engine's cost was dominated
+by writing ~7 rows per event, each copying the same event record (see ``docs/engine.md``):
+
+* **records by event name**, shared by every computation reading that name: the compact
+  records (time, offset, received_at, source, event, the properties any reader looks at,
+  context if read) in (time, offset) order, pruned once older than every reader's window can
+  reach. An event is kept once, however many computations read it.
+* **per computation** (:class:`State`): value, version, due time and, for a running-aggregate
+  definition, its aggregate.
+
+Two evaluation shapes, chosen per definition when it is compiled:
 
 * **running aggregate** (``fast``): an unwindowed computed trait whose filters read only the
   event itself (no trait references, funnels or relative dates) and whose value does not depend
   on summation order (counter, min, max, first, last, unique list / count, most frequent).
-  The state is O(distinct values), never O(events). Events stamped in the future wait in a
+  The aggregate is O(distinct values), never O(events). Events stamped in the future wait in a
   small list and fold in when the clock reaches them.
-* **qualifying records** (everything else): the compact records of the events the definition
-  reads (time, offset, the properties it looks at), kept in time order and pruned once they are
-  older than every window can reach. Evaluation runs the definition compiled to closures
-  (``fasteval.py``, a function-by-function mirror of the reference evaluator) over them; pruning
-  and due times are what make it incremental.
+* **over the records** (everything else): the definition compiled to closures (``fasteval.py``,
+  a function-by-function mirror of the reference evaluator) over the profile's records of the
+  names it reads; pruning and due times are what make it incremental.
 
 Every evaluation also returns the due time: the earliest moment after ``now`` at which the value
 could change with no new event. It may be early (the engine then re-evaluates and re-arms),
@@ -23,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -37,8 +44,11 @@ from traitsync.spec.event import StoredEvent
 
 #: A record: [timestamp_ms, offset, received_at_ms, source_id, event, properties, context].
 Record = list[Any]
+#: A profile's records: event name -> records in (timestamp, offset) order.
+Records = dict[str, list[Record]]
 Identifiers = Mapping[str, Collection[str]]
 _FAST_KINDS = frozenset({"event_counter", "first", "last", "unique_list", "unique_list_count", "most_frequent"})
+_NO_RECORDS: list[Record] = []
 
 
 def definition_hash(defn: ir.Definition) -> str:
@@ -46,26 +56,81 @@ def definition_hash(defn: ir.Definition) -> str:
     return hashlib.sha256(orjson.dumps(ir_to_dict(defn), option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-@dataclass
 class State:
-    """The stored state of one (profile, computation). ``value`` None = null / never a member."""
+    """One (profile, computation): ``value`` None = null / never a member; ``agg`` for fast definitions."""
 
-    value: Any = None
-    version: int = 0
-    records: list[Record] = field(default_factory=list)
-    agg: dict[str, Any] | None = None
-    due: int | None = None
-    #: Whether a row exists (or is being written) in the store; not serialised.
-    stored: bool = False
+    __slots__ = ("agg", "due", "value", "version")
 
-    def dumps(self) -> str:
-        return orjson.dumps({"v": self.value, "n": self.version, "r": self.records, "a": self.agg,
-                             "d": self.due}).decode()
+    def __init__(self, value: Any = None, version: int = 0, agg: dict[str, Any] | None = None,
+                 due: int | None = None) -> None:
+        self.value = value
+        self.version = version
+        self.agg = agg
+        self.due = due
+
+    def empty(self) -> bool:
+        """A state that is what a missing entry means (never a value, nothing kept, no due time)."""
+        return self.value is None and not self.version and self.agg is None and self.due is None
+
+
+class ProfileState:
+    """Everything the engine stores for one profile; one JSON document, one due row."""
+
+    __slots__ = ("eligible", "ids", "min_received", "records", "states", "stored_due", "traits")
+
+    def __init__(self, records: Records | None = None, states: dict[str, State] | None = None,
+                 stored_due: int | None = None) -> None:
+        self.records: Records = {} if records is None else records
+        self.states: dict[str, State] = {} if states is None else states
+        #: The due time the store holds for this profile (None = no row).
+        self.stored_due = stored_due
+        #: The smallest received_at of any record (may be stale-low after pruning: only ever too small,
+        #: which just makes a history-restricted definition filter when it need not).
+        self.min_received = min((r[2] for recs in self.records.values() for r in recs), default=None)
+        # Not stored, only cached while the profile is in the engine's memory (None = not loaded yet):
+        self.traits: dict[str, Any] | None = None
+        self.ids: dict[str, list[str]] | None = None
+        #: Eligibility per set of eligible id types (most definitions share one), while ``ids`` holds.
+        self.eligible: dict[frozenset[str], bool] = {}
+
+    def min_due(self) -> int | None:
+        return min((s.due for s in self.states.values() if s.due is not None), default=None)
+
+    def dumps(self, due: int | None) -> bytes:
+        states = {k: [s.value, s.version, s.agg, s.due] for k, s in self.states.items() if not s.empty()}
+        return orjson.dumps({"r": {n: r for n, r in self.records.items() if r}, "s": states, "d": due})
 
     @staticmethod
-    def loads(text: str | bytes) -> State:
+    def loads(text: str | bytes) -> ProfileState:
         d = orjson.loads(text)
-        return State(d["v"], d["n"], d["r"], d["a"], d["d"], True)
+        return ProfileState(d["r"], {k: State(v[0], v[1], v[2], v[3]) for k, v in d["s"].items()}, d["d"])
+
+    def insert(self, name: str, rec: Record) -> None:
+        """Add a record in (time, offset) order (late events insert; usually an append)."""
+        recs = self.records.get(name)
+        if not recs:
+            self.records[name] = [rec]
+        elif recs[-1][0] < rec[0] or (recs[-1][0] == rec[0] and recs[-1][1] < rec[1]):
+            recs.append(rec)
+        else:
+            key = (rec[0], rec[1])
+            i = len(recs)
+            while i > 0 and (recs[i - 1][0], recs[i - 1][1]) > key:
+                i -= 1
+            recs.insert(i, rec)
+        if self.min_received is None or rec[2] < self.min_received:
+            self.min_received = rec[2]
+
+    def prune(self, horizons: Mapping[str, int | None], now: int) -> bool:
+        """Drop records older than every reader of their name can reach; whether anything went."""
+        pruned = False
+        for name, recs in self.records.items():
+            horizon = horizons.get(name, 0)
+            if horizon is not None and recs and recs[0][0] <= now - horizon:
+                cut = now - horizon
+                self.records[name] = [r for r in recs if r[0] > cut]
+                pruned = True
+        return pruned
 
 
 def _static_where(cond: ir.Condition | None) -> bool:
@@ -135,6 +200,12 @@ def _properties_read(defn: ir.Definition) -> tuple[frozenset[str], bool]:
     return frozenset(names), context
 
 
+def make_record(event: StoredEvent, props: Mapping[str, Any], names: frozenset[str], context: bool) -> Record:
+    """The compact record of ``event`` keeping only ``names`` of its properties (and context if read)."""
+    return [event.timestamp_ms, event.offset, event.received_at_ms, event.source_id, event.event,
+            {k: props[k] for k in names if k in props}, event.context if context else None]
+
+
 class Compiled:
     """One definition prepared for the engine: what it reads, its state shape, its history rule."""
 
@@ -143,13 +214,13 @@ class Compiled:
         self.key = defn.key
         self.created_at_ms = created_at_ms
         self.events = defn.events_read()
+        self.names = tuple(sorted(self.events))
         self.spans, self.relative = _spans(defn)
         self.horizon = _horizon(defn)
         self.props, self.context = _properties_read(defn)
         self.eligible = frozenset(defn.options.eligible_id_types())
         self.lookback_ms = ir.effective_lookback_seconds(defn) * 1000
         self.historical = defn.options.historical
-        self.shape = (self.props, self.context)
         self.audience = isinstance(defn, ir.Audience)
         self.id = defn.id  # a SHA-256 per access: computed once
         self.computation_class = defn.computation_class
@@ -157,74 +228,54 @@ class Compiled:
         self.reads_traits = bool(defn.traits_read() or defn.depends_on() or self.relative)
         self.fast = (isinstance(defn, ir.ComputedTrait) and defn.window is None and _static_where(defn.where)
                      and (defn.kind in _FAST_KINDS or (defn.kind == "aggregation" and defn.function in ("min", "max"))))
+        #: The value of an eligible profile with no record of any name it reads (memoised lazily;
+        #: only for definitions that read no traits, whose value then cannot depend on anything).
+        self._empty: tuple[Any] | None = None
 
     # -- folding -----------------------------------------------------------------------------------
     def in_history(self, t: int, received_at: int) -> bool:
-        """Spec 4.5 history rule (as the reference applies it): fixed per event, so decided once."""
+        """Spec 4.5 history rule (as the reference applies it): fixed per event."""
         if received_at >= self.created_at_ms:
             return True
         return self.historical and t > self.created_at_ms - self.lookback_ms
 
-    def record(self, event: StoredEvent, props: Mapping[str, Any],
-               shared: dict[tuple[frozenset[str], bool], Record] | None = None) -> Record | None:
-        """The compact record of ``event`` (``props``: its properties) for this definition, or None
-        if it can never count. ``shared`` reuses one record among definitions reading the same
-        properties (records are never mutated, only inserted into states)."""
-        if event.event not in self.events or not self.in_history(event.timestamp_ms, event.received_at_ms):
-            return None
-        if shared is not None:
-            rec = shared.get(self.shape)
-            if rec is None:
-                rec = shared[self.shape] = self._make_record(event, props)
-            return rec
-        return self._make_record(event, props)
-
-    def _make_record(self, event: StoredEvent, props: Mapping[str, Any]) -> Record:
-        kept = {k: props[k] for k in self.props if k in props}
-        return [event.timestamp_ms, event.offset, event.received_at_ms, event.source_id, event.event, kept,
-                event.context if self.context else None]
-
-    def fold(self, state: State, rec: Record, now: int) -> None:
-        """Add one record (in any time order) to the state."""
-        if self.fast:
-            if state.agg is None:
-                state.agg = _empty_agg()
-            if rec[0] > now:
-                state.agg["f"].append(rec)
-            else:
-                self._fold_fast(state.agg, rec)
-            return
-        recs = state.records
-        key = (rec[0], rec[1])
-        if recs and (recs[-1][0], recs[-1][1]) > key:  # late: insert in order
-            i = len(recs)
-            while i > 0 and (recs[i - 1][0], recs[i - 1][1]) > key:
-                i -= 1
-            recs.insert(i, rec)
+    def fold_fast(self, state: State, rec: Record, now: int) -> bool:
+        """Fold one record (in any time order) into a running aggregate; whether the state changed."""
+        if not self.in_history(rec[0], rec[2]):
+            return False
+        if state.agg is None:
+            state.agg = _empty_agg()
+            changed = True
         else:
-            recs.append(rec)
+            changed = False
+        if rec[0] > now:
+            state.agg["f"].append(rec)
+            return True
+        return self._fold_fast(state.agg, rec) or changed
 
-    def _fold_fast(self, agg: dict[str, Any], rec: Record) -> None:
+    def _fold_fast(self, agg: dict[str, Any], rec: Record) -> bool:
         t = self.defn
         assert isinstance(t, ir.ComputedTrait)
         if rec[4] != t.event or rec[3] in t.exclude_sources:
-            return
+            return False
         if t.where is not None and not _matches_static(t.where, rec[5], rec[6]):
-            return
+            return False
         if t.kind == "event_counter":
             agg["n"] += 1
-            return
+            return True
         assert t.property is not None
         v = rec[5].get(t.property)
         if v is None:
-            return
+            return False
         pos = [rec[0], rec[1]]
         if t.kind == "first":
             if agg["x"] is None or pos < agg["x"][0]:
                 agg["x"] = [pos, v]
+                return True
         elif t.kind == "last":
             if agg["x"] is None or pos > agg["x"][0]:
                 agg["x"] = [pos, v]
+                return True
         elif t.kind == "aggregation":
             if t.value_type == "string":
                 ok = isinstance(v, str)
@@ -236,6 +287,7 @@ class Compiled:
                     (v == cur[0] and pos < cur[1])
                 if better:
                     agg["x"] = [v, pos]
+                    return True
         else:
             text = as_text(v)
             counts: dict[str, list[Any]] = agg["u"]
@@ -246,42 +298,62 @@ class Compiled:
                 entry[0] += 1
                 if pos < entry[1]:
                     entry[1], entry[2] = pos, v
+            return True
+        return False
 
     # -- evaluation --------------------------------------------------------------------------------
     def eligible_with(self, ids: Identifiers | None) -> bool:
         return ids is None or any(ids.get(k) for k in self.eligible)
 
-    def evaluate(self, state: State, traits: Mapping[str, Any], eligible: bool,
+    def evaluate(self, state: State, prof: ProfileState, traits: Mapping[str, Any], eligible: bool,
                  now: int) -> tuple[Any, int | None]:
-        """(value at ``now``, due time) for the state; prunes what ``now`` made useless.
+        """(value at ``now``, due time) of one computation of ``prof``.
 
         ``eligible``: whether the profile has an identifier of ``self.eligible`` (spec 4.3).
+        Records are in (time, offset) order; those after ``now`` do not exist yet, and those
+        outside this definition's history rule are skipped (only looked for when some record
+        was received before the definition was created).
         """
         if self.fast:
             return self._evaluate_fast(state, eligible, now)
-        if self.horizon is not None and state.records and state.records[0][0] <= now - self.horizon:
-            cut = now - self.horizon
-            state.records = [r for r in state.records if r[0] > cut]
-        due = self._due(state, traits, now)
+        records = prof.records
+        if len(self.names) == 1:
+            mine: Records = {self.names[0]: records.get(self.names[0], _NO_RECORDS)}
+        else:
+            mine = {n: records.get(n, _NO_RECORDS) for n in self.names}
+        if not any(mine.values()):
+            if not eligible:
+                return (False if self.audience else None), None
+            if not self.reads_traits:
+                if self._empty is None:
+                    self._empty = (self._value(Ctx(now, traits, {})),)
+                return self._empty[0], None
+        due = self._due(mine, traits, now)
         if not eligible:
             return (False if self.audience else None), due
-        # Records are in (time, offset) order and already passed the history rule (``record``).
-        recs = state.records
-        end = len(recs)
-        while end and recs[end - 1][0] > now:
-            end -= 1
-        return self._value(Ctx(now, traits, recs if end == len(recs) else recs[:end])), due
+        restricted = prof.min_received is not None and prof.min_received < self.created_at_ms
+        visible: Records = {}
+        for name, recs in mine.items():
+            end = len(recs)
+            while end and recs[end - 1][0] > now:
+                end -= 1
+            view = recs if end == len(recs) else recs[:end]
+            if restricted:
+                view = [r for r in view if self.in_history(r[0], r[2])]
+            visible[name] = view
+        return self._value(Ctx(now, traits, visible)), due
 
     def _evaluate_fast(self, state: State, eligible: bool, now: int) -> tuple[Any, int | None]:
-        agg = state.agg if state.agg is not None else _empty_agg()
-        if agg["f"]:
+        agg = state.agg
+        if agg is None:
+            agg = _EMPTY_AGG
+        elif agg["f"]:
             ready = [r for r in agg["f"] if r[0] <= now]
             if ready:
                 agg["f"] = [r for r in agg["f"] if r[0] > now]
                 for r in ready:
                     self._fold_fast(agg, r)
-            state.agg = agg
-        due = min((r[0] for r in agg["f"]), default=None)
+        due = min((r[0] for r in agg["f"]), default=None) if agg["f"] else None
         t = self.defn
         assert isinstance(t, ir.ComputedTrait)
         if not eligible:
@@ -302,34 +374,41 @@ class Compiled:
         best = min(counts, key=lambda k: (-counts[k][0], k))
         return (best if counts[best][0] >= t.min_frequency else None), due
 
-    def _due(self, state: State, traits: Mapping[str, Any], now: int) -> int | None:
+    def _due(self, records: Records, traits: Mapping[str, Any], now: int) -> int | None:
         best: int | None = None
-
-        def offer(c: int) -> None:
-            nonlocal best
-            if c > now and (best is None or c < best):
-                best = c
-
-        for r in state.records:
-            offer(r[0])
-            for s in self.spans:
-                offer(r[0] + s)
+        spans = self.spans
+        for recs in records.values():
+            for r in recs:
+                t = r[0]
+                if t > now:
+                    if best is None or t < best:
+                        best = t
+                    break  # later records only give later candidates than this one's time
+                for s in spans:
+                    c = t + s
+                    if c > now and (best is None or c < best):
+                        best = c
         if self.relative:
             moments: set[int] = set()
             collect_dates(traits, moments)
-            for r in state.records:
-                collect_dates(r[5], moments)
-                if r[6]:
-                    collect_dates(r[6], moments)
+            for recs in records.values():
+                for r in recs:
+                    collect_dates(r[5], moments)
+                    if r[6]:
+                        collect_dates(r[6], moments)
             for m in moments:
                 for s in self.spans | {0}:
                     for c in (m - s, m - s + 1, m, m + 1, m + s, m + s + 1):
-                        offer(c)
+                        if c > now and (best is None or c < best):
+                            best = c
         return best
 
 
 def _empty_agg() -> dict[str, Any]:
     return {"n": 0, "x": None, "u": {}, "f": []}
+
+
+_EMPTY_AGG = _empty_agg()  # read only: the aggregate of a state nothing was folded into
 
 
 def _matches_static(cond: ir.Condition, props: Mapping[str, Any], context: Mapping[str, Any] | None) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from traitsync.compute.realtime.state import State
+from traitsync.compute.realtime.state import ProfileState
 from traitsync.spec.event import StoredEvent
 from traitsync.store.database import Connection
 
@@ -86,13 +86,16 @@ def members_as_of(conn: Connection, profile_id: str, upto: int) -> list[str]:
     return members
 
 
-def load_states(conn: Connection, profile_ids: Sequence[str]) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {pid: {} for pid in profile_ids}
+def load_states(conn: Connection, profile_ids: Sequence[str]) -> dict[str, ProfileState]:
+    """Each profile's state document (an empty state for a profile without a row)."""
+    out: dict[str, ProfileState] = {}
     for part in _chunks(list(profile_ids)):
-        for pid, key, text in conn.fetchall(
-                f"SELECT profile_id, computation_key, state FROM compute_state WHERE profile_id IN ({_in(part)})",
-                part):
-            out[str(pid)][str(key)] = text
+        for pid, text in conn.fetchall(
+                f"SELECT profile_id, state FROM compute_profile_state WHERE profile_id IN ({_in(part)})", part):
+            out[str(pid)] = ProfileState.loads(text)
+    for pid in profile_ids:
+        if pid not in out:
+            out[pid] = ProfileState()
     return out
 
 
@@ -120,33 +123,44 @@ def load_identifiers(conn: Connection, profile_ids: Sequence[str]) -> dict[str, 
 class Output:
     """Everything one transaction writes."""
 
-    #: Serialised at flush, once per (profile, computation) per transaction however often it changed.
-    states: dict[tuple[str, str], State | None] = field(default_factory=dict)
-    dues: dict[tuple[str, str], int | None] = field(default_factory=dict)
+    #: Profiles whose state changed (None = delete): serialised once at flush however often they changed.
+    profiles: dict[str, ProfileState | None] = field(default_factory=dict)
     values: dict[tuple[str, str], tuple[Any, int, int] | None] = field(default_factory=dict)
     results: list[tuple[Any, ...]] = field(default_factory=list)
     size_delta: dict[str, int] = field(default_factory=dict)
     last_change: dict[str, int] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.states or self.dues or self.values or self.results)
+        return bool(self.profiles or self.values or self.results)
 
     def flush(self, conn: Connection) -> None:
-        put = [(p, k, s.dumps()) for (p, k), s in self.states.items() if s is not None]
-        gone = [(p, k) for (p, k), s in self.states.items() if s is None]
+        put: list[tuple[str, str]] = []
+        gone: list[tuple[str]] = []
+        due_put: list[tuple[str, int]] = []
+        due_gone: list[tuple[str]] = []
+        for pid, prof in self.profiles.items():
+            if prof is None:
+                gone.append((pid,))
+                due_gone.append((pid,))
+                continue
+            due = prof.min_due()
+            put.append((pid, prof.dumps(due).decode()))
+            if due != prof.stored_due:  # the due row changes only when the profile's earliest due does
+                if due is None:
+                    due_gone.append((pid,))
+                else:
+                    due_put.append((pid, due))
+                prof.stored_due = due
         if put:
-            conn.executemany("INSERT INTO compute_state (profile_id, computation_key, state) VALUES (?, ?, ?) "
-                             "ON CONFLICT (profile_id, computation_key) DO UPDATE SET state = excluded.state", put)
+            conn.executemany("INSERT INTO compute_profile_state (profile_id, state) VALUES (?, ?) "
+                             "ON CONFLICT (profile_id) DO UPDATE SET state = excluded.state", put)
         if gone:
-            conn.executemany("DELETE FROM compute_state WHERE profile_id = ? AND computation_key = ?", gone)
-        due_put = [(p, k, d) for (p, k), d in self.dues.items() if d is not None]
-        due_gone = [(p, k) for (p, k), d in self.dues.items() if d is None]
+            conn.executemany("DELETE FROM compute_profile_state WHERE profile_id = ?", gone)
         if due_put:
-            conn.executemany("INSERT INTO compute_due (profile_id, computation_key, due_at_ms) VALUES (?, ?, ?) "
-                             "ON CONFLICT (profile_id, computation_key) DO UPDATE SET due_at_ms = excluded.due_at_ms",
-                             due_put)
+            conn.executemany("INSERT INTO compute_profile_due (profile_id, due_at_ms) VALUES (?, ?) "
+                             "ON CONFLICT (profile_id) DO UPDATE SET due_at_ms = excluded.due_at_ms", due_put)
         if due_gone:
-            conn.executemany("DELETE FROM compute_due WHERE profile_id = ? AND computation_key = ?", due_gone)
+            conn.executemany("DELETE FROM compute_profile_due WHERE profile_id = ?", due_gone)
         val_put = [(p, k, dumps(v[0]), v[1], v[2]) for (p, k), v in self.values.items() if v is not None]
         val_gone = [(p, k) for (p, k), v in self.values.items() if v is None]
         if val_put:

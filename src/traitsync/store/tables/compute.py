@@ -1,5 +1,5 @@
-"""Tables of the realtime engine: definitions' status, per-(profile, computation) state, the
-due-time index, current values, and the stream of computation results activation consumes."""
+"""Tables of the realtime engine: definitions' status, per-profile state, the due-time index,
+current values, and the stream of computation results activation consumes."""
 
 from __future__ import annotations
 
@@ -56,25 +56,25 @@ computations = Table(
     Column("error", Text),
 )
 
-#: The engine's exact state per (profile, computation): a compact JSON document (see docs/engine.md).
-compute_state = Table(
-    "compute_state",
+#: The engine's exact state, ONE row per profile: a compact JSON document holding the profile's
+#: event records (each kept once, shared by the computations reading it) and, per computation,
+#: value, version, due time and running aggregate (see docs/engine.md). One row instead of one per
+#: (profile, computation) because row writes were most of the engine's cost.
+compute_profile_state = Table(
+    "compute_profile_state",
     metadata,
-    Column("profile_id", String(64), nullable=False),
-    Column("computation_key", String(200), nullable=False),
+    Column("profile_id", String(64), primary_key=True),
     Column("state", Text, nullable=False),
-    PrimaryKeyConstraint("profile_id", "computation_key", name="pk_compute_state"),
 )
 
-#: The due-time index: when each (profile, computation) next changes with no new event.
-compute_due = Table(
-    "compute_due",
+#: The due-time index, ONE row per profile: the earliest moment any of its computations next
+#: changes with no new event (which ones is in the state document).
+compute_profile_due = Table(
+    "compute_profile_due",
     metadata,
-    Column("profile_id", String(64), nullable=False),
-    Column("computation_key", String(200), nullable=False),
+    Column("profile_id", String(64), primary_key=True),
     Column("due_at_ms", BigInteger, nullable=False),
-    PrimaryKeyConstraint("profile_id", "computation_key", name="pk_compute_due"),
-    Index("ix_compute_due_at", "due_at_ms"),
+    Index("ix_compute_profile_due_at", "due_at_ms"),
 )
 
-COMPUTE_TABLES = (computations, compute_state, compute_due, computed_values, computation_results)
+COMPUTE_TABLES = (computations, compute_profile_state, compute_profile_due, computed_values, computation_results)
