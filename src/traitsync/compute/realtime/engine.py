@@ -9,10 +9,11 @@ dropped whenever a transaction fails, so a crash can never leave memory ahead of
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +96,7 @@ class RealtimeEngine:
         self._plans: dict[str, _Plan] = {}
         self._horizons: dict[str, int | None] = {}
         self._record_names: set[str] = set()
+        self._orders: dict[frozenset[str], tuple[list[tuple[str, bool]], tuple[str, ...]]] = {}
         self._cache: OrderedDict[str, _Profile] = OrderedDict()
         self._pending: dict[str, tuple[set[str], str]] = {}
         self._by_id_type: dict[str, set[str]] = {}
@@ -134,7 +136,17 @@ class RealtimeEngine:
         self._wake.set()
 
     def _transaction(self, work: Callable[[Connection, Output], int]) -> int:
+        """Run ``work`` and write its output in one transaction.
+
+        The cyclic garbage collector is paused for the chunk: a chunk allocates ~100k small
+        containers (records, states) that all live on in the cache, and collections triggered by
+        them re-scanned the young heap over and over (~20% of the engine's CPU). Nothing the
+        engine builds is cyclic, so reference counting frees it; collection resumes after.
+        """
         conn = self._connection()
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
         try:
             with conn.transaction():
                 out = Output()
@@ -146,6 +158,9 @@ class RealtimeEngine:
         except BaseException:
             self._cache.clear()  # memory may be ahead of what was rolled back
             raise
+        finally:
+            if paused:
+                gc.enable()
 
     def prepare(self) -> None:
         """Register definitions, backfill new or changed ones (resumably) before streaming."""
@@ -371,46 +386,62 @@ class RealtimeEngine:
         states = prof.states
         if prof.prune(self._horizons, now):
             out.profiles[pid] = prof
-        needed = set(keys)
-        closure, readers = self._closure, self._readers
-        for key in keys:
-            for dep in closure[key]:
-                if dep not in states:  # never evaluated: evaluate before its readers
-                    needed.add(dep)
-        candidates = set(needed)
-        for key in needed:
-            candidates |= readers[key]
+        sig = frozenset(keys)
+        order = self._orders.get(sig)
+        if order is None:
+            order = self._orders[sig] = self._order_for(sig)
+        steps, deps_to_check = order
+        if not all(d in states for d in deps_to_check):
+            steps = self._order_for(sig, states)[0]  # a dependency never evaluated: evaluate it first
         changed: set[str] = set()
-        for key in sorted(candidates, key=self._rank.__getitem__):
-            if key in self.failed or key not in self.compiled:
+        compiled, failed, deps, eligibility = self.compiled, self.failed, self._deps, prof.eligible
+        for key, direct in steps:
+            if key in failed or (not direct and deps[key].isdisjoint(changed)):
                 continue
-            if key in needed or not self._deps[key].isdisjoint(changed):
-                try:
-                    if self._evaluate(conn, pid, prof, key, cause, now, out):
-                        changed.add(key)
-                except Exception as exc:  # one broken definition must not stop the others
-                    self.failed.add(key)
-                    self._make_plans()
-                    conn.execute("UPDATE computations SET status = 'Failed', error = ? WHERE key = ?",
-                                 (f"{type(exc).__name__}: {exc}", key))
+            comp = compiled[key]
+            try:
+                st = states.get(key)
+                if st is None:
+                    st = states[key] = State()
+                traits = self._traits_for(conn, pid, prof, key) if comp.reads_traits else _NO_TRAITS
+                eligible = eligibility.get(comp.eligible)
+                if eligible is None:
+                    eligible = eligibility[comp.eligible] = comp.eligible_with(self._ids(conn, pid, prof))
+                value, due = comp.evaluate(st, prof, traits, eligible, now)
+                moved = self._set_value(pid, comp, st, value, cause, now, out)
+                if moved or due != st.due:  # otherwise the state is as stored: not rewritten
+                    st.due = due
+                    out.profiles[pid] = prof
+                if moved:
+                    changed.add(key)
+            except Exception as exc:  # one broken definition must not stop the others
+                failed.add(key)
+                self._make_plans()
+                conn.execute("UPDATE computations SET status = 'Failed', error = ? WHERE key = ?",
+                             (f"{type(exc).__name__}: {exc}", key))
         return changed
 
-    def _evaluate(self, conn: Connection, pid: str, prof: _Profile, key: str, cause: str, now: int,
-                  out: Output) -> bool:
-        comp = self.compiled[key]
-        st = prof.states.get(key)
-        if st is None:
-            st = prof.states[key] = State()
-        traits = self._traits_for(conn, pid, prof, key) if comp.reads_traits else _NO_TRAITS
-        eligible = prof.eligible.get(comp.eligible)
-        if eligible is None:
-            eligible = prof.eligible[comp.eligible] = comp.eligible_with(self._ids(conn, pid, prof))
-        value, due = comp.evaluate(st, prof, traits, eligible, now)
-        changed = self._set_value(pid, comp, st, value, cause, now, out)
-        if changed or due != st.due:  # otherwise the state is as stored: not rewritten
-            st.due = due
-            out.profiles[pid] = prof
-        return changed
+    def _order_for(self, keys: frozenset[str], states: Mapping[str, State] | None = None
+                   ) -> tuple[list[tuple[str, bool]], tuple[str, ...]]:
+        """The evaluation order for a touched set: (key, evaluated unconditionally) in rank order,
+        readers evaluated only if a dependency changed; and the dependencies that must already
+        have been evaluated for this order to hold (with ``states``, those that are not are added).
+
+        Cached per touched set (an event name touches the same set every time), since computing
+        it was a visible share of each profile's evaluation.
+        """
+        needed = set(keys)
+        deps: set[str] = set()
+        for key in keys:
+            deps |= self._closure[key]
+        deps -= keys
+        if states is not None:
+            needed |= {d for d in deps if d not in states}
+        candidates = set(needed)
+        for key in needed:
+            candidates |= self._readers[key]
+        steps = [(k, k in needed) for k in sorted(candidates, key=self._rank.__getitem__) if k in self.compiled]
+        return steps, tuple(sorted(deps))
 
     def _set_value(self, pid: str, comp: Compiled, st: State, value: Any, cause: str, now: int,
                    out: Output) -> bool:

@@ -30,7 +30,9 @@ date in the data plus or minus a relative-date span, is crossed.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
 from collections.abc import Collection, Mapping
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -49,6 +51,7 @@ Records = dict[str, list[Record]]
 Identifiers = Mapping[str, Collection[str]]
 _FAST_KINDS = frozenset({"event_counter", "first", "last", "unique_list", "unique_list_count", "most_frequent"})
 _NO_RECORDS: list[Record] = []
+_TIME = itemgetter(0)
 
 
 def definition_hash(defn: ir.Definition) -> str:
@@ -76,7 +79,7 @@ class State:
 class ProfileState:
     """Everything the engine stores for one profile; one JSON document, one due row."""
 
-    __slots__ = ("eligible", "ids", "min_received", "records", "states", "stored_due", "traits")
+    __slots__ = ("eligible", "ids", "latest", "min_received", "records", "states", "stored_due", "traits")
 
     def __init__(self, records: Records | None = None, states: dict[str, State] | None = None,
                  stored_due: int | None = None) -> None:
@@ -87,6 +90,9 @@ class ProfileState:
         #: The smallest received_at of any record (may be stale-low after pruning: only ever too small,
         #: which just makes a history-restricted definition filter when it need not).
         self.min_received = min((r[2] for recs in self.records.values() for r in recs), default=None)
+        #: The largest timestamp of any record (may be stale-high after pruning): when it is not after
+        #: ``now``, no record is in the future and evaluation can read the lists as they are.
+        self.latest = max((recs[-1][0] for recs in self.records.values() if recs), default=None)
         # Not stored, only cached while the profile is in the engine's memory (None = not loaded yet):
         self.traits: dict[str, Any] | None = None
         self.ids: dict[str, list[str]] | None = None
@@ -97,8 +103,10 @@ class ProfileState:
         return min((s.due for s in self.states.values() if s.due is not None), default=None)
 
     def dumps(self, due: int | None) -> bytes:
-        states = {k: [s.value, s.version, s.agg, s.due] for k, s in self.states.items() if not s.empty()}
-        return orjson.dumps({"r": {n: r for n, r in self.records.items() if r}, "s": states, "d": due})
+        # Every state is written, empty ones too: a state exists once it has been evaluated, and
+        # skipping the few empty ones cost more than their bytes.
+        states = {k: [s.value, s.version, s.agg, s.due] for k, s in self.states.items()}
+        return orjson.dumps({"r": self.records, "s": states, "d": due})
 
     @staticmethod
     def loads(text: str | bytes) -> ProfileState:
@@ -120,6 +128,8 @@ class ProfileState:
             recs.insert(i, rec)
         if self.min_received is None or rec[2] < self.min_received:
             self.min_received = rec[2]
+        if self.latest is None or rec[0] > self.latest:
+            self.latest = rec[0]
 
     def prune(self, horizons: Mapping[str, int | None], now: int) -> bool:
         """Drop records older than every reader of their name can reach; whether anything went."""
@@ -317,26 +327,24 @@ class Compiled:
         if self.fast:
             return self._evaluate_fast(state, eligible, now)
         records = prof.records
-        if len(self.names) == 1:
-            mine: Records = {self.names[0]: records.get(self.names[0], _NO_RECORDS)}
-        else:
-            mine = {n: records.get(n, _NO_RECORDS) for n in self.names}
-        if not any(mine.values()):
+        names = self.names
+        if not any(records.get(n) for n in names):
             if not eligible:
                 return (False if self.audience else None), None
             if not self.reads_traits:
                 if self._empty is None:
                     self._empty = (self._value(Ctx(now, traits, {})),)
                 return self._empty[0], None
-        due = self._due(mine, traits, now)
+        due = self._due(records, traits, now)
         if not eligible:
             return (False if self.audience else None), due
         restricted = prof.min_received is not None and prof.min_received < self.created_at_ms
+        if not restricted and (prof.latest is None or prof.latest <= now):
+            return self._value(Ctx(now, traits, records)), due
         visible: Records = {}
-        for name, recs in mine.items():
-            end = len(recs)
-            while end and recs[end - 1][0] > now:
-                end -= 1
+        for name in names:
+            recs = records.get(name, _NO_RECORDS)
+            end = bisect_right(recs, now, key=_TIME)
             view = recs if end == len(recs) else recs[:end]
             if restricted:
                 view = [r for r in view if self.in_history(r[0], r[2])]
@@ -375,24 +383,28 @@ class Compiled:
         return (best if counts[best][0] >= t.min_frequency else None), due
 
     def _due(self, records: Records, traits: Mapping[str, Any], now: int) -> int | None:
+        """The earliest record time after ``now`` (a future event arriving) or record time plus a
+        span after ``now`` (leaving a window); records are sorted by time, so each is a bisection."""
         best: int | None = None
         spans = self.spans
-        for recs in records.values():
-            for r in recs:
-                t = r[0]
-                if t > now:
-                    if best is None or t < best:
-                        best = t
-                    break  # later records only give later candidates than this one's time
-                for s in spans:
-                    c = t + s
-                    if c > now and (best is None or c < best):
+        for name in self.names:
+            recs = records.get(name)
+            if not recs:
+                continue
+            j = bisect_right(recs, now, key=_TIME)
+            if j < len(recs) and (best is None or recs[j][0] < best):
+                best = recs[j][0]
+            for s in spans:
+                i = bisect_right(recs, now - s, key=_TIME)  # the first record with t + s > now
+                if i < len(recs):
+                    c = recs[i][0] + s
+                    if best is None or c < best:
                         best = c
         if self.relative:
             moments: set[int] = set()
             collect_dates(traits, moments)
-            for recs in records.values():
-                for r in recs:
+            for name in self.names:
+                for r in records.get(name, _NO_RECORDS):
                     collect_dates(r[5], moments)
                     if r[6]:
                         collect_dates(r[6], moments)
