@@ -297,3 +297,18 @@ def test_source_debugger_needs_the_management_token(live: LiveApp) -> None:
     missing = httpx.get(live.base_url + "/api/v1/sources/nope/debugger",
                         headers={"Authorization": "Bearer admin-token"})
     assert missing.status_code == 404
+
+
+def test_chunked_body_without_length_is_refused_past_the_limit(live: LiveApp) -> None:
+    def chunks() -> Any:
+        yield b'{"userId": "u", "event": "X", "properties": {"pad": "'
+        for _ in range(400):
+            yield b"x" * 1024
+        yield b'"}}'
+
+    response = httpx.post(live.base_url + "/v1/track", content=chunks(), auth=AUTH,
+                          headers={"Content-Type": "application/json"}, timeout=10)
+    assert response.status_code == 400
+    assert response.json() == {"code": "bad_request",
+                               "message": "Request body is over the 32 KB limit for a single call"}
+    assert stored(live) == []

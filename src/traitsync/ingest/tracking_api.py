@@ -13,6 +13,7 @@ import asyncio
 import math
 import time
 import zlib
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -113,21 +114,34 @@ class TrackingApi:
         return handler
 
     async def _handle(self, request: Request, kind: str | None, route: str) -> Response:
-        response = await self._process(request, kind)
+        headers = request.headers
+        declared = headers.get("content-length")
+        limit = read_limit(kind)
+        raw = b"" if declared and declared.isdigit() and int(declared) > limit else await request.body()
+        return await self.handle(headers, raw, kind, route)
+
+    async def handle(self, headers: Mapping[str, str], raw: bytes, kind: str | None, route: str) -> Response:
+        """Answer one request from its (lower-case) headers and raw body; counts it in the metrics.
+
+        Both the FastAPI routes and the fast path (``fast_path.py``) call this, so the two can
+        never answer differently.
+        """
+        response = await self._process(headers, raw, kind)
         self.metrics.requests.labels(route, str(response.status_code)).inc()
         return response
 
-    async def _process(self, request: Request, kind: str | None) -> Response:
+    async def _process(self, headers: Mapping[str, str], raw: bytes, kind: str | None) -> Response:
         limit = SINGLE_CALL_LIMIT if kind is not None else BATCH_LIMIT
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type and content_type not in (_JSON, "text/plain"):
             return _error(400, "bad_request", f"Content-Type must be application/json, not {content_type!r}")
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit * 4 + 1024:
+        declared = headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > read_limit(kind):
             return _too_large(kind, limit)
-        raw = await request.body()
+        if len(raw) > read_limit(kind):
+            return _too_large(kind, limit)
         try:
-            body_bytes = _decode_body(raw, request.headers.get("content-encoding"), limit)
+            body_bytes = _decode_body(raw, headers.get("content-encoding"), limit)
         except BodyTooLarge:
             return _too_large(kind, limit)
         except ValueError as exc:
@@ -139,7 +153,7 @@ class TrackingApi:
         if not isinstance(body, dict):
             return _error(400, "bad_request", "The body must be a JSON object")
 
-        source = self.sources.resolve(request.headers.get("authorization"), body)
+        source = self.sources.resolve(headers.get("authorization"), body)
         if source is None:
             return _error(401, "unknown_source", "Unknown or missing write key: send it as the Basic-auth "
                           "user name, or as writeKey in the body")
@@ -219,6 +233,11 @@ class TrackingApi:
             rej = rejected[0][0]
             answer = {"success": False, "code": rej.code, "message": rej.message}
         return _json(200, answer)
+
+
+def read_limit(kind: str | None) -> int:
+    """How many raw (possibly gzipped) bytes a request may carry before it is refused unread."""
+    return (SINGLE_CALL_LIMIT if kind is not None else BATCH_LIMIT) * 4 + 1024
 
 
 def _too_large(kind: str | None, limit: int) -> Response:

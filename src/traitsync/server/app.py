@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 import traitsync
 from traitsync.ingest import SourceDirectory, TrackingApi
+from traitsync.ingest.fast_path import TrackingFastPath
 from traitsync.ingest.metrics import IngestMetrics
 from traitsync.server.auth import ManagementAuth
 from traitsync.server.runtime import Runtime
@@ -49,7 +50,8 @@ def create_app(runtime: Runtime, *, extra_routers: list[RouterFactory] | None = 
     sources = SourceDirectory(list(config.sources))
     tracking = TrackingApi(sources, runtime.appender, metrics)
     if runtime.runs_api:
-        app.include_router(tracking.router())
+        app.include_router(tracking.router())  # declared for OpenAPI; served by the fast path below
+        app.add_middleware(TrackingFastPath, tracking=tracking)
 
     token = config.management_api.token.get_secret_value() if config.management_api else None
     manage = APIRouter(prefix="/api/v1", tags=["Management API"], dependencies=[Depends(ManagementAuth(token))])
