@@ -83,7 +83,8 @@ def test_validate_reports_errors_with_location(tmp_path: Path) -> None:
     bad.write_text("space_id: s\nsources:\n  - id: a\n    writekey: k\n")
     result = runner.invoke(app, ["validate", "-c", str(bad)])
     assert result.exit_code == 2
-    assert "bad.yaml:4 [sources[0].writekey]: unknown key" in "".join(result.output.split("\n"))
+    assert "bad.yaml:4 [sources[0].writekey]: unknown key (check its spelling against `traitsync schema`)" \
+        in result.output
 
 
 def test_validate_ok_and_schema(config_file: Path) -> None:

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from traitsync.cli_activation import deliveries_app, destinations_app
-from traitsync.cli_options import ConfigOption, DatabaseOption, console, err_console
+from traitsync.cli_options import ConfigOption, DatabaseOption, console, err_console, fail
 from traitsync.errors import ConfigError, TraitsyncError
 
 app = typer.Typer(help="traitsync: Computed Traits and Audiences in real time, activated to your tools.",
@@ -27,9 +27,7 @@ app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(destinations_app, name="destinations")
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc}")
-    return typer.Exit(code=2)
+_fail = fail
 
 
 def _load(config: str | None) -> Any:

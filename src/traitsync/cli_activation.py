@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from traitsync.cli_options import ConfigOption, DatabaseOption, console, err_console
+from traitsync.cli_options import ConfigOption, DatabaseOption, console, fail
 from traitsync.errors import ConfigError, TraitsyncError
 
 deliveries_app = typer.Typer(help="Delivery status and dead-letter replay.", no_args_is_help=True)
@@ -26,9 +26,7 @@ destinations_app = typer.Typer(help="Destinations: sync list destinations now.",
 STATES = ("pending", "in_flight", "retry_wait", "delivered", "dead", "filtered")
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc}")
-    return typer.Exit(code=2)
+_fail = fail
 
 
 def _services(config: str | None, database_url: str | None) -> Any:
