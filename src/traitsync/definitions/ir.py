@@ -111,7 +111,12 @@ def _value_traits(value: Value) -> frozenset[str]:
 
 
 @dataclass(frozen=True, slots=True)
-class All:
+class _Junction:
+    """``All`` and ``Any`` read what their members read; only their meaning differs.
+
+    Dataclass equality compares the class too, so ``All(x) != Any(x)``.
+    """
+
     conditions: tuple[Condition, ...]
 
     def events_read(self) -> frozenset[str]:
@@ -125,17 +130,13 @@ class All:
 
 
 @dataclass(frozen=True, slots=True)
-class Any:
-    conditions: tuple[Condition, ...]
+class All(_Junction):
+    """Every member condition holds."""
 
-    def events_read(self) -> frozenset[str]:
-        return frozenset().union(*(c.events_read() for c in self.conditions))
 
-    def traits_read(self) -> frozenset[str]:
-        return frozenset().union(*(c.traits_read() for c in self.conditions))
-
-    def depends_on(self) -> frozenset[str]:
-        return frozenset().union(*(c.depends_on() for c in self.conditions))
+@dataclass(frozen=True, slots=True)
+class Any(_Junction):
+    """At least one member condition holds."""
 
 
 @dataclass(frozen=True, slots=True)
