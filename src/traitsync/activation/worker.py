@@ -55,7 +55,7 @@ from traitsync.definitions import Definitions
 from traitsync.delivery.outbox import Outbox, now_ms
 from traitsync.log import Checkpoints
 from traitsync.store.database import Connection as DbConnection
-from traitsync.store.database import Database
+from traitsync.store.database import Database, OwnedConnection
 
 log = structlog.get_logger("traitsync.activation")
 
@@ -104,7 +104,7 @@ class Work:
     survivor: str | None = None
 
 
-class ActivationWorker:
+class ActivationWorker(OwnedConnection):
     """Turn result changes into outbox messages for every connected event destination."""
 
     name = "activation"
@@ -124,14 +124,7 @@ class ActivationWorker:
 
     @property
     def conn(self) -> DbConnection:
-        if self._conn is None:
-            self._conn = self.db.connect()
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        return self.connection()
 
     # -- loop ------------------------------------------------------------------------------------
 

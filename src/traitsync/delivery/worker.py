@@ -27,13 +27,13 @@ from traitsync.delivery.transport import HttpTransport, Transport, TransportErro
 from traitsync.destinations.base import Destination, DestinationSettings, Outcome, Request
 from traitsync.destinations.registry import default_rate
 from traitsync.errors import InvalidPayload
-from traitsync.store.database import Connection, Database
+from traitsync.store.database import Connection, Database, OwnedConnection
 
 OnDelivered = Callable[[Connection, OutboxRow, Outcome], None]
 UNSUPPORTED = "UNSUPPORTED_EVENT_TYPE"
 
 
-class DestinationWorker:
+class DestinationWorker(OwnedConnection):
     """Deliver one destination's outbox rows (one thread; several processes on PostgreSQL)."""
 
     def __init__(self, db: Database, destination_id: str, adapter: Destination[Any],
@@ -72,14 +72,7 @@ class DestinationWorker:
 
     @property
     def conn(self) -> Connection:
-        if self._conn is None:
-            self._conn = self.db.connect()
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        return self.connection()
 
     @property
     def paused(self) -> bool:

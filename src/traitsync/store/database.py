@@ -224,3 +224,23 @@ class _SqliteConnection(Connection):
             raise
         else:
             self.raw.commit()
+
+
+class OwnedConnection:
+    """A worker's own connection: opened on first use, opened again after ``close()``.
+
+    Workers drop the connection after a storage error and carry on; the next call reconnects.
+    """
+
+    db: Database
+    _conn: Connection | None = None
+
+    def connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = self.db.connect()
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -36,7 +36,7 @@ from traitsync.compute.realtime.store import (
 from traitsync.definitions import Definitions, ir
 from traitsync.log.event_log import Checkpoints
 from traitsync.spec.event import StoredEvent
-from traitsync.store.database import Connection, Database
+from traitsync.store.database import Connection, Database, OwnedConnection
 from traitsync.store.migrate import migrate
 
 IDENTITY_CONSUMER = "identity"
@@ -63,7 +63,7 @@ class _Plan:
     fast: list[Compiled]
 
 
-class RealtimeEngine:
+class RealtimeEngine(OwnedConnection):
     """Incremental, exact evaluation of every definition for every profile, including exits in time."""
 
     def __init__(self, db: Database, definitions: Definitions, *, clock: Callable[[], float] = time.time,
@@ -121,15 +121,6 @@ class RealtimeEngine:
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    def _connection(self) -> Connection:
-        if self._conn is None:
-            self._conn = self.db.connect()
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
     def wake(self) -> None:
         """Tell a sleeping ``run_forever`` that there is new work."""
@@ -143,7 +134,7 @@ class RealtimeEngine:
         them re-scanned the young heap over and over (~20% of the engine's CPU). Nothing the
         engine builds is cyclic, so reference counting frees it; collection resumes after.
         """
-        conn = self._connection()
+        conn = self.connection()
         paused = gc.isenabled()
         if paused:
             gc.disable()
@@ -166,7 +157,7 @@ class RealtimeEngine:
         """Register definitions, backfill new or changed ones (resumably) before streaming."""
         if self._prepared:
             return
-        registry = Registry(self.db, self.definitions, self._connection(), self.now_ms())
+        registry = Registry(self.db, self.definitions, self.connection(), self.now_ms())
         self.compiled, self.failed = registry.sync()
         self._make_plans()
         backfill = registry.pending_backfill()
@@ -562,7 +553,7 @@ class RealtimeEngine:
         return len(rows)
 
     def next_due_ms(self) -> int | None:
-        conn = self._connection()
+        conn = self.connection()
         value = conn.scalar("SELECT MIN(due_at_ms) FROM compute_profile_due")
         conn.commit()
         return None if value is None else int(value)
@@ -589,7 +580,7 @@ class RealtimeEngine:
 
     # -- backfill ----------------------------------------------------------------------------------
     def _backfill(self, registry: Registry, keys: set[str]) -> None:
-        conn = self._connection()
+        conn = self.connection()
         upto = Checkpoints.get(conn, CONSUMER)
         conn.commit()
         total = registry.canonical_count(upto)
