@@ -1,4 +1,4 @@
-"""``traitsync deliveries status|replay`` and ``traitsync destinations sync ID``.
+"""``traitsync deliveries status|replay`` and ``traitsync destinations list|check|sync``.
 
 Registered in ``cli.py`` with::
 
@@ -22,7 +22,8 @@ from traitsync.cli_options import ConfigOption, DatabaseOption, console, fail
 from traitsync.errors import ConfigError, TraitsyncError
 
 deliveries_app = typer.Typer(help="Delivery status and dead-letter replay.", no_args_is_help=True)
-destinations_app = typer.Typer(help="Destinations: sync list destinations now.", no_args_is_help=True)
+destinations_app = typer.Typer(help="Destinations: the adapter catalog, credential checks, list syncs.",
+                               no_args_is_help=True)
 STATES = ("pending", "in_flight", "retry_wait", "delivered", "dead", "filtered")
 
 
@@ -30,15 +31,16 @@ _fail = fail
 
 
 def _services(config: str | None, database_url: str | None) -> Any:
-    from traitsync.activation.service import ActivationServices
-    from traitsync.config import load_config
+    """The stages as ``serve`` builds them (``server.assemble.build_stages``), on the given store."""
+    from traitsync.server.assemble import build_stages
+    from traitsync.server.project import load_project
     from traitsync.store import Database, migrate
 
     try:
-        loaded = load_config(config)
-        db = Database(database_url, durability=loaded.config.storage.durability)
+        project = load_project(config)
+        db = Database(database_url, durability=project.loaded.config.storage.durability)
         migrate(db)
-        return ActivationServices.build(loaded, db)
+        return build_stages(project, db)
     except TraitsyncError as exc:
         raise _fail(exc) from None
 
@@ -69,7 +71,7 @@ def status(config: ConfigOption = None, database_url: DatabaseOption = None,
     from traitsync.delivery.overview import delivery_overview
 
     services = _services(config, database_url)
-    db = services.db
+    db = services.identity.db
     since_ms = parse_when(since, 0)
     conn = db.connect()
     try:
@@ -78,11 +80,12 @@ def status(config: ConfigOption = None, database_url: DatabaseOption = None,
         for col in ("destination", "mode", "rate/s", *STATES, "failed codes"):
             table.add_column(col, justify="left" if col in ("destination", "mode", "failed codes") else "right")
         overview = delivery_overview(conn, since_ms=since_ms, until_ms=int(time.time() * 1000) + 1)
-        for dest in services.config.destinations:
+        for dest in services.project.activation.destinations:
             counts = outbox.state_counts(conn, dest.id)
             view = overview.get(dest.id)
             codes = ", ".join(f"{c}: {n}" for c, n in sorted(view.failed_delivery.items())) if view else ""
-            table.add_row(dest.id, dest.mode, f"{dest.rate:g}", *(str(counts.get(s, 0)) for s in STATES), codes)
+            rate = services.delivery[dest.id].target.rate
+            table.add_row(dest.id, dest.mode, f"{rate:g}", *(str(counts.get(s, 0)) for s in STATES), codes)
         conn.commit()
     finally:
         conn.close()
@@ -100,9 +103,9 @@ def replay(destination: Annotated[str, typer.Option("--destination", "-d", help=
     from traitsync.delivery.outbox import Outbox
 
     services = _services(config, database_url)
-    if destination not in services.config.by_id():
+    if destination not in services.project.activation.by_id():
         raise _fail(ConfigError(f"no destination {destination!r} in the config"))
-    n = Outbox(services.db).replay(destination, parse_when(since, 0),
+    n = Outbox(services.identity.db).replay(destination, parse_when(since, 0),
                                    parse_when(until, int(time.time() * 1000) + 1), code)
     console.print(f"re-queued {n} dead letter{'s' if n != 1 else ''} for {destination}")
 
@@ -115,7 +118,7 @@ def sync(destination_id: Annotated[str, typer.Argument(help="A list destination'
     """Sync a list destination's audiences now, whatever its schedule says."""
     services = _services(config, database_url)
     try:
-        results = services.scheduler.sync_now(destination_id)
+        results = services.lists.sync_now(destination_id)
     except KeyError:
         raise _fail(ConfigError(f"{destination_id!r} is not a list destination in the config")) from None
     table = Table(title=f"List sync: {destination_id}")
@@ -130,6 +133,47 @@ def sync(destination_id: Annotated[str, typer.Argument(help="A list destination'
         settled = worker.drain(timeout, include_retries=False)
         worker.close()
         console.print(f"delivered {settled} message{'s' if settled != 1 else ''}")
+
+
+@destinations_app.command("list")
+def list_adapters() -> None:
+    """Every adapter: what it sends, its default cap and batch size, its required settings."""
+    from traitsync.destinations.registry import ADAPTERS, default_rate
+
+    table = Table(title="Destination adapters")
+    for col in ("kind", "name", "modes", "cap/s", "batch", "required settings"):
+        table.add_column(col, overflow="fold")
+    for slug, adapter in sorted(ADAPTERS.items()):
+        required = [name for name, f in adapter.settings_model.model_fields.items() if f.is_required()]
+        table.add_row(slug, adapter.name, ", ".join(sorted(adapter.modes)), f"{default_rate(adapter):g}",
+                      str(adapter.max_batch), ", ".join(required) or "-")
+    console.print(table)
+
+
+@destinations_app.command("check")
+def check(destination_id: Annotated[str, typer.Argument(help="A destination's id in the config.")],
+          config: ConfigOption = None) -> None:
+    """Check a destination's settings and credentials against its endpoint."""
+    from traitsync.delivery.check import check_destination
+    from traitsync.server.project import load_project
+
+    try:
+        project = load_project(config)
+    except TraitsyncError as exc:
+        raise _fail(exc) from None
+    target = project.target(destination_id)
+    if target is None:
+        raise _fail(ConfigError(f"no destination {destination_id!r} in the config"))
+    result = check_destination(target)
+    for req in result.requests:
+        status = req["status"] if req["status"] is not None else req["error"]
+        console.print(f"  {req['purpose']}: {req['method']} {req['url']} -> {status} ({req['duration_ms']} ms)",
+                      soft_wrap=True, markup=False)
+    if result.ok:
+        console.print(f"OK: {result.verdict}", markup=False)
+    else:
+        console.print(f"FAILED: {result.verdict}", markup=False)
+        raise typer.Exit(1)
 
 
 def _app() -> typer.Typer:

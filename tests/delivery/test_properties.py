@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from traitsync.delivery.backoff import Backoff
 from traitsync.delivery.limiter import RateLimiter
 from traitsync.delivery.outbox import IN_FLIGHT, TERMINAL_STATES, TRANSITIONS, Outbox
+from traitsync.delivery.target import DeliveryTarget
 from traitsync.delivery.transport import TransportError
 from traitsync.delivery.worker import DestinationWorker
 from traitsync.destinations import get_destination
@@ -68,10 +69,11 @@ def test_nothing_lost_nothing_reordered(users: list[int], faults: list[Any], bat
             outbox.enqueue(conn, dest, m["userId"], m)
     adapter = get_destination("webhook")
     transport = FakeTransport(list(faults))
-    worker = DestinationWorker(DB, dest, adapter, adapter.parse_settings({"url": "http://x/", "batch_size": batch}),
-                               transport=transport, limiter=RateLimiter(1e6),
+    target = DeliveryTarget.simple(dest, adapter, adapter.parse_settings({"url": "http://x/", "batch_size": batch}),
+                                   rate=1e6, batch_size=4)
+    worker = DestinationWorker(DB, target, transport=transport, limiter=RateLimiter(1e6),
                                backoff=Backoff(base=0.0005, cap=0.001, max_attempts=1000, jitter=False),
-                               batch_size=4, poll_interval=0.001)
+                               poll_interval=0.001)
     worker.drain(30, include_retries=True)
     worker.close()
     final = dict(conn.fetchall("SELECT message_id, state FROM delivery_outbox WHERE destination_id = ?", (dest,)))

@@ -13,6 +13,7 @@ from traitsync.delivery.backoff import Backoff
 from traitsync.delivery.limiter import RateLimiter
 from traitsync.delivery.outbox import Outbox
 from traitsync.delivery.overview import delivery_overview, recent_messages
+from traitsync.delivery.target import DeliveryTarget
 from traitsync.delivery.worker import DestinationWorker
 from traitsync.destinations import get_destination
 from traitsync.store import Database
@@ -42,8 +43,11 @@ def webhook_worker(db: Database, receiver: Receiver, *, backoff: Backoff = FAST,
                    kind: str = "webhook", settings: dict[str, Any] | None = None, **kw: Any) -> DestinationWorker:
     adapter = get_destination(kind)
     data = settings if settings is not None else {"url": receiver.url + "/hook", "shared_secret": SECRET}
-    return DestinationWorker(db, "dst_hook", adapter, adapter.parse_settings(data), backoff=backoff,
-                             limiter=RateLimiter(rate), timeout=kw.pop("timeout", 0.3), poll_interval=0.01, **kw)
+    target = DeliveryTarget.simple("dst_hook", adapter, adapter.parse_settings(data), rate=rate,
+                                   timeout_s=kw.pop("timeout", 0.3), batch_size=kw.pop("batch_size", None),
+                                   concurrency=kw.pop("concurrency", None), mappings=kw.pop("mappings", None),
+                                   filters=kw.pop("filters", ()))
+    return DestinationWorker(db, target, backoff=backoff, limiter=RateLimiter(rate), poll_interval=0.01, **kw)
 
 
 def states(db: Database, dest: str = "dst_hook") -> dict[str, int]:
@@ -174,8 +178,8 @@ def test_timeout_and_connection_reset_are_retried(db: Database, receiver: Receiv
 def test_connection_refused_is_retried(db: Database) -> None:
     enqueue(db, [msg(1)])
     adapter = get_destination("webhook")
-    worker = DestinationWorker(db, "dst_hook", adapter, adapter.parse_settings({"url": "http://127.0.0.1:9/x"}),
-                               backoff=FAST, timeout=0.5)
+    worker = DestinationWorker(db, DeliveryTarget.simple("dst_hook", adapter, adapter.parse_settings(
+        {"url": "http://127.0.0.1:9/x"}), timeout_s=0.5), backoff=FAST)
     assert worker.run_once() == 1
     worker.close()
     assert rows(db) == [("personas_u1_1", "retry_wait", 1, "ECONNREFUSED")]
@@ -311,20 +315,33 @@ def test_jsonl_file_sink(db: Database, tmp_path: Path) -> None:
     sent = [msg(i, f"u{i}") for i in range(3)]
     enqueue(db, sent, dest="dst_file")
     adapter = get_destination("jsonl")
-    worker = DestinationWorker(db, "dst_file", adapter, adapter.parse_settings({"path": str(out)}))
+    worker = DestinationWorker(db, DeliveryTarget.simple("dst_file", adapter, adapter.parse_settings({"path": str(out)})))
     assert worker.drain(5) == 3
     worker.close()
     assert [json.loads(line) for line in out.read_text().splitlines()] == sent
 
 
-def test_on_delivered_hook_runs_in_the_settling_transaction(db: Database, receiver: Receiver) -> None:
-    seen: list[tuple[str, Any]] = []
-    enqueue(db, [msg(1)])
-    worker = webhook_worker(db, receiver,
-                            on_delivered=lambda conn, row, outcome: seen.append((row.message_id, outcome.kind)))
+def test_delivery_leaves_a_receipt_until_it_is_applied(db: Database, receiver: Receiver) -> None:
+    """Confirmation reaches activation as data: a delivered row waits, unapplied, with its meta."""
+    from traitsync.delivery import receipts
+
+    outbox = Outbox(db)
+    conn = db.connect()
+    with conn.transaction():
+        outbox.enqueue(conn, "dst_hook", "u1", msg(1), meta={"kind": "event", "n": 1})
+        outbox.enqueue(conn, "dst_hook", "u2", msg(1, "u2"), meta={"kind": "event", "n": 2})
+    receiver.rules.append(lambda body: Reply(400) if body["userId"] == "u2" else None)
+    worker = webhook_worker(db, receiver)
     worker.drain(5)
     worker.close()
-    assert seen == [("personas_u1_1", "ok")]
+    with conn.transaction():
+        got = receipts.unapplied(conn)
+        assert [(r.destination_id, r.meta) for r in got] == [("dst_hook", {"kind": "event", "n": 1})]
+        assert receipts.busy(conn, "dst_hook", "u1") and not receipts.busy(conn, "dst_hook", "u2")
+        receipts.mark_applied(conn, [r.outbox_id for r in got])
+    with conn.transaction():
+        assert receipts.unapplied(conn) == [] and not receipts.busy(conn, "dst_hook", "u1")
+    conn.close()
 
 
 def test_two_workers_on_postgresql_share_without_duplicates_or_reordering(pg_db: Database,

@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from traitsync.destinations.base import items_of
 from traitsync.destinations.jsonl import DESTINATION, JsonlSettings, build
 
 
 def test_append_lines(tmp_path: Path) -> None:
     s = JsonlSettings.model_validate({"path": str(tmp_path / "out.jsonl")})
-    [req] = build([{"a": 1}, {"b": "é"}], s)
+    [req] = build(items_of([{"a": 1}, {"b": "é"}]), s)
     assert req.method == "APPEND" and req.url == (tmp_path / "out.jsonl").as_uri()
     assert req.body == '{"a":1}\n{"b":"é"}\n'.encode()
     assert req.indices == (0, 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from traitsync.destinations.base import Outcome, Response, classify_by_status, parse_retry_after
+from traitsync.destinations.base import Outcome, Response, classify_by_status, items_of, parse_retry_after
 from traitsync.destinations.registry import ADAPTERS, VENDOR_RATES, default_rate, get_destination, vendor_rate
 from traitsync.errors import ConfigError
 
@@ -46,4 +46,4 @@ def test_parse_retry_after() -> None:
 
 
 def test_default_classify() -> None:
-    assert classify_by_status(Response(502), [{}, {}, {}]) == [Outcome.retry(None, "502")] * 3
+    assert classify_by_status(Response(502), items_of([{}, {}, {}])) == [Outcome.retry(None, "502")] * 3

@@ -9,7 +9,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from traitsync.destinations.base import Outcome, Response
+from traitsync.destinations.base import Outcome, Response, items_of
 from traitsync.destinations.webhook import DESTINATION, WebhookSettings, build, classify, sign
 
 M1 = {"type": "identify", "userId": "u1", "traits": {"vip": True}, "messageId": "personas_1"}
@@ -23,7 +23,7 @@ def settings(**kw: object) -> WebhookSettings:
 
 
 def test_one_request_per_message_by_default() -> None:
-    reqs = build([M1, M2], settings(headers={"X-Team": "growth"}))
+    reqs = build(items_of([M1, M2]), settings(headers={"X-Team": "growth"}))
     assert [(r.method, r.url, r.indices) for r in reqs] == [
         ("POST", "https://hooks.example.com/in", (0,)), ("POST", "https://hooks.example.com/in", (1,))]
     assert reqs[0].body == b'{"type":"identify","userId":"u1","traits":{"vip":true},"messageId":"personas_1"}'
@@ -33,26 +33,26 @@ def test_one_request_per_message_by_default() -> None:
 
 def test_batching_posts_json_arrays() -> None:
     msgs = [dict(M1, messageId=f"m{i}") for i in range(5)]
-    reqs = build(msgs, settings(batch_size=2, method="PUT"))
+    reqs = build(items_of(msgs), settings(batch_size=2, method="PUT"))
     assert [r.indices for r in reqs] == [(0, 1), (2, 3), (4,)]
     assert [r.method for r in reqs] == ["PUT"] * 3
     assert json.loads(reqs[1].body) == [msgs[2], msgs[3]]
 
 
 def test_hmac_sha256_signature_over_exact_body() -> None:
-    reqs = build([M1], settings(shared_secret="s3cret"))
+    reqs = build(items_of([M1]), settings(shared_secret="s3cret"))
     body = reqs[0].body
     expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
     assert reqs[0].headers["X-Signature"] == expected
     assert sign(body, "s3cret") == expected
-    sha1 = build([M1], settings(shared_secret="s3cret", signature_algorithm="sha1"))[0]
+    sha1 = build(items_of([M1]), settings(shared_secret="s3cret", signature_algorithm="sha1"))[0]
     assert sha1.headers["X-Signature"] == hmac.new(b"s3cret", body, hashlib.sha1).hexdigest()
 
 
 def test_endpoint_overrides_url_and_list_mode() -> None:
     s = settings(endpoint="http://127.0.0.1:9/hook", create_audience_url="http://127.0.0.1:9/create", batch_size=10)
     create = dict(LIST_ADD, action="create", members=[], messageId="c")
-    reqs = build([M1, create, LIST_ADD, M2], s)
+    reqs = build(items_of([M1, create, LIST_ADD, M2]), s)
     assert [(r.url, r.indices) for r in reqs] == [
         ("http://127.0.0.1:9/create", (1,)), ("http://127.0.0.1:9/hook", (2,)), ("http://127.0.0.1:9/hook", (0, 3))]
     assert json.loads(reqs[1].body) == LIST_ADD
@@ -79,17 +79,17 @@ def test_settings_validation() -> None:
     (403, {}, Outcome.auth("403")),
 ])
 def test_classify_applies_status_to_every_message(status: int, headers: dict[str, str], expected: Outcome) -> None:
-    assert classify(Response(status, headers), [M1, M2]) == [expected, expected]
+    assert classify(Response(status, headers), items_of([M1, M2])) == [expected, expected]
 
 
 def test_create_keeps_external_id() -> None:
     create = dict(LIST_ADD, action="create", members=[])
-    assert classify(Response(200, {}, b'{"externalId": 42}'), [create]) == [Outcome.ok({"external_id": "42"})]
-    assert classify(Response(200, {}, b"not json"), [create]) == [Outcome.ok()]
+    assert classify(Response(200, {}, b'{"externalId": 42}'), items_of([create])) == [Outcome.ok({"external_id": "42"})]
+    assert classify(Response(200, {}, b"not json"), items_of([create])) == [Outcome.ok()]
 
 
 def test_declares_capabilities() -> None:
     assert DESTINATION.name == "Webhook" and DESTINATION.slug == "webhook"
-    assert DESTINATION.kinds == {"event", "list"}
+    assert DESTINATION.modes == {"event", "list"}
     assert DESTINATION.supports(M1) and DESTINATION.supports(LIST_ADD)
     assert not DESTINATION.supports({"type": "page"})

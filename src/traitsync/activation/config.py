@@ -22,7 +22,7 @@ from traitsync.activation.types import ActivationTarget, ComputationRef, Connect
 from traitsync.config import KeyPath, LoadedConfig
 from traitsync.definitions import Definitions
 from traitsync.definitions.ir import Audience, Definition
-from traitsync.destinations.config import ConnectionConfig, ResolvedDestination, parse_destinations
+from traitsync.destinations.config import LinkConfig, ResolvedDestination, parse_destinations
 from traitsync.destinations.registry import default_rate
 
 Mode = Literal["event", "list"]
@@ -41,12 +41,13 @@ def computation_ref(definition: Definition) -> ComputationRef:
 
 
 @dataclass(frozen=True)
-class Connection:
-    """One computation connected to one destination."""
+class DestinationLink:
+    """One computation connected to one destination (an entry of its ``connections:``)."""
 
     computation: ComputationRef
     settings: ConnectionSettings
     path: KeyPath
+    enrich_traits: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,14 @@ class ActivationDestination:
     resolved: ResolvedDestination
     mode: Mode
     target: ActivationTarget
-    connections: tuple[Connection, ...]
-    rate: float
+    links: tuple[DestinationLink, ...]
     interval_s: float
+    batch_size: int
+
+    @property
+    def required_traits(self) -> frozenset[str]:
+        """Profile traits the adapter needs on every item (the seeds' "additional identifiers")."""
+        return self.resolved.adapter.required_traits
 
     @property
     def id(self) -> str:
@@ -68,8 +74,8 @@ class ActivationDestination:
     def name(self) -> str:
         return self.resolved.display_name
 
-    def connections_for(self, computation_key: str) -> list[Connection]:
-        return [c for c in self.connections if c.computation.key == computation_key]
+    def links_for(self, computation_key: str) -> list[DestinationLink]:
+        return [c for c in self.links if c.computation.key == computation_key]
 
 
 @dataclass(frozen=True)
@@ -88,25 +94,25 @@ class ActivationConfig:
     def list_destinations(self) -> tuple[ActivationDestination, ...]:
         return tuple(d for d in self.destinations if d.mode == "list")
 
-    def event_connections(self) -> dict[str, list[tuple[ActivationDestination, Connection]]]:
-        """computation key -> every (event destination, connection) it feeds."""
-        out: dict[str, list[tuple[ActivationDestination, Connection]]] = {}
+    def event_links(self) -> dict[str, list[tuple[ActivationDestination, DestinationLink]]]:
+        """computation key -> every (event destination, link) it feeds."""
+        out: dict[str, list[tuple[ActivationDestination, DestinationLink]]] = {}
         for dest in self.event_destinations:
-            for conn in dest.connections:
-                out.setdefault(conn.computation.key, []).append((dest, conn))
+            for link in dest.links:
+                out.setdefault(link.computation.key, []).append((dest, link))
         return out
 
 
 def destination_mode(resolved: ResolvedDestination) -> Mode:
-    kinds = resolved.adapter.kinds
-    if "list" not in kinds:
+    modes = resolved.adapter.modes
+    if "list" not in modes:
         return "event"
-    if "event" not in kinds:
+    if "event" not in modes:
         return "list"
     return "list" if resolved.config.schedule is not None else "event"
 
 
-def _settings(conn: ConnectionConfig, definition: Definition) -> ConnectionSettings:
+def _settings(conn: LinkConfig, definition: Definition) -> ConnectionSettings:
     return ConnectionSettings(
         send_identify="identify" in conn.send,
         send_track="track" in conn.send,
@@ -128,7 +134,7 @@ def load_activation(loaded: LoadedConfig, definitions: Definitions) -> Activatio
     out: list[ActivationDestination] = []
     for i, dest in enumerate(resolved):
         mode = destination_mode(dest)
-        connections: list[Connection] = []
+        links: list[DestinationLink] = []
         seen: set[str] = set()
         for j, conn in enumerate(dest.config.connections):
             path: KeyPath = ("destinations", i, "connections", j)
@@ -152,12 +158,13 @@ def load_activation(loaded: LoadedConfig, definitions: Definitions) -> Activatio
                                 "which traitsync does not activate yet; use identify and/or track")
             if mode == "event" and not ({"identify", "track"} & set(conn.send)):
                 raise doc.error((*path, "send"), "send must include identify or track")
-            connections.append(Connection(computation_ref(definition), _settings(conn, definition), path))
+            links.append(DestinationLink(computation_ref(definition), _settings(conn, definition), path,
+                                         tuple(conn.enrich_traits)))
         target = ActivationTarget(destination_id=dest.config.id, destination_name=dest.display_name,
                                   space_id=space_id)
-        rate = dest.config.rate_limit if dest.config.rate_limit is not None else default_rate(dest.adapter)
-        out.append(ActivationDestination(resolved=dest, mode=mode, target=target, connections=tuple(connections),
-                                         rate=rate, interval_s=dest.list_interval_s))
+        batch = min(dest.config.batch_size or dest.adapter.max_batch, dest.adapter.max_batch)
+        out.append(ActivationDestination(resolved=dest, mode=mode, target=target, links=tuple(links),
+                                         interval_s=dest.list_interval_s, batch_size=batch))
     return ActivationConfig(space_id=space_id, destinations=tuple(out))
 
 
@@ -173,8 +180,9 @@ def validate_destinations_section(loaded: LoadedConfig, definitions: Definitions
     config = load_activation(loaded, definitions)
     lines = [f"destinations: {len(config.event_destinations)} event, {len(config.list_destinations)} list"]
     for dest in config.destinations:
-        keys = ", ".join(c.computation.key for c in dest.connections) or "no connections"
-        detail = f"{dest.rate:g} req/s"
+        keys = ", ".join(c.computation.key for c in dest.links) or "no connections"
+        rate = dest.resolved.config.rate_limit
+        detail = f"{rate if rate is not None else default_rate(dest.resolved.adapter):g} req/s"
         if dest.mode == "list":
             detail += f", every {_duration(dest.interval_s)}"
             wanted = dest.resolved.config.schedule

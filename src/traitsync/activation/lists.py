@@ -13,8 +13,9 @@ is confirmed created. A sync:
 4. enqueues ``audience_list`` operations in the adapter's batch size, ordered per audience
    (create, removes, adds), in one transaction with the schedule update.
 
-Membership moves forward in ``confirm_list_operation``, the delivery hook, so a dead batch is
-simply planned again at the next sync (under a new sync id, hence new messageIds).
+Membership moves forward in ``confirm_list_operation`` when activation folds the delivery
+receipt, so a dead batch is simply planned again at the next sync (under a new sync id, hence
+new messageIds).
 
 Cadence: the destination's ``schedule.every`` (default hourly), never below the adapter's
 floor; the first sync of a new audience runs at once; ``sync_now`` (``traitsync destinations
@@ -24,24 +25,23 @@ sync ID``) runs one regardless of the clock.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
-from traitsync.activation.config import ActivationConfig, ActivationDestination, Connection
+from traitsync.activation.config import ActivationConfig, ActivationDestination, DestinationLink
 from traitsync.activation.diff import ListMember, plan_list_sync
 from traitsync.activation.ids import select_identifiers
 from traitsync.activation.payloads import list_messages
-from traitsync.activation.state import LIST_META
+from traitsync.activation.profiles import load_identifiers
+from traitsync.activation.state import LIST_META, apply_receipts
 from traitsync.activation.types import Identifier
-from traitsync.activation.worker import load_identifiers
+from traitsync.delivery import receipts
 from traitsync.delivery.outbox import Outbox, now_ms
-from traitsync.destinations.base import Outcome
-from traitsync.store.database import Connection as DbConnection
-from traitsync.store.database import Database
+from traitsync.store.database import Connection, Database
+from traitsync.workers import PollingWorker
 
 log = structlog.get_logger("traitsync.activation.lists")
 
@@ -62,13 +62,13 @@ class ListSyncResult:
     skipped: str | None = None
 
 
-def confirm_list_operation(conn: DbConnection, destination_id: str, meta: Mapping[str, Any],
-                           outcome: Outcome) -> None:
-    """Delivery hook for list operations: the list now holds what was delivered."""
+def confirm_list_operation(conn: Connection, destination_id: str, meta: Mapping[str, Any],
+                           result: Mapping[str, Any] | None) -> None:
+    """Fold one delivered list operation: the list now holds what was delivered."""
     comp = str(meta["computation_id"])
     action = meta.get("action")
     if action == "create":
-        external = (outcome.detail or {}).get("external_id")
+        external = (result or {}).get("external_id")
         conn.execute("UPDATE activation_lists SET created = ?, external_id = COALESCE(?, external_id)"
                      " WHERE destination_id = ? AND computation_id = ?", (True, external, destination_id, comp))
         return
@@ -85,7 +85,7 @@ def confirm_list_operation(conn: DbConnection, destination_id: str, meta: Mappin
             " AND id_value = ?", [(destination_id, comp, t, v) for _, t, v in members])
 
 
-class ListScheduler:
+class ListScheduler(PollingWorker):
     """Run list syncs when due; one instance per process that runs workers."""
 
     name = "lists"
@@ -95,17 +95,23 @@ class ListScheduler:
         self.db = db
         self.config = config
         self.clock = clock
-        self.tick = tick
+        self.poll_interval = tick
         self.outbox = Outbox(db, clock=clock)
+        self.last_results: list[ListSyncResult] = []
 
     # -- loop ------------------------------------------------------------------------------------
 
-    def run_once(self) -> list[ListSyncResult]:
+    def run_once(self) -> int:
+        """Sync every (list destination, audience) that is due; 0 so the loop waits a tick between rounds."""
+        self.last_results = self.sync_due()
+        return 0
+
+    def sync_due(self) -> list[ListSyncResult]:
         """Sync every (list destination, audience) that is due."""
         out: list[ListSyncResult] = []
         for dest in self.config.list_destinations:
-            for connection in dest.connections:
-                result = self._sync(dest, connection, force=False)
+            for link in dest.links:
+                result = self._sync(dest, link, force=False)
                 if result is not None:
                     out.append(result)
         return out
@@ -115,34 +121,22 @@ class ListScheduler:
         dest = self.config.by_id().get(destination_id)
         if dest is None or dest.mode != "list":
             raise KeyError(destination_id)
-        return [r for c in dest.connections if (r := self._sync(dest, c, force=True)) is not None]
-
-    def run_forever(self, stop: threading.Event) -> None:
-        if not self.config.list_destinations:
-            return
-        while not stop.is_set():
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("list sync round failed; retrying")
-            stop.wait(self.tick)
-
-    def run(self, stop: threading.Event) -> None:
-        self.run_forever(stop)
+        return [r for c in dest.links if (r := self._sync(dest, c, force=True)) is not None]
 
     # -- one sync --------------------------------------------------------------------------------
 
-    def _sync(self, dest: ActivationDestination, connection: Connection, *, force: bool) -> ListSyncResult | None:
+    def _sync(self, dest: ActivationDestination, link: DestinationLink, *, force: bool) -> ListSyncResult | None:
         conn = self.db.connect()
         try:
             with conn.transaction():
-                return self._sync_in(conn, dest, connection, force=force)
+                apply_receipts(conn)
+                return self._sync_in(conn, dest, link, force=force)
         finally:
             conn.close()
 
-    def _sync_in(self, conn: DbConnection, dest: ActivationDestination, connection: Connection, *,
+    def _sync_in(self, conn: Connection, dest: ActivationDestination, link: DestinationLink, *,
                  force: bool) -> ListSyncResult | None:
-        comp = connection.computation
+        comp = link.computation
         now = self.clock()
         row = conn.fetchone("SELECT created, external_id, sync_seq, next_sync_at_ms FROM activation_lists"
                             " WHERE destination_id = ? AND computation_id = ?", (dest.id, comp.id))
@@ -154,16 +148,14 @@ class ListScheduler:
         created, external_id, seq, next_at = bool(row[0]), row[1], int(row[2]), int(row[3])
         if not force and next_at > now:
             return None
-        busy = conn.scalar("SELECT COUNT(*) FROM delivery_outbox WHERE destination_id = ? AND order_key = ?"
-                           " AND terminal = ?", (dest.id, list_order_key(comp.id), False))
-        if busy:
+        if receipts.busy(conn, dest.id, list_order_key(comp.id)):
             return ListSyncResult(dest.id, comp.key, skipped="previous sync still delivering")
         uploaded = self._uploaded(conn, dest.id, comp.id) if created else None
-        members = self._members(conn, comp.key, connection)
+        members = self._members(conn, comp.key, link)
         diff = plan_list_sync(uploaded, members)
         messages = list_messages(comp, diff, dest.target, sync_id=str(seq + 1), timestamp_ms=now,
-                                 batch_size=dest.resolved.adapter.max_batch)
-        metas = self._metas(comp.id, diff.create, diff.removes, diff.adds, dest.resolved.adapter.max_batch)
+                                 batch_size=dest.batch_size)
+        metas = self._metas(comp.id, diff.create, diff.removes, diff.adds, dest.batch_size)
         for message, meta in zip(messages, metas, strict=True):
             if external_id:
                 message["context"]["personas"]["external_audience_id"] = external_id
@@ -194,7 +186,7 @@ class ListScheduler:
         return out
 
     @staticmethod
-    def _uploaded(conn: DbConnection, destination_id: str, computation_id: str) -> dict[str, frozenset[Identifier]]:
+    def _uploaded(conn: Connection, destination_id: str, computation_id: str) -> dict[str, frozenset[Identifier]]:
         held: dict[str, set[Identifier]] = {}
         for pid, id_type, value in conn.fetchall(
                 "SELECT profile_id, id_type, id_value FROM activation_list_members WHERE destination_id = ?"
@@ -203,15 +195,15 @@ class ListScheduler:
         return {pid: frozenset(ids) for pid, ids in held.items()}
 
     @staticmethod
-    def _members(conn: DbConnection, computation_key: str, connection: Connection) -> dict[str, list[Identifier]]:
+    def _members(conn: Connection, computation_key: str, link: DestinationLink) -> dict[str, list[Identifier]]:
         rows = conn.fetchall("SELECT profile_id, value FROM computed_values WHERE computation_key = ?",
                              (computation_key,))
         profiles = [str(pid) for pid, value in rows if value is not None and json.loads(value) is True]
         identifiers = load_identifiers(conn, profiles)
         out: dict[str, list[Identifier]] = {}
         for pid in profiles:
-            selected = select_identifiers(identifiers.get(pid, []), id_sync=connection.settings.id_sync,
-                                          include_anonymous=connection.settings.include_anonymous)
+            selected = select_identifiers(identifiers.get(pid, []), id_sync=link.settings.id_sync,
+                                          include_anonymous=link.settings.include_anonymous)
             if selected:
                 out[pid] = selected
         return out

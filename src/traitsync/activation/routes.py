@@ -21,7 +21,8 @@ from traitsync.activation.config import ActivationConfig, ActivationDestination
 from traitsync.activation.lists import ListScheduler
 from traitsync.delivery.outbox import DEAD, DELIVERED, FILTERED, IN_FLIGHT, PENDING, RETRY_WAIT, Outbox, now_ms
 from traitsync.delivery.overview import DebugEntry, delivery_overview, recent_messages
-from traitsync.delivery.worker import DestinationWorker
+from traitsync.delivery.pauses import paused_until
+from traitsync.delivery.target import DeliveryTarget
 from traitsync.store.database import Database
 
 DAY_MS = 86_400_000
@@ -42,25 +43,31 @@ def parse_time_ms(value: str | None, default: int) -> int:
                                          "epoch milliseconds"}) from None
 
 
-def destination_summary(db: Database, dest: ActivationDestination, worker: DestinationWorker | None
+def destination_summary(db: Database, dest: ActivationDestination, target: DeliveryTarget | None
                         ) -> dict[str, Any]:
     conn = db.connect()
     try:
         counts = Outbox(db).state_counts(conn, dest.id)
+        until_ms, pause_code = paused_until(conn, dest.id)
         conn.commit()
     finally:
         conn.close()
+    paused = until_ms > now_ms()
     return {
         "id": dest.id, "name": dest.name, "kind": dest.resolved.config.kind, "mode": dest.mode,
-        "rate_per_second": dest.rate,
+        "rate_per_second": target.rate if target is not None else None,
+        "concurrency": target.concurrency if target is not None else None,
+        "batch_size": dest.batch_size,
         "schedule_seconds": dest.interval_s if dest.mode == "list" else None,
         "connections": [{"computation": c.computation.key, "computation_id": c.computation.id,
                          "computation_class": c.computation.kind,
                          "send": [k for k, on in (("identify", c.settings.send_identify),
                                                   ("track", c.settings.send_track)) if on]}
-                        for c in dest.connections],
+                        for c in dest.links],
         "states": dict(sorted(counts.items())),
-        "paused": bool(worker is not None and worker.paused),
+        "paused": paused,
+        "paused_until_ms": until_ms if paused else None,
+        "pause_code": pause_code if paused else None,
     }
 
 
@@ -69,7 +76,8 @@ def debug_entry(entry: DebugEntry) -> dict[str, Any]:
             "state": entry.state, "created_at_ms": entry.created_at_ms, "last_error_code": entry.last_error_code,
             "message": entry.message,
             "attempts": [{"attempt": a.attempt, "at_ms": a.at_ms, "duration_ms": a.duration_ms,
-                          "http_status": a.http_status, "outcome": a.outcome, "code": a.code, "detail": a.detail}
+                          "http_status": a.http_status, "outcome": a.outcome, "code": a.code, "detail": a.detail,
+                          "requests": list(a.requests)}
                          for a in entry.attempts]}
 
 
@@ -84,12 +92,13 @@ def overview_dict(db: Database, destination_id: str, since_ms: int, until_ms: in
             "total": view[destination_id].total}
 
 
-def destinations_router(db: Database, config: ActivationConfig, workers: dict[str, DestinationWorker],
+def destinations_router(db: Database, config: ActivationConfig, targets: Sequence[DeliveryTarget],
                         scheduler: ListScheduler | None = None, *, dependencies: Sequence[Any] = ()) -> APIRouter:
     """``dependencies`` carries the management auth: it must be given when the router is made,
     because FastAPI copies a router's dependencies into each route as the route is declared."""
     router = APIRouter(prefix="/api/v1", tags=["Destinations"], dependencies=list(dependencies))
     by_id = config.by_id()
+    target_of = {t.destination_id: t for t in targets}
 
     def find(destination_id: str) -> ActivationDestination:
         dest = by_id.get(destination_id)
@@ -99,7 +108,7 @@ def destinations_router(db: Database, config: ActivationConfig, workers: dict[st
 
     @router.get("/destinations", summary="Destinations with their kind, rate and outbox state counts")
     def list_destinations() -> dict[str, Any]:
-        return {"destinations": [destination_summary(db, d, workers.get(d.id)) for d in config.destinations]}
+        return {"destinations": [destination_summary(db, d, target_of.get(d.id)) for d in config.destinations]}
 
     @router.get("/destinations/{destination_id}/delivery-overview", summary="Delivery Overview stages")
     def overview(destination_id: str, since: str | None = None, until: str | None = None) -> dict[str, Any]:

@@ -2,16 +2,18 @@
 
 Two views of one (destination, profile, computation), both derived from durable rows:
 
-* **confirmed** (``activation_snapshots``): what delivery confirmed. It moves forward only in
-  ``on_delivered``, inside the transaction that marks the outbox row delivered (STYLE rule 8).
-* **planned**: confirmed plus every not-yet-terminal outbox row for that key, folded in queue
-  order with ``diff.confirm``. Activation diffs each change against the planned view, so an
-  exit that follows an undelivered enter is still sent (diffing against confirmed alone would
-  see "never a member" and drop it). Dead rows are terminal and drop out of the planned view,
-  so after a dead letter the next change is planned against what the destination really holds.
+* **confirmed** (``activation_snapshots``): what delivery confirmed. It moves forward only when
+  activation folds a delivery receipt (``apply_receipts``: delivered rows delivery left
+  ``applied`` false), in activation's own transaction; delivery never calls back up.
+* **planned**: confirmed plus every outbox row for that key the destination may not hold yet
+  (not terminal, or delivered but not folded), folded in queue order with ``diff.confirm``.
+  Activation diffs each change against the planned view, so an exit that follows an
+  undelivered enter is still sent (diffing against confirmed alone would see "never a member"
+  and drop it). Dead rows are terminal and drop out of the planned view, so after a dead
+  letter the next change is planned against what the destination really holds.
 
 Read order matters on PostgreSQL's READ COMMITTED: we read the outbox rows first and the
-snapshots second. A row delivered between the two reads then appears in both, and folding a
+snapshots second. A row folded between the two reads then appears in both, and folding a
 send twice is harmless; the other order could miss it in both.
 
 Snapshot columns: ``value`` is the JSON value, ``identifiers`` a JSON object
@@ -26,8 +28,8 @@ from typing import Any, Final
 
 from traitsync.activation.diff import Send, Snapshot, confirm
 from traitsync.activation.types import Identifier
-from traitsync.delivery.outbox import OutboxRow, now_ms
-from traitsync.destinations.base import Outcome
+from traitsync.delivery import receipts
+from traitsync.delivery.outbox import now_ms
 from traitsync.store.database import Connection
 
 EVENT_META: Final = "event"
@@ -46,7 +48,7 @@ def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
 
 
 def send_meta(profile_id: str, computation_id: str, send: Send, version: int) -> dict[str, Any]:
-    """What ``on_delivered`` needs to fold one delivered event message into the snapshot."""
+    """What the receipt fold needs to move one delivered event message into the snapshot."""
     return {"kind": EVENT_META, "profile_id": profile_id, "computation_id": computation_id,
             "id": [send.identifier.type, send.identifier.value], "value": send.value, "reason": send.reason,
             "version": version}
@@ -77,19 +79,13 @@ def load_confirmed(conn: Connection, destination_id: str, profile_ids: Sequence[
 def load_planned(conn: Connection, destination_id: str, profile_ids: Sequence[str]
                  ) -> tuple[dict[Key, Snapshot], set[Key]]:
     """The planned view of every (profile, computation) of these profiles, and the keys with
-    undelivered messages (see the module docstring for why the outbox is read first)."""
+    messages the destination may not hold yet (see the module docstring for the read order)."""
     pending: list[tuple[Key, Send, int]] = []
-    for part in _chunks(sorted(set(profile_ids))):
-        for (meta_text,) in conn.fetchall(
-                "SELECT meta FROM delivery_outbox WHERE destination_id = ? AND terminal = ?"
-                f" AND order_key IN ({_marks(part)}) ORDER BY id", (destination_id, False, *part)):
-            if not meta_text:
-                continue
-            meta = json.loads(meta_text)
-            if meta.get("kind") != EVENT_META:
-                continue
-            send, version = _send_of(meta)
-            pending.append(((str(meta["profile_id"]), str(meta["computation_id"])), send, version))
+    for meta in receipts.undelivered_meta(conn, destination_id, profile_ids):
+        if meta.get("kind") != EVENT_META:
+            continue
+        send, version = _send_of(meta)
+        pending.append(((str(meta["profile_id"]), str(meta["computation_id"])), send, version))
     snapshots = load_confirmed(conn, destination_id, profile_ids)
     for key, send, version in pending:
         snapshots[key] = confirm(snapshots.get(key), send, version)
@@ -118,13 +114,20 @@ def confirm_event(conn: Connection, destination_id: str, meta: Mapping[str, Any]
     store_snapshot(conn, destination_id, key, confirm(current, send, version))
 
 
-def on_delivered(conn: Connection, row: OutboxRow, outcome: Outcome) -> None:
-    """``DestinationWorker`` hook: move what the destination holds forward, exactly on delivery."""
-    meta = row.meta or {}
-    kind = meta.get("kind")
-    if kind == EVENT_META:
-        confirm_event(conn, row.destination_id, meta)
-    elif kind == LIST_META:
-        from traitsync.activation.lists import confirm_list_operation
+def apply_receipts(conn: Connection, *, limit: int = 1000) -> int:
+    """Fold delivered messages into what each destination holds; returns how many were folded.
 
-        confirm_list_operation(conn, row.destination_id, meta, outcome)
+    Event messages move ``activation_snapshots``; list operations move list membership and a
+    created list's id (``lists.confirm_list_operation``). Runs in the caller's transaction.
+    """
+    from traitsync.activation.lists import confirm_list_operation
+
+    done = receipts.unapplied(conn, limit)
+    for receipt in done:
+        kind = receipt.meta.get("kind")
+        if kind == EVENT_META:
+            confirm_event(conn, receipt.destination_id, receipt.meta)
+        elif kind == LIST_META:
+            confirm_list_operation(conn, receipt.destination_id, receipt.meta, receipt.result)
+    receipts.mark_applied(conn, [r.outbox_id for r in done])
+    return len(done)

@@ -14,6 +14,14 @@ Messages, snapshots that need no delivery, and the checkpoint commit in **one tr
 (the outbox is in the same store), so a crash replays exactly the unsaved chunk and the
 outbox's unique ``(destination, messageId)`` makes the replay enqueue nothing twice.
 
+**Confirmations** arrive as data: each round first folds the messages delivery marked delivered
+(``state.apply_receipts``) into what each destination holds.
+
+**What adapters see.** Each message is enqueued with the destination's previous state of that
+(profile, computation) (old value, identifiers it went to) and the profile traits the adapter
+requires or the link asks for (``enrich_traits``, which also go into the message: ``traits.*``
+on identify, ``properties.*`` on track, as Segment's Trait Enrichment does).
+
 **First sync.** A connection seen for the first time records the results head ``H`` and sends
 every profile with a value in ``computed_values`` (cause ``backfill``, which ``historical:
 false`` turns into a silent baseline); results at or below ``H`` are skipped for it because the
@@ -29,7 +37,6 @@ One activation worker runs per store; the DestinationWorkers deliver in parallel
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,10 +44,11 @@ from typing import Any
 
 import structlog
 
-from traitsync.activation.config import ActivationConfig, ActivationDestination, Connection, load_activation
+from traitsync.activation.config import ActivationConfig, ActivationDestination, DestinationLink
 from traitsync.activation.diff import Snapshot, has_value
 from traitsync.activation.payloads import activate
-from traitsync.activation.state import Key, load_planned, send_meta, store_snapshot
+from traitsync.activation.profiles import load_identifiers, load_traits
+from traitsync.activation.state import Key, apply_receipts, load_planned, send_meta, store_snapshot
 from traitsync.activation.types import (
     CAUSE_BACKFILL,
     CAUSE_EVENT,
@@ -48,14 +56,14 @@ from traitsync.activation.types import (
     CAUSE_MERGE,
     CAUSE_TIME,
     Identifier,
+    Message,
     ResultChange,
 )
-from traitsync.config import LoadedConfig
-from traitsync.definitions import Definitions
 from traitsync.delivery.outbox import Outbox, now_ms
 from traitsync.log import Checkpoints
 from traitsync.store.database import Connection as DbConnection
 from traitsync.store.database import Database, OwnedConnection
+from traitsync.workers import PollingWorker
 
 log = structlog.get_logger("traitsync.activation")
 
@@ -70,24 +78,6 @@ def result_cause(cause: str) -> str:
     return _CAUSES.get(cause, CAUSE_EVENT)
 
 
-def _marks(values: Sequence[Any]) -> str:
-    return ", ".join("?" for _ in values)
-
-
-def load_identifiers(conn: DbConnection, profile_ids: Sequence[str]) -> dict[str, list[Identifier]]:
-    """Each profile's user identifiers, oldest first (ID Sync's first/last need the order)."""
-    out: dict[str, list[Identifier]] = {}
-    ids = sorted(set(profile_ids))
-    for i in range(0, len(ids), 400):
-        part = ids[i:i + 400]
-        for pid, id_type, value in conn.fetchall(
-                "SELECT profile_id, id_type, value FROM profile_external_ids WHERE collection = ?"
-                f" AND profile_id IN ({_marks(part)}) ORDER BY event_offset, created_at_ms",
-                ("users", *part)):
-            out.setdefault(str(pid), []).append(Identifier(str(id_type), str(value)))
-    return out
-
-
 @dataclass(frozen=True)
 class Work:
     """One thing to plan at one destination: a result change, a re-sync, or a merge exit.
@@ -97,24 +87,23 @@ class Work:
     """
 
     destination: ActivationDestination
-    connection: Connection
+    link: DestinationLink
     profile_id: str
     change: ResultChange | None = None
     resync: str | None = None
     survivor: str | None = None
 
 
-class ActivationWorker(OwnedConnection):
+class ActivationWorker(OwnedConnection, PollingWorker):
     """Turn result changes into outbox messages for every connected event destination."""
 
     name = "activation"
 
-    def __init__(self, db: Database, loaded: LoadedConfig, definitions: Definitions, *,
-                 config: ActivationConfig | None = None, batch: int = 500, poll_interval: float = 0.1,
+    def __init__(self, db: Database, config: ActivationConfig, *, batch: int = 500, poll_interval: float = 0.05,
                  clock: Callable[[], int] = now_ms) -> None:
         self.db = db
-        self.config = config or load_activation(loaded, definitions)
-        self.routes = self.config.event_connections()
+        self.config = config
+        self.routes = self.config.event_links()
         self.batch = batch
         self.poll_interval = poll_interval
         self.clock = clock
@@ -135,32 +124,14 @@ class ActivationWorker(OwnedConnection):
         """
         if not self.routes:
             return 0
+        handled = self._confirmations()
         engine_seen = self._engine_changes_checkpoint()
-        handled = self._first_syncs()
+        handled += self._first_syncs()
         results = self._results()
         handled += results
         if results < self.batch:
             handled += self._profile_changes(engine_seen)
         return handled
-
-    def run_forever(self, stop: threading.Event) -> None:
-        try:
-            while not stop.is_set():
-                try:
-                    busy = self.run_once()
-                except Exception:
-                    log.exception("activation round failed; retrying")
-                    self.close()
-                    busy = 0
-                    stop.wait(1.0)
-                if not busy:
-                    stop.wait(self.poll_interval)
-        finally:
-            self.close()
-
-    def run(self, stop: threading.Event) -> None:
-        """The runtime's Service protocol."""
-        self.run_forever(stop)
 
     def drain(self, timeout: float = 30.0) -> int:
         """Run rounds until nothing is left (tests, the demo, ``destinations sync``)."""
@@ -174,6 +145,11 @@ class ActivationWorker(OwnedConnection):
         return total
 
     # -- streams ---------------------------------------------------------------------------------
+
+    def _confirmations(self) -> int:
+        conn = self.conn
+        with conn.transaction():
+            return apply_receipts(conn)
 
     def _engine_changes_checkpoint(self) -> int | None:
         conn = self.conn
@@ -192,31 +168,31 @@ class ActivationWorker(OwnedConnection):
             known = self._connection_rows(conn)
             head = int(conn.scalar('SELECT MAX("offset") FROM computation_results') or 0)
             for dest in self.config.event_destinations:
-                for connection in dest.connections:
-                    if (dest.id, connection.computation.id) not in known:
+                for link in dest.links:
+                    if (dest.id, link.computation.id) not in known:
                         conn.execute(
                             "INSERT INTO activation_connections (destination_id, computation_id, computation_key,"
                             " from_offset, first_sync_cursor, first_sync_done, created_at_ms)"
                             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            (dest.id, connection.computation.id, connection.computation.key, head, "", False,
+                            (dest.id, link.computation.id, link.computation.key, head, "", False,
                              self.clock()))
-                        known[(dest.id, connection.computation.id)] = (head, "", False)
+                        known[(dest.id, link.computation.id)] = (head, "", False)
         handled = 0
         for dest in self.config.event_destinations:
-            for connection in dest.connections:
-                _, cursor, done = known[(dest.id, connection.computation.id)]
+            for link in dest.links:
+                _, cursor, done = known[(dest.id, link.computation.id)]
                 if not done:
-                    handled += self._first_sync_chunk(dest, connection, cursor or "")
+                    handled += self._first_sync_chunk(dest, link, cursor or "")
         return handled
 
-    def _first_sync_chunk(self, dest: ActivationDestination, connection: Connection, cursor: str) -> int:
+    def _first_sync_chunk(self, dest: ActivationDestination, link: DestinationLink, cursor: str) -> int:
         conn = self.conn
-        comp = connection.computation
+        comp = link.computation
         with conn.transaction():
             rows = conn.fetchall(
                 "SELECT profile_id, value, version, updated_at_ms FROM computed_values WHERE computation_key = ?"
                 " AND profile_id > ? ORDER BY profile_id LIMIT ?", (comp.key, cursor, self.batch))
-            work = [Work(dest, connection, str(pid), change=ResultChange(
+            work = [Work(dest, link, str(pid), change=ResultChange(
                 profile_id=str(pid), computation=comp, old_value=None,
                 new_value=None if value is None else json.loads(value), version=int(version),
                 as_of_ms=int(at), cause=CAUSE_BACKFILL)) for pid, value, version, at in rows]
@@ -242,12 +218,12 @@ class ActivationWorker(OwnedConnection):
             starts = {k: v[0] for k, v in self._connection_rows(conn).items()}
             work: list[Work] = []
             for offset, key, pid, old, new, version, as_of, cause in rows:
-                for dest, connection in self.routes.get(str(key), ()):
-                    start = starts.get((dest.id, connection.computation.id))
+                for dest, link in self.routes.get(str(key), ()):
+                    start = starts.get((dest.id, link.computation.id))
                     if start is None or int(offset) <= start:
-                        continue  # covered by this connection's first sync
-                    work.append(Work(dest, connection, str(pid), change=ResultChange(
-                        profile_id=str(pid), computation=connection.computation,
+                        continue  # covered by this link's first sync
+                    work.append(Work(dest, link, str(pid), change=ResultChange(
+                        profile_id=str(pid), computation=link.computation,
                         old_value=None if old is None else json.loads(old),
                         new_value=None if new is None else json.loads(new), version=int(version),
                         as_of_ms=int(as_of), cause=result_cause(str(cause)))))
@@ -268,17 +244,17 @@ class ActivationWorker(OwnedConnection):
             rows = conn.fetchall(sql + ' ORDER BY "offset" LIMIT ?', (*params, self.batch))
             if not rows:
                 return 0
-            connections = [(d, c) for pairs in self.routes.values() for d, c in pairs]
+            links = [(d, c) for pairs in self.routes.values() for d, c in pairs]
             work: list[Work] = []
             for _, kind, collection, pid, other in rows:
                 if collection != "users":
                     continue
                 if kind == "identifier_added":
-                    work.extend(Work(d, c, str(pid), resync=CAUSE_IDENTIFIER) for d, c in connections)
+                    work.extend(Work(d, c, str(pid), resync=CAUSE_IDENTIFIER) for d, c in links)
                 elif kind == "merged":
                     if other:
-                        work.extend(Work(d, c, str(other), survivor=str(pid)) for d, c in connections)
-                    work.extend(Work(d, c, str(pid), resync=CAUSE_MERGE) for d, c in connections)
+                        work.extend(Work(d, c, str(other), survivor=str(pid)) for d, c in links)
+                    work.extend(Work(d, c, str(pid), resync=CAUSE_MERGE) for d, c in links)
             self._apply(conn, work)
             Checkpoints.set(conn, PROFILES_CONSUMER, int(rows[-1][0]))
         return len(rows)
@@ -291,16 +267,18 @@ class ActivationWorker(OwnedConnection):
             return
         profiles = {w.profile_id for w in work} | {w.survivor for w in work if w.survivor}
         identifiers = load_identifiers(conn, sorted(profiles))
+        trait_keys = {k for w in work for k in (*w.destination.required_traits, *w.link.enrich_traits)}
+        traits = load_traits(conn, sorted(profiles), trait_keys)
         by_dest: dict[str, list[Work]] = {}
         for w in work:
             by_dest.setdefault(w.destination.id, []).append(w)
         for dest_id, items in by_dest.items():
             planned, pending = load_planned(conn, dest_id, sorted(profiles))
             for w in items:
-                self._plan_one(conn, w, planned, pending, identifiers)
+                self._plan_one(conn, w, planned, pending, identifiers, traits)
 
     def _change_for(self, w: Work, planned: dict[Key, Snapshot]) -> ResultChange | None:
-        comp = w.connection.computation
+        comp = w.link.computation
         if w.change is not None:
             return w.change
         snap = planned.get((w.profile_id, comp.id))
@@ -318,7 +296,7 @@ class ActivationWorker(OwnedConnection):
         return ResultChange(w.profile_id, comp, snap.value, gone, snap.version + 1, self.clock(), CAUSE_MERGE)
 
     def _plan_one(self, conn: DbConnection, w: Work, planned: dict[Key, Snapshot], pending: set[Key],
-                  identifiers: dict[str, list[Identifier]]) -> None:
+                  identifiers: dict[str, list[Identifier]], traits: dict[str, dict[str, Any]]) -> None:
         change = self._change_for(w, planned)
         if change is None:
             return
@@ -326,12 +304,17 @@ class ActivationWorker(OwnedConnection):
         key = (w.profile_id, change.computation.id)
         snap = planned.get(key)
         idents = identifiers.get(w.survivor or w.profile_id, [])
-        plan, messages = activate(change, snap, idents, dest.target, w.connection.settings)
+        plan, messages = activate(change, snap, idents, dest.target, w.link.settings)
         if plan.sends:
+            owner = w.survivor or w.profile_id
+            profile_traits = traits.get(owner, {})
+            adapter_input = _adapter_input(snap, {k: profile_traits[k] for k in dest.required_traits
+                                                  if k in profile_traits})
             for message, send in messages:
+                _enrich(message, {k: profile_traits[k] for k in w.link.enrich_traits if k in profile_traits})
                 if self.outbox.enqueue(conn, dest.id, w.profile_id, message, computation_id=change.computation.id,
                                        meta=send_meta(w.profile_id, change.computation.id, send, change.version),
-                                       at_ms=self.clock()):
+                                       at_ms=self.clock(), adapter_input=adapter_input):
                     self.enqueued += 1
             pending.add(key)
         elif plan.snapshot is not None and plan.snapshot != snap and key not in pending:
@@ -340,3 +323,25 @@ class ActivationWorker(OwnedConnection):
             store_snapshot(conn, dest.id, key, plan.snapshot)
         if plan.snapshot is not None:
             planned[key] = plan.snapshot
+
+
+def _adapter_input(previous: Snapshot | None, traits: dict[str, Any]) -> dict[str, Any] | None:
+    """What the adapter sees besides the message: the destination's previous state and traits."""
+    out: dict[str, Any] = {}
+    if previous is not None and not previous.baseline:
+        out["previous"] = {"value": previous.value,
+                           "identifiers": [[i.type, i.value] for i in sorted(previous.identifiers)]}
+    if traits:
+        out["traits"] = traits
+    return out or None
+
+
+def _enrich(message: Message, traits: dict[str, Any]) -> None:
+    """Trait Enrichment: the chosen traits go in ``traits`` on identify, ``properties`` on track."""
+    if not traits:
+        return
+    if message.get("type") == "identify":
+        message.setdefault("traits", {}).update({k: v for k, v in traits.items() if k not in message["traits"]})
+    elif message.get("type") == "track":
+        props = message.setdefault("properties", {})
+        props.update({k: v for k, v in traits.items() if k not in props})

@@ -1,10 +1,6 @@
-"""Delivery: the outbox, per-destination rate limits, retries, dead letter and stats.
+"""Delivery: the outbox, per-destination rate limits, credentials, retries, dead letter and stats.
 
-Kept import-light on purpose: ``destinations/`` imports ``delivery.classify``, and delivery's
-worker imports the adapters, so this package's ``__init__`` must not import the worker.
-Import ``traitsync.delivery.outbox`` / ``.worker`` / ``.overview`` directly.
+Delivery runs the adapters of ``traitsync.destinations`` and nothing above it: activation
+enqueues through ``Outbox`` and reads confirmations through ``receipts``; delivery never calls
+back up. Import the modules directly (``traitsync.delivery.outbox``, ``.worker``, ...).
 """
-
-from traitsync.delivery.classify import AUTH, DROP, OK, RETRY, Status, classify_status
-
-__all__ = ["AUTH", "DROP", "OK", "RETRY", "Status", "classify_status"]

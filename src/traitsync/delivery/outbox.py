@@ -52,7 +52,7 @@ TRANSITIONS: Mapping[str, frozenset[str]] = {
 }
 
 _COLUMNS = ("id, destination_id, order_key, message_id, message_type, computation_id, state, attempts, "
-            "created_at_ms, first_attempt_at_ms, next_attempt_at_ms, last_error_code, body, meta")
+            "created_at_ms, first_attempt_at_ms, next_attempt_at_ms, last_error_code, body, meta, adapter_input")
 
 
 def now_ms() -> int:
@@ -75,6 +75,7 @@ class OutboxRow:
     last_error_code: str | None
     message: dict[str, Any]
     meta: dict[str, Any] | None
+    adapter_input: dict[str, Any] | None = None
 
     @classmethod
     def from_db(cls, row: Sequence[Any]) -> OutboxRow:
@@ -83,7 +84,8 @@ class OutboxRow:
                    created_at_ms=int(row[8]),
                    first_attempt_at_ms=None if row[9] is None else int(row[9]),
                    next_attempt_at_ms=int(row[10]), last_error_code=row[11],
-                   message=json.loads(row[12]), meta=None if row[13] is None else json.loads(row[13]))
+                   message=json.loads(row[12]), meta=None if row[13] is None else json.loads(row[13]),
+                   adapter_input=None if row[14] is None else json.loads(row[14]))
 
 
 class Outbox:
@@ -95,13 +97,15 @@ class Outbox:
 
     def enqueue(self, conn: Connection, destination_id: str, profile_id: str, message: Mapping[str, Any], *,
                 computation_id: str | None = None, meta: Mapping[str, Any] | None = None,
-                filtered_reason: str | None = None, at_ms: int | None = None) -> bool:
+                filtered_reason: str | None = None, at_ms: int | None = None,
+                adapter_input: Mapping[str, Any] | None = None) -> bool:
         """Add one message for delivery on ``conn`` (the caller commits); False if already queued.
 
         ``filtered_reason`` records a message that activation decided not to send (Segment's
         "Filtered at destination", e.g. ``FILTERED_BY_INTEGRATIONS_OBJECT``) so the overview
-        counts it. ``meta`` is kept for the caller's ``on_delivered`` hook (e.g. the snapshot
-        the message confirms).
+        counts it. ``meta`` is the caller's own data, handed back untouched with the delivery
+        receipt (``receipts.py``), e.g. the snapshot the message confirms. ``adapter_input`` is
+        what the adapter sees besides the message: ``previous`` state and enrichment ``traits``.
         """
         message_id = message.get("messageId")
         if not isinstance(message_id, str) or not message_id:
@@ -112,12 +116,13 @@ class Outbox:
             "INSERT INTO delivery_outbox (destination_id, order_key, message_id, message_type,"
             " computation_id, state, terminal, attempts, created_at_ms, next_attempt_at_ms, finished_at_ms,"
             " last_error_code,"
-            " body, meta) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)"
+            " body, meta, adapter_input, applied) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (destination_id, message_id) DO NOTHING",
             (destination_id, profile_id, message_id, str(message.get("type", "")), computation_id, state,
              terminal, at, at, at if filtered_reason else None, filtered_reason,
              json.dumps(message, separators=(",", ":")),
-             None if meta is None else json.dumps(meta, separators=(",", ":"))))
+             None if meta is None else json.dumps(meta, separators=(",", ":")),
+             None if adapter_input is None else json.dumps(adapter_input, separators=(",", ":")), False))
         return bool(cur.rowcount == 1)
 
     def claim(self, conn: Connection, destination_id: str, limit: int, *, lease_ms: int,
@@ -158,17 +163,26 @@ class Outbox:
                 " lease_until_ms = NULL WHERE id = ? AND state = ?",
                 [(PENDING, RETRY_WAIT, i, IN_FLIGHT) for i in ids])
 
+    def release_in_flight(self, conn: Connection, destination_id: str) -> int:
+        """Give back every in-flight row of a destination (the caller proved no live process owns them)."""
+        ids = [int(r[0]) for r in conn.fetchall("SELECT id FROM delivery_outbox WHERE destination_id = ? AND state = ?",
+                                                (destination_id, IN_FLIGHT))]
+        conn.commit()
+        self.release(conn, ids)
+        return len(ids)
+
     def settle(self, conn: Connection, row: OutboxRow, state: str, *, at_ms: int, duration_ms: int,
                http_status: int | None, outcome: str, code: str | None = None, detail: str | None = None,
-               next_attempt_at_ms: int | None = None, result: Mapping[str, Any] | None = None) -> None:
+               next_attempt_at_ms: int | None = None, result: Mapping[str, Any] | None = None,
+               requests: str | None = None) -> None:
         """Record one attempt of an in-flight row and move it to ``state`` (caller's transaction)."""
         if state not in TRANSITIONS[IN_FLIGHT] or state == PENDING:
             raise ValueError(f"cannot settle an attempt into {state!r}")
         attempt = row.attempts + 1
         conn.execute(
             "INSERT INTO delivery_attempts (outbox_id, attempt, at_ms, duration_ms, http_status, outcome,"
-            " code, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (row.id, attempt, at_ms, duration_ms, http_status, outcome, code, detail))
+            " code, detail, requests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (row.id, attempt, at_ms, duration_ms, http_status, outcome, code, detail, requests))
         conn.execute(
             "UPDATE delivery_outbox SET state = ?, terminal = ?, attempts = ?, last_attempt_at_ms = ?,"
             " next_attempt_at_ms = ?, finished_at_ms = ?, lease_until_ms = NULL, last_error_code = ?,"

@@ -83,6 +83,7 @@ class AttemptView:
     outcome: str
     code: str | None
     detail: str | None
+    requests: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,11 +108,12 @@ def recent_messages(conn: Connection, destination_id: str, *, limit: int = 50) -
         ids = [int(r[0]) for r in rows]
         marks = ", ".join("?" for _ in ids)
         for a in conn.fetchall(
-                "SELECT outbox_id, attempt, at_ms, duration_ms, http_status, outcome, code, detail"
+                "SELECT outbox_id, attempt, at_ms, duration_ms, http_status, outcome, code, detail, requests"
                 f" FROM delivery_attempts WHERE outbox_id IN ({marks}) ORDER BY outbox_id, attempt", ids):
             attempts.setdefault(int(a[0]), []).append(AttemptView(
                 attempt=int(a[1]), at_ms=int(a[2]), duration_ms=int(a[3]),
-                http_status=None if a[4] is None else int(a[4]), outcome=a[5], code=a[6], detail=a[7]))
+                http_status=None if a[4] is None else int(a[4]), outcome=a[5], code=a[6], detail=a[7],
+                requests=tuple(json.loads(a[8])) if a[8] else ()))
     conn.commit()
     return [DebugEntry(outbox_id=int(r[0]), message_id=r[1], message_type=r[2], state=r[3],
                        created_at_ms=int(r[4]), last_error_code=r[5], message=json.loads(r[6]),

@@ -1,254 +1,446 @@
-"""One worker per destination: claim due outbox rows, rate-limit, send, classify, settle.
+"""One destination's delivery: claim due outbox rows, run exchanges concurrently, settle each row.
 
-The loop is deliberately dull: every decision it makes comes from a pure piece (adapter
-``build``/``classify``, ``classify_status``, ``Backoff``, ``RateLimiter``) so each is tested
-alone, and this module only sequences them and records the result of every attempt in the
-same transaction that moves the row (and runs the ``on_delivered`` hook, so activation's
-snapshot moves forward exactly when delivery confirms).
+**Concurrency without head-of-line blocking.** Real vendors answer in 100-500 ms, so one
+request at a time cannot reach a 100/s cap, and one profile whose requests hang must not hold
+back the others. The worker keeps up to ``target.concurrency`` exchanges in flight on a thread
+pool; as soon as one finishes, it claims more. Per-profile order still holds because the outbox
+only hands out the oldest unfinished message of each order key (profile), and a key whose
+message is in flight has nothing claimable: an Entered is never overtaken by its Exited. A hung
+request ties up one thread until its timeout; the rest keep flowing.
 
-Shutdown: ``stop()`` stops claiming, lets the request on the wire finish and be recorded, and
+**Filtering before sending.** A claimed message the adapter cannot take (an event type it does
+not speak), that the message's ``integrations`` object excludes, or that the destination's
+filters drop is settled ``filtered`` with its reason and never sent.
+
+**Settling.** Every item gets its own outcome (``Executor``), so a batch answer failing 2 of 10
+items retries exactly those 2. Each attempt is recorded with every HTTP request it made, in the
+transaction that moves the row. Delivered rows wait, ``applied`` false, for activation to fold
+them into what the destination holds; delivery never calls activation.
+
+Shutdown: ``stop()`` stops claiming, lets requests on the wire finish and be recorded, and
 gives claimed-but-unsent rows back untouched, so nothing is left in flight; ``drain()``
 delivers everything currently due first.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import structlog
+
 from traitsync.delivery.backoff import Backoff
-from traitsync.delivery.limiter import RateLimiter
+from traitsync.delivery.executor import ExchangeResult, Executor, Stopped
+from traitsync.delivery.limiter import Limiter, RateLimiter
 from traitsync.delivery.outbox import DEAD, DELIVERED, RETRY_WAIT, Outbox, OutboxRow
-from traitsync.delivery.transport import HttpTransport, Transport, TransportError
-from traitsync.destinations.base import Destination, DestinationSettings, Outcome, Request
-from traitsync.destinations.registry import default_rate
-from traitsync.errors import InvalidPayload
-from traitsync.store.database import Connection, Database, OwnedConnection
+from traitsync.delivery.pauses import pause, paused_until, resume
+from traitsync.delivery.target import DeliveryTarget
+from traitsync.delivery.transport import HttpTransport, Transport
+from traitsync.destinations.base import Item, Outcome, Previous
+from traitsync.destinations.mappings import FILTERED_BY_DESTINATION_FILTER, dropped_by, map_fields
+from traitsync.store.database import Connection, Database
 
-OnDelivered = Callable[[Connection, OutboxRow, Outcome], None]
+log = structlog.get_logger("traitsync.delivery")
+
 UNSUPPORTED = "UNSUPPORTED_EVENT_TYPE"
+FILTERED_BY_INTEGRATIONS = "FILTERED_BY_INTEGRATIONS_OBJECT"
 
 
-class DestinationWorker(OwnedConnection):
-    """Deliver one destination's outbox rows (one thread; several processes on PostgreSQL)."""
+def excluded_by_integrations(message: dict[str, Any], name: str) -> bool:
+    """Segment's rule: an explicit ``false`` for the destination, or ``All: false`` without it."""
+    integrations = message.get("integrations")
+    if not isinstance(integrations, dict):
+        return False
+    explicit = integrations.get(name)
+    if explicit is not None:
+        return explicit is False
+    return integrations.get("All") is False
 
-    def __init__(self, db: Database, destination_id: str, adapter: Destination[Any],
-                 settings: DestinationSettings, *, limiter: RateLimiter | None = None,
-                 backoff: Backoff | None = None, transport: Transport | None = None,
-                 batch_size: int | None = None, timeout: float | None = None, lease_s: float = 120.0,
-                 auth_pause_s: float = 300.0, poll_interval: float = 0.5,
-                 on_delivered: OnDelivered | None = None, clock: Callable[[], float] = time.time,
+
+def item_for(row: OutboxRow, target: DeliveryTarget) -> Item:
+    extra = row.adapter_input or {}
+    prev = extra.get("previous")
+    previous = None if prev is None else Previous(prev.get("value"),
+                                                  tuple((str(t), str(v)) for t, v in prev.get("identifiers", [])))
+    fields = map_fields(target.mappings, row.message) if target.mappings else {}
+    return Item(row.message, fields, previous, dict(extra.get("traits") or {}))
+
+
+class DestinationWorker:
+    """Deliver one destination's outbox rows with ``target.concurrency`` exchanges in flight."""
+
+    name: str
+
+    def __init__(self, db: Database, target: DeliveryTarget, *, limiter: Limiter | None = None,
+                 backoff: Backoff | None = None, transport: Transport | None = None, lease_s: float = 120.0,
+                 auth_pause_s: float = 300.0, poll_interval: float = 0.5, clock: Callable[[], float] = time.time,
                  rng: random.Random | None = None) -> None:
         self.db = db
-        self.destination_id = destination_id
-        self.adapter = adapter
-        self.settings = settings
-        self.limiter = limiter or RateLimiter(default_rate(adapter))
+        self.target = target
+        self.destination_id = target.destination_id
+        self.name = f"delivery-{target.destination_id}"
+        self.adapter = target.adapter
+        self.limiter: Limiter = limiter or RateLimiter(target.rate)
         self.backoff = backoff or Backoff()
         self.transport: Transport = transport or HttpTransport()
-        self.batch_size = batch_size or adapter.max_batch
-        self.timeout = timeout if timeout is not None else adapter.timeout_s
         self.lease_ms = int(lease_s * 1000)
         self.auth_pause_s = auth_pause_s
         self.poll_interval = poll_interval
-        self.on_delivered = on_delivered
         self.clock = clock
         self.rng = rng or random.Random()
         self.outbox = Outbox(db, clock=self._now_ms)
-        self.paused_until = 0.0
-        self.last_pause_code: str | None = None
         self._stop = threading.Event()
+        self.executor = Executor(target, self.transport, self.limiter, stop=self._stop, hold=lambda: self.paused)
         self._thread: threading.Thread | None = None
-        self._conn: Connection | None = None
+        self._local = threading.local()
+        self._settled_signal = threading.Condition()
+        self._in_flight = 0
+        self._conns: list[Connection] = []
+        self._conns_lock = threading.Lock()
+        self._lock_conn: Connection | None = None
+        self._pause_checked_at = 0.0
+        self._paused_until = 0.0
+        self.last_pause_code: str | None = None
 
-    # -- time and connection -------------------------------------------------------------------
+    # -- time, connections and pauses -----------------------------------------------------------
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
     @property
     def conn(self) -> Connection:
-        return self.connection()
+        """The calling thread's own connection (the dispatcher and each pool thread have one)."""
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.db.connect()
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close the calling thread's connection."""
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+            with self._conns_lock:
+                if conn in self._conns:
+                    self._conns.remove(conn)
+
+    def _close_pool_connections(self) -> None:
+        """Close the connections of pool threads that have ended (all but the calling thread's)."""
+        mine = getattr(self._local, "conn", None)
+        with self._conns_lock:
+            others = [c for c in self._conns if c is not mine]
+            self._conns = [c for c in self._conns if c is mine]
+        for conn in others:
+            conn.close()
 
     @property
     def paused(self) -> bool:
-        return self.clock() < self.paused_until
+        """Whether the destination is paused (read from the store at most every 0.5 s)."""
+        now = self.clock()
+        if now - self._pause_checked_at >= 0.5:
+            conn = self.conn
+            until_ms, code = paused_until(conn, self.destination_id)
+            conn.commit()
+            self._paused_until, self.last_pause_code = until_ms / 1000.0, code
+            self._pause_checked_at = now
+        return now < self._paused_until
+
+    @property
+    def paused_until(self) -> float:
+        return self._paused_until if self.paused else 0.0
 
     def resume(self) -> None:
         """Lift an auth pause (after the user fixed the credentials)."""
-        self.paused_until = 0.0
+        conn = self.conn
+        with conn.transaction():
+            resume(conn, self.destination_id)
+        self._paused_until = 0.0
 
-    # -- one round -----------------------------------------------------------------------------
+    def _pause(self, seconds: float, code: str | None) -> None:
+        until = self.clock() + seconds
+        if until <= self._paused_until:
+            return
+        self._paused_until, self.last_pause_code = until, code
+        conn = self.conn
+        pause(conn, self.destination_id, int(until * 1000), code, self.target.rate)
 
-    def run_once(self) -> int:
-        """Claim one batch of due rows and settle every one of them; returns how many were settled."""
-        if self.paused or self._stop.is_set():
-            return 0
-        rows = self.outbox.claim(self.conn, self.destination_id, self.batch_size, lease_ms=self.lease_ms)
+    # -- claiming and filtering -------------------------------------------------------------------
+
+    def _claim(self, limit: int) -> list[OutboxRow]:
+        """Claim up to ``limit`` due rows; settle the ones that are filtered; return the rest."""
+        rows = self.outbox.claim(self.conn, self.destination_id, limit, lease_ms=self.lease_ms)
         if not rows:
-            return 0
-        settled = 0
-        supported: list[OutboxRow] = []
-        with self.conn.transaction():
-            for row in rows:
-                if self.adapter.supports(row.message):
-                    supported.append(row)
-                else:
-                    self.outbox.filter(self.conn, row, UNSUPPORTED, at_ms=self._now_ms())
-                    settled += 1
-        requests, invalid = self._build(supported)
-        if invalid:
-            with self.conn.transaction():
-                for row, code, text in invalid:
-                    self._settle(row, Outcome.drop(code), http_status=None, duration_ms=0, detail=text)
-            settled += len(invalid)
-        pending = list(requests)
-        while pending:
-            request, batch = pending.pop(0)
-            if self._stop.is_set() or self.paused or not self._wait_for_slot():
-                pending.insert(0, (request, batch))
-                break
-            settled += self._send(request, batch)
-        if pending:
-            self.outbox.release(self.conn, [row.id for _, batch in pending for row in batch])
-        return settled
-
-    def _build(self, rows: Sequence[OutboxRow]) -> tuple[list[tuple[Request, list[OutboxRow]]],
-                                                         list[tuple[OutboxRow, str, str]]]:
-        """Requests with their rows; if the batch will not build, isolate the bad messages."""
-        try:
-            built = self.adapter.build([r.message for r in rows], self.settings)
-            return [(req, [rows[i] for i in req.indices]) for req in built], []
-        except InvalidPayload:
-            pass
-        requests: list[tuple[Request, list[OutboxRow]]] = []
-        invalid: list[tuple[OutboxRow, str, str]] = []
+            return []
+        keep: list[OutboxRow] = []
+        filtered: list[tuple[OutboxRow, str]] = []
         for row in rows:
-            try:
-                requests.extend((req, [row]) for req in self.adapter.build([row.message], self.settings))
-            except InvalidPayload as exc:
-                invalid.append((row, exc.code.upper(), exc.message))
-        return requests, invalid
+            if not self.adapter.supports(row.message):
+                filtered.append((row, UNSUPPORTED))
+            elif excluded_by_integrations(row.message, self.target.name):
+                filtered.append((row, FILTERED_BY_INTEGRATIONS))
+            elif self.target.filters and dropped_by(self.target.filters, row.message) is not None:
+                filtered.append((row, FILTERED_BY_DESTINATION_FILTER))
+            else:
+                keep.append(row)
+        if filtered:
+            conn = self.conn
+            with conn.transaction():
+                for row, reason in filtered:
+                    self.outbox.filter(conn, row, reason, at_ms=self._now_ms())
+        self._filtered_now = len(filtered)
+        return keep
 
-    def _wait_for_slot(self) -> bool:
-        wait = self.limiter.acquire(1)
-        if wait > 0:
-            return not self._stop.wait(wait)
-        return True
+    def _batches(self, rows: Sequence[OutboxRow]) -> list[list[OutboxRow]]:
+        size = max(1, self.target.batch_size)
+        return [list(rows[i:i + size]) for i in range(0, len(rows), size)]
 
-    def _send(self, request: Request, rows: list[OutboxRow]) -> int:
+    # -- one exchange, on a pool thread ---------------------------------------------------------------
+
+    def _deliver(self, rows: list[OutboxRow]) -> int:
         started = time.monotonic()
-        http_status: int | None = None
-        detail: str | None = None
         try:
-            response = self.transport.send(request, request.timeout or self.timeout)
-        except TransportError as exc:
-            outcome = Outcome.auth(exc.code) if exc.settings else Outcome.retry(code=exc.code)
-            outcomes = [outcome] * len(rows)
-            detail = exc.message
-        else:
-            http_status = response.status
-            outcomes = self.adapter.classify(response, [r.message for r in rows])
-            if len(outcomes) != len(rows):
-                raise RuntimeError(f"{self.adapter.slug}.classify returned {len(outcomes)} outcomes "
-                                   f"for {len(rows)} messages")
-            hints = [o.retry_after for o in outcomes if o.retry_after is not None]
-            retry_after = max(hints) if hints else None
-            self.limiter.observe(response.status, retry_after)
-            if response.status >= 300:
-                detail = response.body[:500].decode("utf-8", "replace")
+            result = self.executor.run([item_for(r, self.target) for r in rows])
+        except Stopped:
+            self.outbox.release(self.conn, [r.id for r in rows])
+            return 0
         duration_ms = int((time.monotonic() - started) * 1000)
-        with self.conn.transaction():
-            for row, outcome in zip(rows, outcomes, strict=True):
-                self._settle(row, outcome, http_status=http_status, duration_ms=duration_ms, detail=detail)
-        return len(rows)
+        conn = self.conn
+        unsent: list[int] = []
+        with conn.transaction():
+            for row, outcome in zip(rows, result.outcomes, strict=True):
+                if outcome.kind == "unsent":
+                    unsent.append(row.id)
+                else:
+                    self._settle(conn, row, outcome, result, duration_ms)
+        if unsent:
+            self.outbox.release(conn, unsent)
+        return len(rows) - len(unsent)
 
-    def _settle(self, row: OutboxRow, outcome: Outcome, *, http_status: int | None, duration_ms: int,
-                detail: str | None) -> None:
+    def _deliver_safely(self, rows: list[OutboxRow]) -> int:
+        try:
+            return self._deliver(rows)
+        except Exception:
+            # Storage failed while settling: the lease returns the rows; drop the connection.
+            log.exception("settling a delivery failed; the rows return when their lease ends",
+                          destination=self.destination_id)
+            self.close()
+            return 0
+        finally:
+            with self._settled_signal:
+                self._in_flight -= 1
+                self._settled_signal.notify_all()
+
+    def _settle(self, conn: Connection, row: OutboxRow, outcome: Outcome, result: ExchangeResult,
+                duration_ms: int) -> None:
         now = self.clock()
         at_ms = int(now * 1000)
         attempts = row.attempts + 1
         first = (row.first_attempt_at_ms if row.first_attempt_at_ms is not None else at_ms) / 1000.0
-        common: dict[str, Any] = {"at_ms": at_ms, "duration_ms": duration_ms, "http_status": http_status,
-                                  "outcome": outcome.kind, "code": outcome.code, "detail": detail}
+        detail = outcome.message or result.detail
+        common: dict[str, Any] = {"at_ms": at_ms, "duration_ms": duration_ms, "http_status": result.http_status,
+                                  "outcome": outcome.kind, "code": outcome.code,
+                                  "detail": self.executor.redact(detail),
+                                  "requests": json.dumps(result.requests, separators=(",", ":"))}
         if outcome.kind == "ok":
-            self.outbox.settle(self.conn, row, DELIVERED, result=outcome.detail, **common)
-            if self.on_delivered is not None:
-                self.on_delivered(self.conn, row, outcome)
+            self.outbox.settle(conn, row, DELIVERED, result=outcome.detail, **common)
             return
         if outcome.kind == "drop":
-            self.outbox.settle(self.conn, row, DEAD, **common)
+            self.outbox.settle(conn, row, DEAD, **common)
+            self._dead_letter(row, outcome, attempts)
             return
         if outcome.kind == "auth":
             # Bad credentials fail every message alike: pause the destination, keep the row.
-            self.paused_until = max(self.paused_until, now + self.auth_pause_s)
-            self.last_pause_code = outcome.code
+            self._pause(self.auth_pause_s, outcome.code)
             delay = self.auth_pause_s
         else:
             delay = self.backoff.delay(attempts, self.rng, retry_after=outcome.retry_after)
         if self.backoff.gives_up(attempts, first, now):
-            self.outbox.settle(self.conn, row, DEAD, **common)
+            self.outbox.settle(conn, row, DEAD, **common)
+            self._dead_letter(row, outcome, attempts)
         else:
-            self.outbox.settle(self.conn, row, RETRY_WAIT, next_attempt_at_ms=at_ms + int(delay * 1000),
-                               **common)
+            self.outbox.settle(conn, row, RETRY_WAIT, next_attempt_at_ms=at_ms + int(delay * 1000), **common)
 
-    # -- loops -----------------------------------------------------------------------------------
+    def _dead_letter(self, row: OutboxRow, outcome: Outcome, attempts: int) -> None:
+        log.warning("message dead-lettered; `traitsync deliveries replay` sends it again",
+                    destination=self.destination_id, message_id=row.message_id, code=outcome.code,
+                    attempts=attempts)
+
+    # -- the dispatcher -----------------------------------------------------------------------------
+
+    def _dispatch(self, *, until_idle: bool, include_retries: bool = False, deadline: float | None = None) -> int:
+        """Keep up to ``concurrency`` exchanges in flight until stopped (or, with ``until_idle``,
+        until nothing is due and nothing is in flight). Returns the rows settled."""
+        settled = 0
+        futures: list[Future[int]] = []
+        pool = ThreadPoolExecutor(max_workers=self.target.concurrency,
+                                  thread_name_prefix=f"delivery-{self.destination_id}")
+        try:
+            while not self._stop.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if self.paused:
+                    if until_idle:
+                        break
+                    self._stop.wait(min(self.poll_interval, max(0.005, self._paused_until - self.clock())))
+                    continue
+                free = self.target.concurrency - self._in_flight
+                claimed: list[OutboxRow] = []
+                self._filtered_now = 0
+                if free > 0:
+                    claimed = self._claim(free * max(1, self.target.batch_size))
+                    settled += self._filtered_now
+                for batch in self._batches(claimed):
+                    with self._settled_signal:
+                        self._in_flight += 1
+                    futures.append(pool.submit(self._deliver_safely, batch))
+                done = [f for f in futures if f.done()]
+                futures = [f for f in futures if not f.done()]
+                settled += sum(f.result() for f in done)
+                if claimed and self._in_flight < self.target.concurrency:
+                    continue  # more may be due right now
+                if until_idle and not claimed and self._in_flight == 0:
+                    if not include_retries:
+                        break
+                    due = self.outbox.next_due_ms(self.conn, self.destination_id)
+                    self.conn.commit()
+                    if due is None:
+                        break
+                    wait = max(0.001, min(due / 1000.0 - self.clock(), self.poll_interval))
+                    self._stop.wait(wait)
+                    continue
+                self._wait_for_work()
+        finally:
+            for future in futures:
+                settled += future.result()
+            pool.shutdown(wait=True)
+            self._close_pool_connections()
+        return settled
+
+    def _wait_for_work(self) -> None:
+        """Sleep until an exchange finishes, the next row is due, or the poll interval passes."""
+        if self._in_flight >= self.target.concurrency:
+            with self._settled_signal:
+                if self._in_flight >= self.target.concurrency:
+                    self._settled_signal.wait(self.poll_interval)
+            return
+        due = self.outbox.next_due_ms(self.conn, self.destination_id)
+        self.conn.commit()
+        wait = self.poll_interval
+        if due is not None:
+            wait = min(wait, max(0.0, due / 1000.0 - self.clock()))
+        with self._settled_signal:
+            self._settled_signal.wait(max(wait, 0.005))
+
+    # -- loops -------------------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """One round: claim what is due now (up to ``concurrency`` batches), deliver it concurrently,
+        wait for it; returns how many rows were settled (filtered ones included)."""
+        if self._stop.is_set() or self.paused:
+            return 0
+        self._filtered_now = 0
+        claimed = self._claim(self.target.concurrency * max(1, self.target.batch_size))
+        settled = self._filtered_now
+        batches = self._batches(claimed)
+        if not batches:
+            return settled
+        with self._settled_signal:
+            self._in_flight += len(batches)
+        with ThreadPoolExecutor(max_workers=min(len(batches), self.target.concurrency),
+                                thread_name_prefix=self.name) as pool:
+            settled += sum(pool.map(self._deliver_safely, batches))
+        self._close_pool_connections()
+        return settled
 
     def drain(self, timeout: float = 30.0, *, include_retries: bool = False) -> int:
         """Deliver until nothing is due (or, with ``include_retries``, until nothing is waiting).
 
         Stops early at ``timeout`` seconds or when paused; returns how many rows were settled.
         """
-        deadline = time.monotonic() + timeout
-        total = 0
-        while time.monotonic() < deadline and not self.paused and not self._stop.is_set():
-            n = self.run_once()
-            total += n
-            if n:
-                continue
-            if not include_retries:
-                break
-            due = self.outbox.next_due_ms(self.conn, self.destination_id)
-            self.conn.commit()
-            if due is None:
-                break
-            wait = max(0.0, due / 1000.0 - self.clock())
-            if self._stop.wait(min(wait, max(0.0, deadline - time.monotonic()), self.poll_interval) or 0.001):
-                break
-        return total
+        return self._dispatch(until_idle=True, include_retries=include_retries,
+                              deadline=time.monotonic() + timeout)
 
-    def run(self) -> None:
-        """Deliver until ``stop()``; sleeps until the next row is due, at most ``poll_interval``."""
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Deliver until ``stop`` (or ``stop()``); the worker shape every stage shares."""
+        watcher: threading.Thread | None = None
+        if stop is not None:
+            def relay() -> None:
+                stop.wait()
+                self._stop.set()
+                with self._settled_signal:
+                    self._settled_signal.notify_all()
+            watcher = threading.Thread(target=relay, name=f"{self.name}-stop", daemon=True)
+            watcher.start()
         try:
-            while not self._stop.is_set():
-                if self.run_once():
-                    continue
-                due = self.outbox.next_due_ms(self.conn, self.destination_id)
-                self.conn.commit()
-                wait = self.poll_interval
-                if due is not None:
-                    wait = min(wait, max(0.0, due / 1000.0 - self.clock()))
-                if self.paused:
-                    wait = min(self.poll_interval, max(0.0, self.paused_until - self.clock()))
-                self._stop.wait(max(wait, 0.005))
+            self.recover()
+            self._dispatch(until_idle=False)
         finally:
             self.close()
+            if self._lock_conn is not None:
+                self._lock_conn.close()
+                self._lock_conn = None
+
+    def recover(self) -> int:
+        """Give back in-flight rows orphaned by a killed process; returns how many.
+
+        A process killed mid-delivery leaves rows ``in_flight`` under a lease (2 minutes), and
+        per-profile order holds that profile's later messages behind them. We release them at
+        once when no other live process can own them: on SQLite only one process delivers; on
+        PostgreSQL every delivering process holds a shared advisory lock per destination for its
+        lifetime (the server drops it when a killed process's session ends), so winning the
+        exclusive lock proves every in-flight row is orphaned. Otherwise the lease decides.
+        """
+        conn: Connection | None = self.db.connect()
+        assert conn is not None
+        try:
+            released = 0
+            if self.db.dialect == "postgresql":
+                key = _lock_key(self.destination_id)
+                alone = bool(conn.scalar("SELECT pg_try_advisory_lock(?)", (key,)))
+                if alone:
+                    released = self.outbox.release_in_flight(conn, self.destination_id)
+                    conn.execute("SELECT pg_advisory_unlock(?)", (key,))
+                conn.execute("SELECT pg_advisory_lock_shared(?)", (key,))
+                conn.commit()
+                self._lock_conn, conn = conn, None  # held (session lock) until the worker stops
+            else:
+                released = self.outbox.release_in_flight(conn, self.destination_id)
+            if released:
+                log.info("released in-flight messages of a stopped process", destination=self.destination_id,
+                         count=released)
+            return released
+        finally:
+            if conn is not None:
+                conn.close()
 
     def start(self) -> None:
         self._stop.clear()
-        self._thread = threading.Thread(target=self.run, name=f"delivery-{self.destination_id}", daemon=True)
+        self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop claiming; the request on the wire finishes and is recorded, unsent claims go back."""
+        """Stop claiming; requests on the wire finish and are recorded, unsent claims go back."""
         self._stop.set()
+        with self._settled_signal:
+            self._settled_signal.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+
+
+def _lock_key(destination_id: str) -> int:
+    digest = hashlib.sha256(f"traitsync.delivery:{destination_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def result_detail(row_result: str | None) -> dict[str, Any] | None:

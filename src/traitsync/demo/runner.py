@@ -29,8 +29,8 @@ from traitsync.demo.receiver import DemoReceiver
 from traitsync.demo.sample import live_views, shop_events
 from traitsync.errors import TraitsyncError
 from traitsync.server.app import create_app
-from traitsync.server.assemble import LoopService, assemble
-from traitsync.server.runtime import Runtime
+from traitsync.server.assemble import Stages, assemble
+from traitsync.server.project import resolve_project
 from traitsync.store import Database
 
 DEMO_DIR = Path(".traitsync/demo")
@@ -110,17 +110,6 @@ class _Server(uvicorn.Server):
         pass
 
 
-def _ensure_engine(runtime: Runtime, loaded: Any, db: Database) -> None:
-    """Run the realtime engine here unless the compute block of ``assemble`` already does."""
-    from traitsync.compute.realtime import RealtimeEngine
-    from traitsync.definitions import load_definitions
-
-    for service in runtime.services:
-        if isinstance(service, RealtimeEngine) or isinstance(getattr(service, "target", None), RealtimeEngine):
-            return
-    runtime.add_service(LoopService("realtime", RealtimeEngine(db, load_definitions(loaded.document))))
-
-
 def _wait(what: str, predicate: Callable[[], bool], deadline: float) -> None:
     while time.monotonic() < deadline:
         if predicate():
@@ -132,7 +121,8 @@ def _wait(what: str, predicate: Callable[[], bool], deadline: float) -> None:
 def _outbox_idle(db: Database) -> bool:
     conn = db.connect()
     try:
-        busy = conn.scalar("SELECT COUNT(*) FROM delivery_outbox WHERE terminal = ?", (False,))
+        busy = conn.scalar("SELECT COUNT(*) FROM delivery_outbox WHERE terminal = ? OR (state = ? AND applied = ?)",
+                           (False, "delivered", False))
         done = conn.scalar('SELECT COUNT(*) FROM checkpoints WHERE consumer = ?', ("activation.results",))
         head = conn.scalar('SELECT MAX("offset") FROM computation_results') or 0
         seen = conn.scalar('SELECT "offset" FROM checkpoints WHERE consumer = ?', ("activation.results",)) or 0
@@ -165,9 +155,7 @@ def run_demo(console: Console) -> None:
     (DEMO_DIR / "traitsync.yaml").write_text(text)
     loaded = load_config_text(text, file=str(DEMO_DIR / "traitsync.yaml"))
     db = Database(f"sqlite:///{DEMO_DIR / 'traitsync.db'}")
-    runtime, routers = assemble(loaded, db)
-    _ensure_engine(runtime, loaded, db)
-    activation = runtime.activation  # type: ignore[attr-defined]
+    runtime, routers, stages = assemble(resolve_project(loaded), db)
     app = create_app(runtime, extra_routers=routers)
     port = _free_port()
     server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -179,7 +167,7 @@ def run_demo(console: Console) -> None:
     console.rule("[bold]traitsync demo")
     console.print(f"server on {base}, store {db.redacted_url()}, receiver on {receiver.url}")
     try:
-        _run(console, base, db, activation, receiver, deadline)
+        _run(console, base, db, stages, receiver, deadline)
     finally:
         server.should_exit = True
         thread.join(10)
@@ -187,7 +175,7 @@ def run_demo(console: Console) -> None:
     console.print(f"[bold green]demo finished in {time.monotonic() - started:.1f}s[/]")
 
 
-def _run(console: Console, base: str, db: Database, activation: Any, receiver: DemoReceiver,
+def _run(console: Console, base: str, db: Database, stages: Stages, receiver: DemoReceiver,
          deadline: float) -> None:
     now = int(time.time() * 1000)
     events = shop_events(now)
@@ -206,7 +194,7 @@ def _run(console: Console, base: str, db: Database, activation: Any, receiver: D
           lambda: len(set(_audience_users(receiver.messages("/events"), SHORT_AUDIENCE)[0])) >= LIVE_USERS, deadline)
     entered_at = time.monotonic()
     _wait("the list destination's first upload", lambda: _outbox_idle(db), deadline)
-    first = activation.scheduler.sync_now("dst_lists")
+    first = stages.lists.sync_now("dst_lists")
     _wait("the list upload", lambda: _outbox_idle(db), deadline)
     console.print(f"list sync now (as `traitsync destinations sync dst_lists`): "
                   f"{', '.join(f'{r.computation_key}: +{r.adds} -{r.removes}' for r in first)}")
@@ -214,7 +202,7 @@ def _run(console: Console, base: str, db: Database, activation: Any, receiver: D
     _wait("users to exit the 10-second audience",
           lambda: len(set(_audience_users(receiver.messages("/events"), SHORT_AUDIENCE)[1])) >= LIVE_USERS, deadline)
     console.print(f"exits arrived {time.monotonic() - entered_at:.1f}s after the entries")
-    second = activation.scheduler.sync_now("dst_lists")
+    second = stages.lists.sync_now("dst_lists")
     _wait("the list removals", lambda: _outbox_idle(db), deadline)
     console.print(f"list sync now: {', '.join(f'{r.computation_key}: +{r.adds} -{r.removes}' for r in second)}")
     _report(console, base, receiver)

@@ -1,13 +1,22 @@
-"""The adapter interface every vendor module implements (STYLE rule 1).
+"""The adapter interface every vendor module implements.
 
-An adapter is data plus two pure functions: ``build`` turns messages into HTTP requests and
-``classify`` turns one response into one ``Outcome`` per message it carried. It never does
-I/O, retries or queueing, so it can be golden-tested without a network and delivery can apply
-the same limiter, backoff and dead letter to every vendor.
+An adapter is data plus pure functions. The simple form is a pair: ``build`` turns items into
+HTTP requests and ``classify`` turns one response into one ``Outcome`` per item it carried.
+Vendors that must look a record up before writing it, or whose second request depends on the
+first answer, write an ``exchange`` instead: a generator that *yields* each request and is
+*sent* its response, then returns one outcome per item. It still does no I/O itself, so it is
+golden-tested by feeding it canned responses, and delivery applies one limiter, one token
+cache, one backoff and one dead letter to every request of every vendor (each yielded request
+costs one slot of the destination's rate cap and appears in the debugger).
 
-Messages are plain dicts: Segment messages (``identify``/``track``/``group``) for event
-destinations, and ``audience_list`` operations (create a list, add members, remove members)
-for list destinations; activation builds both (``activation/payloads.py``).
+What an adapter sees per message is an ``Item``: the Segment message (the new state), the
+vendor fields the destination's mappings produce from it, what this destination last received
+for the same profile and computation (``previous``: old value and the identifiers it went to),
+and profile traits it asked for (``traits``; Zendesk needs ``name``).
+
+Credentials a vendor hands out (OAuth tokens, session logins) are described by ``TokenAuth``
+(``destinations/auth.py``): how to ask for a token and how to read the answer. Delivery fetches,
+caches and refreshes them; the adapter only receives the current ``Token``.
 """
 
 from __future__ import annotations
@@ -15,17 +24,20 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from traitsync.delivery.classify import AUTH, DROP, OK, classify_status
+from traitsync.destinations.status import AUTH, DROP, OK, classify_status
+
+if TYPE_CHECKING:
+    from traitsync.destinations.auth import Token, TokenAuth
 
 Message = dict[str, Any]
-Kind = Literal["event", "list"]
-OutcomeKind = Literal["ok", "retry", "auth", "drop"]
+Mode = Literal["event", "list"]
+OutcomeKind = Literal["ok", "retry", "auth", "drop", "unsent"]
 ListAction = Literal["create", "add", "remove"]
 
 #: ``type`` of a list operation message (not a Segment type; never sent to event destinations).
@@ -42,25 +54,40 @@ def dumps(value: Any) -> bytes:
 class Request:
     """One HTTP request (or, for ``file://`` URLs, one append to a local file).
 
-    ``indices`` are the positions, in the ``build`` input, of the messages this request
-    carries; ``classify`` later receives exactly those messages, in that order.
+    ``indices`` are the positions, in the adapter's input, of the items this request carries;
+    ``classify`` later receives exactly those items, in that order. ``authorize`` asks delivery
+    to apply the destination's current token (``TokenAuth.apply``) just before sending, so a
+    request retried after a token refresh carries the new one. ``purpose`` labels it in the
+    debugger (``send``, ``lookup``, ``token``...).
     """
 
     method: str
     url: str
-    body: bytes
-    indices: tuple[int, ...]
+    body: bytes = b""
+    indices: tuple[int, ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
     timeout: float | None = None
+    authorize: bool = True
+    purpose: str = "send"
+
+    def with_headers(self, **headers: str) -> Request:
+        return replace(self, headers={**self.headers, **headers})
 
 
 @dataclass(frozen=True)
 class Response:
-    """What came back: the status, headers with lower-cased names, and the raw body."""
+    """What came back: status, lower-cased headers and the raw body.
+
+    A request that got no HTTP answer at all (timeout, reset, refused) is a ``Response`` with
+    ``status`` 0 and ``error`` set to the network code (``ETIMEDOUT``...), so an exchange never
+    has to catch anything; ``settings_error`` marks a URL that cannot be attempted at all.
+    """
 
     status: int
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+    error: str | None = None
+    settings_error: bool = False
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -72,35 +99,74 @@ class Response:
         except ValueError:
             return None
 
+    @property
+    def ok(self) -> bool:
+        return self.error is None and 200 <= self.status < 300
+
 
 @dataclass(frozen=True)
 class Outcome:
-    """The fate of one message: delivered, retry (maybe after a delay), bad credentials, or drop.
+    """The fate of one item: delivered, retry (maybe after a delay), bad credentials, drop, or
+    unsent (the exchange stopped before sending it: it goes back to the queue, no attempt counted).
 
     ``code`` is the stable failure code shown in the delivery overview (the HTTP status as text,
-    or a vendor code); ``detail`` carries data the caller keeps, e.g. a created list's id.
+    or a vendor code); ``detail`` carries data the caller keeps, e.g. a created list's id;
+    ``message`` is a short human reason (secrets are redacted before it is stored).
     """
 
     kind: OutcomeKind
     retry_after: float | None = None
     code: str | None = None
     detail: Mapping[str, Any] | None = None
+    message: str | None = None
 
     @classmethod
     def ok(cls, detail: Mapping[str, Any] | None = None) -> Outcome:
         return cls("ok", detail=detail)
 
     @classmethod
-    def retry(cls, retry_after: float | None = None, code: str | None = None) -> Outcome:
-        return cls("retry", retry_after=retry_after, code=code)
+    def retry(cls, retry_after: float | None = None, code: str | None = None, message: str | None = None
+              ) -> Outcome:
+        return cls("retry", retry_after=retry_after, code=code, message=message)
 
     @classmethod
-    def auth(cls, code: str) -> Outcome:
-        return cls("auth", code=code)
+    def auth(cls, code: str, message: str | None = None) -> Outcome:
+        return cls("auth", code=code, message=message)
 
     @classmethod
-    def drop(cls, code: str) -> Outcome:
-        return cls("drop", code=code)
+    def drop(cls, code: str, message: str | None = None) -> Outcome:
+        return cls("drop", code=code, message=message)
+
+    @classmethod
+    def unsent(cls) -> Outcome:
+        return cls("unsent")
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What the destination last received for this (profile, computation), if anything."""
+
+    value: Any
+    identifiers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Item:
+    """One message as an adapter sees it (see the module docstring)."""
+
+    message: Message
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    previous: Previous | None = None
+    traits: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def type(self) -> str:
+        return str(self.message.get("type", ""))
+
+
+def items_of(messages: Sequence[Message]) -> list[Item]:
+    """Wrap bare messages (tests, adapters with no mappings)."""
+    return [Item(m) for m in messages]
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -121,7 +187,11 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 def status_outcome(response: Response) -> Outcome:
-    """The outcome the status table gives one response (``delivery/classify.py``)."""
+    """The outcome the status table gives one response (``destinations/status.py``)."""
+    if response.error is not None:
+        if response.settings_error:
+            return Outcome.auth("INVALID_SETTINGS")
+        return Outcome.retry(code=response.error)
     status = classify_status(response.status)
     if status is OK:
         return Outcome.ok()
@@ -133,10 +203,16 @@ def status_outcome(response: Response) -> Outcome:
     return Outcome.retry(parse_retry_after(response.header("retry-after")), code)
 
 
-def classify_by_status(response: Response, messages: Sequence[Message]) -> list[Outcome]:
-    """Default ``classify``: the batch's status applies to every message in it."""
+def classify_by_status(response: Response, items: Sequence[Item]) -> list[Outcome]:
+    """Default ``classify``: the request's status applies to every item it carried."""
     outcome = status_outcome(response)
-    return [outcome] * len(messages)
+    return [outcome] * len(items)
+
+
+def outcomes_by_index(count: int, failed: Mapping[int, Outcome], ok: Outcome | None = None) -> list[Outcome]:
+    """Per-item outcomes from a partial-failure answer: ``failed`` by position, the rest ``ok``."""
+    success = ok or Outcome.ok()
+    return [failed.get(i, success) for i in range(count)]
 
 
 class DestinationSettings(BaseModel):
@@ -147,29 +223,61 @@ class DestinationSettings(BaseModel):
     endpoint: str | None = Field(default=None, description="Override the vendor host or target URL "
                                  "(a local test server, a proxy, a regional host).")
 
+    def secrets(self) -> list[str]:
+        """Every secret value in these settings, for redaction from logs and the debugger."""
+        out: list[str] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                text = value.get_secret_value()
+                if text:
+                    out.append(text)
+        return out
+
 
 S = TypeVar("S", bound=DestinationSettings)
+
+#: An exchange: yields requests, is sent each response, returns one outcome per item.
+Exchange = Generator[Request, Response, list[Outcome]]
+Build = Callable[[Sequence[Item], S], list[Request]]
+Classify = Callable[[Response, Sequence[Item]], list[Outcome]]
 
 
 @dataclass(frozen=True)
 class Destination(Generic[S]):
-    """A vendor adapter: declarative capabilities plus the pure ``build`` and ``classify``.
+    """A vendor adapter: declarative capabilities plus pure request building.
 
-    ``default_rate`` is requests/second for the limiter, ``max_batch`` the most messages one
-    request may carry, ``min_list_interval_s`` the vendor's floor on list sync cadence.
+    ``default_rate`` is requests/second for the limiter (the seeds' table overrides it by vendor
+    name), ``max_batch`` the most items one exchange may carry, ``min_list_interval_s`` the
+    vendor's floor on list sync cadence. ``default_mappings`` are the vendor fields filled from
+    each message (``mappings.py`` syntax); ``custom_fields`` lets a user's mappings add fields
+    the adapter does not declare (the webhook posts whatever the user maps). ``required_traits``
+    are profile traits activation attaches to each item (the seeds' "additional identifiers").
     """
 
     name: str
     slug: str
     settings_model: type[S]
-    build: Callable[[Sequence[Message], S], list[Request]]
-    classify: Callable[[Response, Sequence[Message]], list[Outcome]] = classify_by_status
+    build: Build[S] | None = None
+    classify: Classify = classify_by_status
+    exchange: Callable[[Sequence[Item], S, Token | None], Exchange] | None = None
+    auth: TokenAuth | None = None
     default_rate: float = 10.0
     max_batch: int = 1
-    kinds: frozenset[Kind] = frozenset({"event"})
+    modes: frozenset[Mode] = frozenset({"event"})
     min_list_interval_s: float = 3600.0
     timeout_s: float = 10.0
     event_types: frozenset[str] = EVENT_TYPES
+    default_mappings: Mapping[str, Any] = field(default_factory=dict)
+    custom_fields: bool = False
+    required_traits: frozenset[str] = frozenset()
+    description: str = ""
+    #: A cheap authenticated request that proves settings and credentials (``destinations check``).
+    check: Callable[[S, Token | None], Request] | None = None
+
+    def __post_init__(self) -> None:
+        if self.build is None and self.exchange is None:
+            raise TypeError(f"adapter {self.slug!r} needs build or exchange")
 
     def parse_settings(self, data: Mapping[str, Any]) -> S:
         return self.settings_model.model_validate(dict(data))
@@ -178,8 +286,51 @@ class Destination(Generic[S]):
         """Whether this destination takes this message at all (else: filtered, not failed)."""
         kind = message.get("type")
         if kind == LIST_MESSAGE_TYPE:
-            return "list" in self.kinds
-        return "event" in self.kinds and kind in self.event_types
+            return "list" in self.modes
+        return "event" in self.modes and kind in self.event_types
+
+    def start(self, items: Sequence[Item], settings: S, token: Token | None = None) -> Exchange:
+        """The exchange for one batch: the adapter's own, or ``build`` then ``classify`` per request."""
+        if self.exchange is not None:
+            return self.exchange(items, settings, token)
+        assert self.build is not None
+        return _build_and_classify(self.build, self.classify, items, settings)
+
+
+def _build_and_classify(build: Build[Any], classify: Classify, items: Sequence[Item], settings: Any) -> Exchange:
+    """Send each built request in turn; after an answer that says the credentials are bad, the
+    rest are not sent (they would fail alike) and go back to the queue untouched."""
+    outcomes: list[Outcome | None] = [None] * len(items)
+    refused = False
+    for request in build(items, settings):
+        if refused:
+            for i in request.indices:
+                outcomes[i] = Outcome.unsent()
+            continue
+        response = yield request
+        refused = status_outcome(response).kind == "auth"
+        carried = [items[i] for i in request.indices]
+        got = classify(response, carried)
+        if len(got) != len(carried):
+            raise RuntimeError(f"classify returned {len(got)} outcomes for {len(carried)} items")
+        for i, outcome in zip(request.indices, got, strict=True):
+            outcomes[i] = outcome
+    missing = [i for i, o in enumerate(outcomes) if o is None]
+    if missing:
+        raise RuntimeError(f"build left items {missing} without a request")
+    return [o for o in outcomes if o is not None]
+
+
+def run_exchange(exchange: Exchange, answer: Callable[[Request], Response]) -> tuple[list[Outcome], list[Request]]:
+    """Drive an exchange with ``answer`` (tests and golden files): outcomes and every request."""
+    sent: list[Request] = []
+    try:
+        request = next(exchange)
+        while True:
+            sent.append(request)
+            request = exchange.send(answer(request))
+    except StopIteration as done:
+        return list(done.value), sent
 
 
 def chunks(count: int, size: int) -> list[tuple[int, ...]]:

@@ -6,12 +6,14 @@ config validation, JSON Schema and docs), and every error names file, line and k
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from traitsync.config import KeyPath, LocatedDocument, validate_model
 from traitsync.destinations.base import Destination, DestinationSettings
+from traitsync.destinations.mappings import DestinationFilter, MappingError, check_mapping, merge_mappings
 from traitsync.destinations.registry import ADAPTERS, get_destination
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -52,7 +54,9 @@ class ScheduleConfig(_Strict):
         return parse_duration(self.every)
 
 
-class ConnectionConfig(_Strict):
+class LinkConfig(_Strict):
+    """One entry of a destination's ``connections:``: a computation linked to the destination."""
+
     computation: str = Field(min_length=1)
     send: list[SendKind] = Field(default_factory=_default_send)
     trait_event_name: str = "Trait Computed"
@@ -60,9 +64,11 @@ class ConnectionConfig(_Strict):
     exited_event_name: str = "Audience Exited"
     id_sync: dict[str, Literal["first", "last", "all"]] | None = None
     include_anonymous: bool = False
+    enrich_traits: list[str] = Field(default_factory=list, description="Profile traits attached to each "
+                                     "message: traits.* on identify, properties.* on track (Trait Enrichment).")
 
     @model_validator(mode="after")
-    def _at_most_three_all(self) -> ConnectionConfig:
+    def _at_most_three_all(self) -> LinkConfig:
         if self.id_sync and sum(1 for s in self.id_sync.values() if s == "all") > 3:
             raise ValueError("id_sync: at most 3 identifiers may use the 'all' strategy")
         return self
@@ -75,7 +81,15 @@ class DestinationConfig(_Strict):
     settings: dict[str, Any] = Field(default_factory=dict)
     schedule: ScheduleConfig | None = None
     rate_limit: float | None = Field(default=None, gt=0, description="Requests/second; default: the vendor's cap.")
-    connections: list[ConnectionConfig] = Field(default_factory=list)
+    concurrency: int | None = Field(default=None, ge=1, le=256, description="Requests in flight at once "
+                                    "(default: enough to reach the cap at 500 ms per answer, 4 to 64).")
+    batch_size: int | None = Field(default=None, ge=1, description="Most messages per request; default and "
+                                   "ceiling: the vendor's.")
+    mappings: dict[str, Any] = Field(default_factory=dict, description="Vendor field -> message path "
+                                     "($.traits.email), literal, or @template/@first; null removes a default.")
+    filters: list[DestinationFilter] = Field(default_factory=list, description="drop_if / keep_if conditions on "
+                                             "message fields; dropped messages count as filtered.")
+    connections: list[LinkConfig] = Field(default_factory=list)
 
     @field_validator("kind")
     @classmethod
@@ -85,14 +99,14 @@ class DestinationConfig(_Strict):
         return kind
 
 
-class ResolvedDestination(BaseModel):
-    """A destination entry with its adapter and parsed settings."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+@dataclass(frozen=True)
+class ResolvedDestination:
+    """A destination entry with its adapter, parsed settings and effective field mappings."""
 
     config: DestinationConfig
     adapter: Destination[Any]
     settings: DestinationSettings
+    mappings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def display_name(self) -> str:
@@ -122,5 +136,18 @@ def parse_destinations(doc: LocatedDocument, data: Any, base: KeyPath = ("destin
         seen.add(entry.id)
         adapter = get_destination(entry.kind)
         settings = validate_model(doc, adapter.settings_model, entry.settings, (*base, i, "settings"))
-        out.append(ResolvedDestination(config=entry, adapter=adapter, settings=settings))
+        for key, spec in entry.mappings.items():
+            path = (*base, i, "mappings", key)
+            if key not in adapter.default_mappings and not adapter.custom_fields:
+                known = ", ".join(sorted(adapter.default_mappings)) or "none"
+                raise doc.error(path, f"{entry.kind} has no field {key!r} to map; its fields: {known}")
+            try:
+                check_mapping(spec, key)
+            except MappingError as exc:
+                raise doc.error(path, str(exc)) from None
+        if entry.batch_size is not None and entry.batch_size > adapter.max_batch:
+            raise doc.error((*base, i, "batch_size"), f"{entry.kind} takes at most {adapter.max_batch} messages "
+                            "per request")
+        mappings = merge_mappings(adapter.default_mappings, entry.mappings)
+        out.append(ResolvedDestination(config=entry, adapter=adapter, settings=settings, mappings=mappings))
     return out

@@ -16,7 +16,7 @@ from traitsync.destinations.base import (
     LIST_MESSAGE_TYPE,
     Destination,
     DestinationSettings,
-    Message,
+    Item,
     Request,
     chunks,
     dumps,
@@ -43,10 +43,11 @@ class JsonlSettings(DestinationSettings):
         return Path(target).absolute().as_uri()
 
 
-def build(messages: Sequence[Message], settings: JsonlSettings) -> list[Request]:
-    return [Request(method="APPEND", url=settings.file_url, indices=group,
-                    body=b"".join(dumps(messages[i]) + b"\n" for i in group))
-            for group in chunks(len(messages), MAX_BATCH)]
+def build(items: Sequence[Item], settings: JsonlSettings) -> list[Request]:
+    return [Request(method="APPEND", url=settings.file_url, indices=group, authorize=False,
+                    body=b"".join(dumps(dict(items[i].fields) if items[i].fields else items[i].message) + b"\n"
+                                  for i in group))
+            for group in chunks(len(items), MAX_BATCH)]
 
 
 DESTINATION: Destination[JsonlSettings] = Destination(
@@ -56,7 +57,9 @@ DESTINATION: Destination[JsonlSettings] = Destination(
     build=build,
     default_rate=1000.0,
     max_batch=MAX_BATCH,
-    kinds=frozenset({"event", "list"}),
+    modes=frozenset({"event", "list"}),
+    custom_fields=True,
+    description="Append each message (or your mapped fields) as one JSON line to a local file.",
     min_list_interval_s=0.0,
     event_types=EVENT_TYPES | {LIST_MESSAGE_TYPE},
 )

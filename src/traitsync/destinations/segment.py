@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr
 from traitsync.destinations.base import (
     Destination,
     DestinationSettings,
+    Item,
     Message,
     Request,
     chunks,
@@ -53,12 +54,13 @@ def _batch_groups(messages: Sequence[Message]) -> list[tuple[int, ...]]:
     return groups
 
 
-def build(messages: Sequence[Message], settings: SegmentSettings) -> list[Request]:
+def build(items: Sequence[Item], settings: SegmentSettings) -> list[Request]:
+    messages = [item.message for item in items]
     host = (settings.endpoint or DEFAULT_HOST).rstrip("/")
     headers = {"Content-Type": "application/json", "User-Agent": "traitsync (segment)",
                "Authorization": _basic(settings.write_key.get_secret_value())}
     return [Request(method="POST", url=f"{host}/v1/batch", headers=headers, indices=group,
-                    body=dumps({"batch": [messages[i] for i in group]}))
+                    body=dumps({"batch": [messages[i] for i in group]}), authorize=False)
             for group in _batch_groups(messages)]
 
 
@@ -69,6 +71,7 @@ DESTINATION: Destination[SegmentSettings] = Destination(
     build=build,
     default_rate=100.0,
     max_batch=MAX_BATCH,
-    kinds=frozenset({"event"}),
+    modes=frozenset({"event"}),
+    description="Forward to any Segment-compatible Tracking API (/v1/batch): Segment, RudderStack, traitsync.",
     event_types=frozenset({"identify", "track", "group", "page", "screen", "alias"}),
 )

@@ -7,6 +7,10 @@ schedule. With a shared secret, ``X-Signature`` carries the hex HMAC of the exac
 we default to SHA-256 (Segment signs with SHA-1, which ``signature_algorithm: sha1`` keeps for
 receivers written against Segment). A receiver has no standard partial-failure format, so the
 request's status applies to every message it carried.
+
+Mappings: with none configured the body is the Segment message itself; a destination's
+``mappings:`` turns each event into the object they describe instead (Webhooks (Actions)'
+``data`` field), e.g. ``{user: $.userId, audience: $.context.personas.computation_key}``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from traitsync.destinations.base import (
     LIST_MESSAGE_TYPE,
     Destination,
     DestinationSettings,
-    Message,
+    Item,
     Outcome,
     Request,
     Response,
@@ -72,14 +76,19 @@ def _request(settings: WebhookSettings, url: str, body: bytes, indices: tuple[in
     if settings.shared_secret is not None:
         headers[SIGNATURE_HEADER] = sign(body, settings.shared_secret.get_secret_value(),
                                          settings.signature_algorithm)
-    return Request(method=settings.method, url=url, body=body, indices=indices, headers=headers)
+    return Request(method=settings.method, url=url, body=body, indices=indices, headers=headers, authorize=False)
 
 
-def build(messages: Sequence[Message], settings: WebhookSettings) -> list[Request]:
+def _body(item: Item) -> object:
+    return dict(item.fields) if item.fields else item.message
+
+
+def build(items: Sequence[Item], settings: WebhookSettings) -> list[Request]:
     """One request per list operation; events one each, or as arrays when batching is on."""
     requests: list[Request] = []
     events: list[int] = []
-    for i, message in enumerate(messages):
+    for i, item in enumerate(items):
+        message = item.message
         if message.get("type") == LIST_MESSAGE_TYPE:
             url = settings.target
             if message.get("action") == "create" and settings.create_audience_url:
@@ -88,23 +97,23 @@ def build(messages: Sequence[Message], settings: WebhookSettings) -> list[Reques
         else:
             events.append(i)
     if settings.batch_size == 0:
-        requests.extend(_request(settings, settings.target, dumps(messages[i]), (i,)) for i in events)
+        requests.extend(_request(settings, settings.target, dumps(_body(items[i])), (i,)) for i in events)
     else:
         for group in chunks(len(events), settings.batch_size):
             indices = tuple(events[j] for j in group)
-            body = dumps([messages[i] for i in indices])
+            body = dumps([_body(items[i]) for i in indices])
             requests.append(_request(settings, settings.target, body, indices))
     return requests
 
 
-def classify(response: Response, messages: Sequence[Message]) -> list[Outcome]:
+def classify(response: Response, items: Sequence[Item]) -> list[Outcome]:
     """The status decides; a successful ``create`` keeps the receiver's ``externalId``."""
     outcome = status_outcome(response)
-    if outcome.kind == "ok" and len(messages) == 1 and messages[0].get("action") == "create":
+    if outcome.kind == "ok" and len(items) == 1 and items[0].message.get("action") == "create":
         data = response.json()
         if isinstance(data, dict) and data.get("externalId") is not None:
             outcome = Outcome.ok({"external_id": str(data["externalId"])})
-    return [outcome] * len(messages)
+    return [outcome] * len(items)
 
 
 DESTINATION: Destination[WebhookSettings] = Destination(
@@ -115,6 +124,8 @@ DESTINATION: Destination[WebhookSettings] = Destination(
     classify=classify,
     default_rate=50.0,
     max_batch=1000,
-    kinds=frozenset({"event", "list"}),
+    modes=frozenset({"event", "list"}),
     min_list_interval_s=60.0,
+    custom_fields=True,
+    description="POST each message (or your mapped fields) to a URL, signed with HMAC.",
 )

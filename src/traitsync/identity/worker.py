@@ -128,6 +128,13 @@ class IdentityWorker:
                 stop_event.wait(idle_sleep)
         self.close()
 
+    name = "identity"
+    poll_interval = 0.05
+
+    def run(self, stop: threading.Event) -> None:
+        """The worker shape every stage shares (``traitsync.workers``)."""
+        self.run_forever(stop, self.poll_interval)
+
     def _chunk(self, size: int, until_offset: int | None) -> int:
         conn = self._connection()
         try:

@@ -1,32 +1,35 @@
-"""Wire the stages into one runtime: which workers run and which routers are mounted.
+"""Compose the stages: the one place that knows every stage, used by serve, the demo and the CLI.
 
-This is the one place that knows every stage; the stages themselves only know the ones
-before them in the flow. Each stage has its own block below.
+``build_stages`` makes one worker per stage from the resolved ``Project`` (each stage gets its
+own typed part of it); ``assemble`` adds them to a runtime and mounts the routers. Every worker
+has the same shape (``name`` and ``run(stop)``, ``traitsync.workers``), so the runtime starts,
+stops and restarts them all alike.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from traitsync.config import LoadedConfig
+from fastapi import Depends
+
+from traitsync.activation.lists import ListScheduler
+from traitsync.activation.routes import DeliveryCollector, destinations_router
+from traitsync.activation.worker import ActivationWorker
+from traitsync.compute.realtime import RealtimeEngine, computations_router, computed_traits_provider
+from traitsync.delivery.backoff import Backoff
+from traitsync.delivery.limiter import Limiter, RateLimiter
+from traitsync.delivery.shared_limiter import SharedRateLimiter
+from traitsync.delivery.transport import Transport
+from traitsync.delivery.worker import DestinationWorker
+from traitsync.identity import IdentityWorker
+from traitsync.profiles.api import profile_api_router
 from traitsync.server.app import RouterFactory
+from traitsync.server.auth import ManagementAuth
+from traitsync.server.project import Project
 from traitsync.server.runtime import Runtime
 from traitsync.store import Database
-
-
-@dataclass
-class LoopService:
-    """Adapts a stage's ``run_forever(stop_event, **options)`` to the runtime's Service protocol."""
-
-    name: str
-    target: Any
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def run(self, stop: threading.Event) -> None:
-        self.target.run_forever(stop, **self.options)
-
+from traitsync.workers import Worker
 
 #: How long an idle stage waits before looking at its input again. Every stage polls, so these
 #: add up along the pipeline; 50 ms each keeps event-to-destination latency low at the cost of
@@ -34,55 +37,65 @@ class LoopService:
 IDLE_POLL_SECONDS = 0.05
 
 
-def assemble(loaded: LoadedConfig, db: Database, *, role: str = "all") -> tuple[Runtime, list[RouterFactory]]:
-    runtime = Runtime(loaded, db, role=role)
-    routers: list[RouterFactory] = []
+@dataclass
+class Stages:
+    """One worker per stage, built from the project."""
 
-    # --- identity and profiles -------------------------------------------------------------
-    from traitsync.identity import IdentityWorker, load_identity_config
+    project: Project
+    identity: IdentityWorker
+    engine: RealtimeEngine
+    activation: ActivationWorker
+    lists: ListScheduler
+    delivery: dict[str, DestinationWorker] = field(default_factory=dict)
 
-    identity_config = load_identity_config(loaded.document)
-    runtime.identity_config = identity_config  # type: ignore[attr-defined]
+    def workers(self) -> list[Worker]:
+        """What a worker process runs: stages with nothing to do are left out."""
+        out: list[Worker] = [self.identity, self.engine]
+        if self.project.activation.event_destinations:
+            out.append(self.activation)
+        if self.project.activation.list_destinations:
+            out.append(self.lists)
+        out.extend(self.delivery.values())
+        return out
+
+
+def build_stages(project: Project, db: Database, *, transport: Transport | None = None,
+                 shared_limits: bool = True, delivery_poll: float = IDLE_POLL_SECONDS,
+                 backoff: Backoff | None = None, **delivery_options: Any) -> Stages:
+    """``shared_limits`` keeps each destination's cap in the store, so it holds across processes."""
+    identity = IdentityWorker(db, project.identity)
+    identity.poll_interval = IDLE_POLL_SECONDS
+    engine = RealtimeEngine(db, project.definitions)
+    engine.poll_interval = IDLE_POLL_SECONDS
+    delivery: dict[str, DestinationWorker] = {}
+    for target in project.delivery:
+        limiter: Limiter = (SharedRateLimiter(db, target.destination_id, target.rate) if shared_limits
+                            else RateLimiter(target.rate))
+        delivery[target.destination_id] = DestinationWorker(db, target, limiter=limiter, transport=transport,
+                                                            poll_interval=delivery_poll, backoff=backoff,
+                                                            **delivery_options)
+    return Stages(project=project, identity=identity, engine=engine,
+                  activation=ActivationWorker(db, project.activation, poll_interval=IDLE_POLL_SECONDS),
+                  lists=ListScheduler(db, project.activation), delivery=delivery)
+
+
+def assemble(project: Project, db: Database, *, role: str = "all", stages: Stages | None = None
+             ) -> tuple[Runtime, list[RouterFactory], Stages]:
+    runtime = Runtime(project.loaded, db, role=role)
+    stages = stages or build_stages(project, db)
     if runtime.runs_workers:
-        runtime.add_service(LoopService("identity", IdentityWorker(db, identity_config),
-                                        {"idle_sleep": IDLE_POLL_SECONDS}))
-
-    # --- computations (realtime engine) and the Profile API ----------------------------------
-    from traitsync.compute.realtime import RealtimeEngine, computations_router, computed_traits_provider
-    from traitsync.definitions import load_definitions
-    from traitsync.profiles.api import profile_api_router
-
-    definitions = load_definitions(loaded.document)
-    runtime.definitions = definitions  # type: ignore[attr-defined]
-    if runtime.runs_workers:
-        runtime.add_service(LoopService("engine", RealtimeEngine(db, definitions),
-                                        {"poll_seconds": IDLE_POLL_SECONDS}))
-    routers.append(lambda _rt: computations_router(db, definitions))
-    profile_api = loaded.config.profile_api
+        for worker in stages.workers():
+            runtime.add_service(worker)
+    routers: list[RouterFactory] = [lambda _rt: computations_router(db, project.definitions)]
+    profile_api = project.loaded.config.profile_api
     if profile_api is not None and runtime.runs_api:
         secret = profile_api.access_secret.get_secret_value()
-        space_id = loaded.config.space_id
+        space_id = project.space_id
         routers.append(lambda _rt: profile_api_router(db, space_id, secret,
                                                       computed_values=computed_traits_provider(db)))
-
-    # --- activation and delivery ------------------------------------------------------------
-    from traitsync.activation.routes import destinations_router
-    from traitsync.activation.service import ActivationServices
-
-    activation = ActivationServices.build(loaded, db)
-    runtime.activation = activation  # type: ignore[attr-defined]
-    if runtime.runs_workers:
-        for service in activation.services():
-            runtime.add_service(service)
-    from fastapi import Depends
-
-    from traitsync.server.auth import ManagementAuth
-
-    manage_token = loaded.config.management_api.token.get_secret_value() if loaded.config.management_api else None
-    routers.append(lambda _rt: destinations_router(db, activation.config, activation.delivery, activation.scheduler,
-                                                   dependencies=[Depends(ManagementAuth(manage_token))]))
-
-    from traitsync.activation.routes import DeliveryCollector
-
-    runtime.metric_collectors = [DeliveryCollector(db, activation.config)]  # type: ignore[attr-defined]
-    return runtime, routers
+    management = project.loaded.config.management_api
+    token = management.token.get_secret_value() if management else None
+    routers.append(lambda _rt: destinations_router(db, project.activation, project.delivery, stages.lists,
+                                                   dependencies=[Depends(ManagementAuth(token))]))
+    runtime.metric_collectors = [DeliveryCollector(db, project.activation)]
+    return runtime, routers, stages

@@ -13,11 +13,12 @@ from fastapi import FastAPI
 from traitsync.config import load_config
 from traitsync.server.app import create_app
 from traitsync.server.assemble import assemble
+from traitsync.server.project import resolve_project
 from traitsync.store import Database
 
 
 def build_app() -> FastAPI:
     loaded = load_config(os.environ.get("TRAITSYNC_CONFIG"))
     db = Database(os.environ.get("TRAITSYNC_DATABASE_URL"), durability=loaded.config.storage.durability)
-    runtime, routers = assemble(loaded, db, role=os.environ.get("TRAITSYNC_ROLE", "all"))
+    runtime, routers, _ = assemble(resolve_project(loaded), db, role=os.environ.get("TRAITSYNC_ROLE", "all"))
     return create_app(runtime, extra_routers=routers)

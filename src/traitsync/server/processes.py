@@ -21,6 +21,7 @@ import structlog
 
 from traitsync.config import LoadedConfig
 from traitsync.server.assemble import assemble
+from traitsync.server.project import resolve_project
 from traitsync.store import Database
 
 log = structlog.get_logger("traitsync.processes")
@@ -37,7 +38,7 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 def run_workers_until_signalled(loaded: LoadedConfig, db: Database) -> None:
     """``serve --role worker``: run every background stage until SIGTERM or SIGINT, then drain."""
-    runtime, _ = assemble(loaded, db, role="worker")
+    runtime, _, _ = assemble(resolve_project(loaded), db, role="worker")
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

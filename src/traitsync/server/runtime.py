@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any
 
 import structlog
 
@@ -17,16 +17,9 @@ from traitsync.config import LoadedConfig
 from traitsync.ingest.appender import Appender
 from traitsync.log import EventLog
 from traitsync.store import Database, migrate
+from traitsync.workers import Worker
 
 log = structlog.get_logger("traitsync.runtime")
-
-
-class Service(Protocol):
-    """A background loop: ``run(stop)`` returns when ``stop`` is set."""
-
-    name: str
-
-    def run(self, stop: threading.Event) -> None: ...
 
 
 @dataclass
@@ -34,7 +27,8 @@ class Runtime:
     loaded: LoadedConfig
     db: Database
     role: str = "all"
-    services: list[Service] = field(default_factory=list)
+    services: list[Worker] = field(default_factory=list)
+    metric_collectors: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         migrate(self.db)
@@ -51,7 +45,7 @@ class Runtime:
     def runs_workers(self) -> bool:
         return self.role in ("all", "worker")
 
-    def add_service(self, service: Service) -> None:
+    def add_service(self, service: Worker) -> None:
         self.services.append(service)
 
     def start(self) -> None:
@@ -66,7 +60,7 @@ class Runtime:
             self._threads.append(thread)
             log.info("worker started", worker=service.name)
 
-    def _guarded(self, service: Service) -> Callable[[], None]:
+    def _guarded(self, service: Worker) -> Callable[[], None]:
         """Run a worker loop; after an error (storage down, a bug) restart it with backoff.
 
         Every stage keeps its progress in checkpoints committed with its output, so a restarted

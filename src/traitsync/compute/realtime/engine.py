@@ -578,6 +578,13 @@ class RealtimeEngine(OwnedConnection):
         finally:
             self.close()
 
+    name = "engine"
+    poll_interval = 0.05
+
+    def run(self, stop: threading.Event) -> None:
+        """The worker shape every stage shares (``traitsync.workers``)."""
+        self.run_forever(stop, self.poll_interval)
+
     # -- backfill ----------------------------------------------------------------------------------
     def _backfill(self, registry: Registry, keys: set[str]) -> None:
         conn = self.connection()

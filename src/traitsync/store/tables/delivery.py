@@ -9,12 +9,17 @@ status rows) for the debugger and the retry counts.
 
 ``activation_snapshots`` and ``activation_list_members`` hold what each destination last
 *confirmed* (``activation/diff.py`` Snapshot and list membership); they move forward only
-when delivery confirms.
+when delivery confirms: a delivered row has ``applied`` false until activation has folded it
+into them (confirmation travels as data activation reads, never as a call back up).
+
+``delivery_destination_state`` is one row per destination shared by every process that delivers
+to it: the rate limiter's grant log (so the cap holds across processes), its adaptive rate and
+429 pause, and an auth pause after bad credentials.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, String, Table, Text, UniqueConstraint, text
 
 from traitsync.store.tables import BigId, metadata
 
@@ -42,6 +47,10 @@ delivery_outbox = Table(
     Column("body", Text, nullable=False),
     Column("meta", Text),
     Column("result", Text),
+    # What the adapter sees besides the message: {"previous": {...}, "traits": {...}} (activation's).
+    Column("adapter_input", Text),
+    # Delivered and not yet folded into activation's snapshots / list membership.
+    Column("applied", Boolean, nullable=False, server_default=text("false")),
     # Enqueue is idempotent per destination: a re-run of activation re-inserts nothing.
     UniqueConstraint("destination_id", "message_id", name="uq_delivery_outbox_message"),
 )
@@ -51,6 +60,7 @@ Index("ix_delivery_outbox_due", delivery_outbox.c.destination_id, delivery_outbo
 Index("ix_delivery_outbox_key", delivery_outbox.c.destination_id, delivery_outbox.c.order_key,
       delivery_outbox.c.id)
 Index("ix_delivery_outbox_created", delivery_outbox.c.destination_id, delivery_outbox.c.created_at_ms)
+Index("ix_delivery_outbox_unapplied", delivery_outbox.c.applied, delivery_outbox.c.state, delivery_outbox.c.id)
 
 delivery_attempts = Table(
     "delivery_attempts",
@@ -64,7 +74,23 @@ delivery_attempts = Table(
     Column("outcome", String(16), nullable=False),
     Column("code", String(64)),
     Column("detail", Text),
+    # Every HTTP request the attempt made (token fetches and lookups included), secrets redacted:
+    # [{"method", "url", "status", "error", "duration_ms", "purpose"}].
+    Column("requests", Text),
     Index("ix_delivery_attempts_outbox", "outbox_id", "attempt"),
+)
+
+delivery_destination_state = Table(
+    "delivery_destination_state",
+    metadata,
+    Column("destination_id", String(200), primary_key=True),
+    # JSON list of the last ``cap`` grant times (ms), oldest first: the shared sliding-window log.
+    Column("grants", Text, nullable=False),
+    Column("blocked_until_ms", BigInteger, nullable=False),
+    Column("current_rate", Float, nullable=False),
+    Column("paused_until_ms", BigInteger, nullable=False),
+    Column("pause_code", String(64)),
+    Column("updated_at_ms", BigInteger, nullable=False),
 )
 
 activation_snapshots = Table(
@@ -91,3 +117,4 @@ activation_list_members = Table(
 )
 
 ALL_TABLES = (delivery_outbox, delivery_attempts, activation_snapshots, activation_list_members)
+PLATFORM_TABLES = (delivery_destination_state,)

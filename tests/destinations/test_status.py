@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from traitsync.delivery.classify import AUTH, DROP, OK, RETRY, Status, classify_status
+from traitsync.destinations.status import AUTH, DROP, OK, RETRY, Status, classify_status
 
 TABLE: list[tuple[int, Status]] = [
     (200, OK), (201, OK), (202, OK), (204, OK), (299, OK),

@@ -5,8 +5,8 @@ destinations.md 0.1): 2xx succeeds; 408 (timeout), 423 (locked) and 429 (throttl
 transient; every 5xx except 501 (Not Implemented, which never starts working) is transient;
 401/403 mean the credentials are wrong, which retrying cannot fix but a settings change can,
 so they pause the destination instead of dead-lettering each message; every other 4xx is the
-message's own fault and goes to the dead letter. This module imports nothing from traitsync
-so adapters (``destinations/``) can use it without an import cycle.
+message's own fault and goes to the dead letter. It lives with the adapters, which use it for
+their answers; delivery reads it from here.
 """
 
 from __future__ import annotations

@@ -1,0 +1,213 @@
+"""Run one adapter exchange for one batch: every request rate-limited, authorised, sent, logged.
+
+The adapter's exchange is pure (it yields requests and is sent responses); this is where the
+world happens to it. For each request: wait for a slot of the destination's cap, put the
+current token on it when the adapter has ``TokenAuth``, send it, feed the answer back to the
+limiter, and keep a redacted record for the debugger. An answer the adapter's auth calls
+"expired" (401, Marketo 601/602) drops the token, fetches a new one and sends the same
+request once more: a refresh is not a failed attempt.
+
+Failures inside the adapter are contained here: ``InvalidPayload`` for a batch is retried item
+by item so one bad message cannot fail its neighbours, and any other exception becomes a
+retryable ``ADAPTER_ERROR`` for the batch (logged with its traceback) instead of a dead worker.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from traitsync.delivery.limiter import Limiter
+from traitsync.delivery.redact import Redactor
+from traitsync.delivery.target import DeliveryTarget
+from traitsync.delivery.tokens import TokenCache
+from traitsync.delivery.transport import Transport, TransportError
+from traitsync.destinations.auth import Token, TokenRejected
+from traitsync.destinations.base import Item, Outcome, Request, Response, parse_retry_after
+from traitsync.errors import InvalidPayload
+
+log = structlog.get_logger("traitsync.delivery")
+
+
+class Stopped(Exception):
+    """Delivery is stopping before this exchange sent anything: give its rows back untouched."""
+
+
+@dataclass
+class ExchangeResult:
+    outcomes: list[Outcome]
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    http_status: int | None = None
+    detail: str | None = None
+    sent_any: bool = False
+
+
+class Executor:
+    """Runs exchanges for one destination; shared by that destination's delivery threads."""
+
+    def __init__(self, target: DeliveryTarget, transport: Transport, limiter: Limiter, *,
+                 stop: threading.Event | None = None, hold: Callable[[], bool] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.target = target
+        self.hold = hold or (lambda: False)
+        self.transport = transport
+        self.limiter = limiter
+        self.stop = stop or threading.Event()
+        self.clock = clock
+        self.redact = Redactor(target.settings.secrets())
+        auth = target.adapter.auth
+        self.tokens = TokenCache(auth, target.settings) if auth is not None else None
+
+    # -- one request ---------------------------------------------------------------------------
+
+    def _send(self, request: Request, purpose: str, result: ExchangeResult) -> Response:
+        if not result.sent_any and (self.stop.is_set() or self.hold()):
+            raise Stopped  # stopping, or the destination was paused while this batch waited
+        wait = self.limiter.acquire(1)
+        if wait > 0:
+            if not result.sent_any and self.stop.is_set():
+                raise Stopped
+            time.sleep(wait)
+        started = self.clock()
+        try:
+            response = self.transport.send(request, request.timeout or self.target.timeout_s)
+        except TransportError as exc:
+            response = Response(0, error=exc.code, settings_error=exc.settings)
+            result.detail = self.redact(exc.message)
+        result.sent_any = True
+        retry_after = parse_retry_after(response.header("retry-after")) if response.status == 429 else None
+        self.limiter.observe(response.status if response.error is None else None, retry_after)
+        result.requests.append({
+            "method": request.method, "url": self.redact(request.url), "purpose": purpose,
+            "status": response.status if response.error is None else None, "error": response.error,
+            "duration_ms": int((self.clock() - started) * 1000)})
+        if response.error is None:
+            result.http_status = response.status
+            if response.status >= 300:
+                result.detail = self.redact(response.body[:500].decode("utf-8", "replace"))
+        return response
+
+    def _token(self, result: ExchangeResult) -> Token:
+        assert self.tokens is not None
+        token = self.tokens.get(lambda request, purpose: self._send(request, purpose, result))
+        self.redact.add(token.value)
+        return token
+
+    # -- one exchange --------------------------------------------------------------------------
+
+    def run(self, items: Sequence[Item]) -> ExchangeResult:
+        """Outcomes for ``items`` (one each), isolating items that will not build."""
+        try:
+            return self._run(items)
+        except InvalidPayload as exc:
+            if len(items) == 1:
+                return ExchangeResult([Outcome.drop(exc.code.upper(), self.redact(exc.message))])
+        combined = ExchangeResult([])
+        for item in items:
+            one = self.run([item])
+            combined.outcomes.extend(one.outcomes)
+            combined.requests.extend(one.requests)
+            combined.http_status = one.http_status if one.http_status is not None else combined.http_status
+            combined.detail = one.detail or combined.detail
+            combined.sent_any = combined.sent_any or one.sent_any
+        return combined
+
+    def _run(self, items: Sequence[Item]) -> ExchangeResult:
+        result = ExchangeResult([])
+        adapter = self.target.adapter
+        token: Token | None = None
+        if self.tokens is not None:
+            try:
+                token = self._token(result)
+            except TokenRejected as exc:
+                outcome = (Outcome.retry(code=exc.code, message=str(exc)) if exc.retryable
+                           else Outcome.auth(exc.code, str(exc)))
+                result.outcomes = [outcome] * len(items)
+                result.detail = self.redact(str(exc))
+                return result
+        if adapter.exchange is None:
+            return self._run_requests(items, token, result)
+        exchange = adapter.start(items, self.target.settings, token)
+        try:
+            request = next(exchange)
+            while True:
+                response = self._authorised_send(request, token, result)
+                if (adapter.auth is not None and token is not None and request.authorize
+                        and adapter.auth.expired(response)):
+                    assert self.tokens is not None
+                    self.tokens.invalidate(token)
+                    try:
+                        token = self._token(result)
+                    except TokenRejected as exc:
+                        exchange.close()
+                        outcome = (Outcome.retry(code=exc.code, message=str(exc)) if exc.retryable
+                                   else Outcome.auth(exc.code, str(exc)))
+                        result.outcomes = [outcome] * len(items)
+                        return result
+                    response = self._authorised_send(request, token, result)
+                request = exchange.send(response)
+        except StopIteration as done:
+            outcomes = list(done.value)
+        except (Stopped, InvalidPayload):
+            raise
+        except Exception as exc:  # a bug in an adapter must not kill delivery or lose the batch
+            log.exception("adapter failed", destination=self.target.destination_id, adapter=adapter.slug)
+            outcomes = [Outcome.retry(code="ADAPTER_ERROR", message=self.redact(repr(exc)))] * len(items)
+        if len(outcomes) != len(items):
+            log.error("adapter returned the wrong number of outcomes", destination=self.target.destination_id,
+                      adapter=adapter.slug, outcomes=len(outcomes), items=len(items))
+            outcomes = [Outcome.retry(code="ADAPTER_ERROR")] * len(items)
+        result.outcomes = outcomes
+        return result
+
+    def _run_requests(self, items: Sequence[Item], token: Token | None, result: ExchangeResult) -> ExchangeResult:
+        """The simple form (``build`` then ``classify`` per request), run here rather than as a
+        generator so that stopping, or a pause, between two requests of a batch sends nothing
+        more: the items not yet sent go back to the queue untouched."""
+        adapter = self.target.adapter
+        assert adapter.build is not None
+        outcomes: list[Outcome] = [Outcome.unsent()] * len(items)
+        for request in adapter.build(items, self.target.settings):
+            if result.sent_any and (self.stop.is_set() or self.hold()):
+                break
+            try:
+                response = self._authorised_send(request, token, result)
+            except Stopped:
+                break
+            if adapter.auth is not None and token is not None and request.authorize and adapter.auth.expired(response):
+                assert self.tokens is not None
+                self.tokens.invalidate(token)
+                try:
+                    token = self._token(result)
+                except TokenRejected as exc:
+                    outcome = (Outcome.retry(code=exc.code, message=str(exc)) if exc.retryable
+                               else Outcome.auth(exc.code, str(exc)))
+                    for i in request.indices:
+                        outcomes[i] = outcome
+                    break
+                response = self._authorised_send(request, token, result)
+            carried = [items[i] for i in request.indices]
+            got = adapter.classify(response, carried)
+            if len(got) != len(carried):
+                log.error("adapter returned the wrong number of outcomes", destination=self.target.destination_id,
+                          adapter=adapter.slug, outcomes=len(got), items=len(carried))
+                got = [Outcome.retry(code="ADAPTER_ERROR")] * len(carried)
+            for i, outcome in zip(request.indices, got, strict=True):
+                outcomes[i] = outcome
+            if any(o.kind == "auth" for o in got):
+                break  # the rest would fail alike; they wait for the pause to end
+        if not result.sent_any:
+            raise Stopped
+        result.outcomes = outcomes
+        return result
+
+    def _authorised_send(self, request: Request, token: Token | None, result: ExchangeResult) -> Response:
+        auth = self.target.adapter.auth
+        if auth is not None and token is not None and request.authorize:
+            request = auth.apply(request, token)
+        return self._send(request, request.purpose, result)

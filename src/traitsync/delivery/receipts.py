@@ -1,0 +1,67 @@
+"""What activation reads of delivery: confirmations as data, and what is still on its way.
+
+Delivery marks a row ``delivered`` with ``applied`` false; activation folds it into what the
+destination holds (snapshots, list membership) and marks it applied, in its own transaction.
+Nothing in delivery calls activation. These are the only outbox queries activation makes, so
+the outbox's columns stay delivery's business.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from traitsync.delivery.outbox import DELIVERED
+from traitsync.store.database import Connection
+
+_CHUNK = 400
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A delivered message activation has not folded yet: its ``meta`` and the adapter's result."""
+
+    outbox_id: int
+    destination_id: str
+    meta: dict[str, Any]
+    result: dict[str, Any] | None
+
+
+def unapplied(conn: Connection, limit: int = 1000) -> list[Receipt]:
+    """Delivered rows not yet folded, oldest first; on PostgreSQL rows another folder holds are skipped."""
+    lock = " FOR UPDATE SKIP LOCKED" if conn.dialect == "postgresql" else ""
+    rows = conn.fetchall("SELECT id, destination_id, meta, result FROM delivery_outbox WHERE applied = ? AND state = ?"
+                         f" ORDER BY id LIMIT ?{lock}", (False, DELIVERED, limit))
+    return [Receipt(int(i), str(d), json.loads(m) if m else {}, json.loads(r) if r else None) for i, d, m, r in rows]
+
+
+def mark_applied(conn: Connection, outbox_ids: Sequence[int]) -> None:
+    conn.executemany("UPDATE delivery_outbox SET applied = ? WHERE id = ?", [(True, i) for i in outbox_ids])
+
+
+def undelivered_meta(conn: Connection, destination_id: str, order_keys: Sequence[str]) -> list[dict[str, Any]]:
+    """``meta`` of every message for these keys the destination may not hold yet, in queue order:
+    not terminal, or delivered but not folded."""
+    out: list[tuple[int, dict[str, Any]]] = []
+    keys = sorted(set(order_keys))
+    for i in range(0, len(keys), _CHUNK):
+        part = keys[i:i + _CHUNK]
+        marks = ", ".join("?" for _ in part)
+        for row_id, meta in conn.fetchall(
+                "SELECT id, meta FROM delivery_outbox WHERE destination_id = ? AND (terminal = ? OR"
+                f" (state = ? AND applied = ?)) AND order_key IN ({marks})",
+                (destination_id, False, DELIVERED, False, *part)):
+            if meta:
+                out.append((int(row_id), json.loads(meta)))
+    out.sort(key=lambda pair: pair[0])
+    return [meta for _, meta in out]
+
+
+def busy(conn: Connection, destination_id: str, order_key: str) -> bool:
+    """Whether any message of ``order_key`` is undelivered or delivered but not yet folded."""
+    value = conn.scalar("SELECT COUNT(*) FROM delivery_outbox WHERE destination_id = ? AND order_key = ? AND"
+                        " (terminal = ? OR (state = ? AND applied = ?))",
+                        (destination_id, order_key, False, DELIVERED, False))
+    return bool(value)

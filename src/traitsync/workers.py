@@ -1,0 +1,55 @@
+"""The one shape every background stage has: ``name`` and ``run(stop)``.
+
+The runtime starts each worker on a thread and stops them all with one event, so it needs no
+per-stage adapters. Most stages are polling loops over durable input: they implement
+``run_once() -> work done`` and inherit ``run`` from ``PollingWorker``, which sleeps
+``poll_interval`` when idle and, after an error (the store down, a bug), drops the stage's
+connection, waits and goes on: every stage keeps its progress in checkpoints committed with
+its output, so the next round resumes exactly where the last commit left it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+import structlog
+
+log = structlog.get_logger("traitsync.workers")
+
+
+class Worker(Protocol):
+    """A background stage: ``run(stop)`` returns once ``stop`` is set."""
+
+    name: str
+
+    def run(self, stop: threading.Event) -> None: ...
+
+
+class PollingWorker:
+    """``run(stop)`` for a stage that implements ``run_once()`` (and ``close()`` for its connection)."""
+
+    name: str = "worker"
+    poll_interval: float = 0.05
+    error_pause: float = 1.0
+
+    def run_once(self) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        return None
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    busy = self.run_once()
+                except Exception:
+                    log.exception("worker round failed; retrying", worker=self.name)
+                    self.close()
+                    stop.wait(self.error_pause)
+                    continue
+                if not busy:
+                    stop.wait(self.poll_interval)
+        finally:
+            self.close()
