@@ -315,7 +315,8 @@ def test_jsonl_file_sink(db: Database, tmp_path: Path) -> None:
     sent = [msg(i, f"u{i}") for i in range(3)]
     enqueue(db, sent, dest="dst_file")
     adapter = get_destination("jsonl")
-    worker = DestinationWorker(db, DeliveryTarget.simple("dst_file", adapter, adapter.parse_settings({"path": str(out)})))
+    target = DeliveryTarget.simple("dst_file", adapter, adapter.parse_settings({"path": str(out)}))
+    worker = DestinationWorker(db, target)
     assert worker.drain(5) == 3
     worker.close()
     assert [json.loads(line) for line in out.read_text().splitlines()] == sent
