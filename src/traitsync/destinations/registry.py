@@ -1,6 +1,7 @@
 """``kind:`` name -> adapter, and the per-vendor request caps Engage applies.
 
-Adding a vendor is one module plus one line in ``ADAPTERS``. ``VENDOR_RATES`` is the table
+Adding a vendor is one module in ``destinations/vendors/`` exporting ``DESTINATION``: the
+registry imports every module there (so two vendors never edit the same file). ``VENDOR_RATES`` is the table
 from the seeds ("Rate limits on Engage Event Destinations"), keyed by catalog display name;
 it is the default limiter rate for an adapter of that vendor and what we cap at when a user
 points the generic adapters at that vendor's API.
@@ -8,17 +9,33 @@ points the generic adapters at that vendor's API.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass
 from typing import Any
 
-from traitsync.destinations import jsonl, segment, webhook
+from traitsync.destinations import jsonl, segment, vendors, webhook
 from traitsync.destinations.base import Destination
 from traitsync.errors import ConfigError
+
+
+def _vendor_adapters() -> dict[str, Destination[Any]]:
+    found: dict[str, Destination[Any]] = {}
+    for info in sorted(pkgutil.iter_modules(vendors.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{vendors.__name__}.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, Destination) and value.slug not in found:
+                found[value.slug] = value
+    return found
+
 
 ADAPTERS: dict[str, Destination[Any]] = {
     "webhook": webhook.DESTINATION,
     "segment": segment.DESTINATION,
     "jsonl": jsonl.DESTINATION,
+    **_vendor_adapters(),
 }
 
 

@@ -1,0 +1,1 @@
+"""Vendor adapters, one module per vendor; each exports ``DESTINATION`` and is found by the registry."""
