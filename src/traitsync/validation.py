@@ -70,4 +70,10 @@ def full_json_schema() -> dict[str, Any]:
     for name, sub in identity.pop("$defs", {}).items():
         schema.setdefault("$defs", {})[f"identity_{name}"] = sub
     props["identity"] = {"anyOf": [identity, {"type": "null"}]}
+    from traitsync.destinations.config import destinations_json_schema
+
+    destinations = destinations_json_schema()
+    for name, sub in destinations.pop("$defs", {}).items():
+        schema.setdefault("$defs", {})[name] = sub
+    props["destinations"] = destinations
     return schema

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from tests.delivery.conftest import Receiver, pg_db, receiver, sqlite_db  # noqa: F401  (fixtures)
-from traitsync.activation.service import ActivationServices
 from traitsync.config import load_config_text
 from traitsync.definitions.ir import computation_id
+from traitsync.server.assemble import build_stages
+from traitsync.server.project import resolve_project
 from traitsync.store import Database
 
 BASE_CONFIG = """\
@@ -69,16 +70,16 @@ class Flow:
         path = tmp_path / "traitsync.yaml"
         path.write_text(config_text(destinations))
         self.loaded = load_config_text(path.read_text(), file=str(path))
-        self.services = ActivationServices.build(self.loaded, db, poll_interval=0.01)
+        self.stages = build_stages(resolve_project(self.loaded), db, delivery_poll=0.01, shared_limits=False)
         self.conn = db.connect()
         self.versions: dict[tuple[str, str], int] = {}
         self.offset = 0
 
     def close(self) -> None:
         self.conn.close()
-        for w in self.services.delivery.values():
+        for w in self.stages.delivery.values():
             w.close()
-        self.services.worker.close()
+        self.stages.activation.close()
 
     # -- upstream rows ---------------------------------------------------------------------------
 
@@ -137,18 +138,22 @@ class Flow:
     # -- running ---------------------------------------------------------------------------------
 
     def activate(self) -> int:
-        return self.services.worker.drain()
+        return self.stages.activation.drain()
 
     def deliver(self) -> int:
-        return sum(w.drain(include_retries=True, timeout=20) for w in self.services.delivery.values())
+        """Deliver everything, then let activation fold the confirmations (as its next round would)."""
+        settled = sum(w.drain(include_retries=True, timeout=20) for w in self.stages.delivery.values())
+        self.stages.activation.apply_confirmations()
+        return settled
 
     def run(self) -> None:
         self.activate()
         self.deliver()
 
     def sync_lists(self, destination_id: str) -> None:
-        self.services.scheduler.sync_now(destination_id)
-        self.services.delivery[destination_id].drain(include_retries=True, timeout=20)
+        self.stages.lists.sync_now(destination_id)
+        self.stages.delivery[destination_id].drain(include_retries=True, timeout=20)
+        self.stages.activation.apply_confirmations()
 
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         out = self.conn.fetchall(sql, params)

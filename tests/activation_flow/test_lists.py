@@ -82,16 +82,16 @@ def test_failed_batch_is_planned_again_next_sync(flow_factory: Any, receiver: Re
 def test_schedule_cadence(flow_factory: Any, receiver: Receiver) -> None:
     flow = flow_factory(list_dest(receiver, every="2h"))
     clock = [now_ms()]
-    scheduler = ListScheduler(flow.db, flow.services.config, clock=lambda: clock[0])
+    scheduler = ListScheduler(flow.db, flow.stages.project.activation, clock=lambda: clock[0])
     flow.identifier("p0", "user_id", "u0")
     flow.result("p0", AUDIENCE, True)
-    assert [(r.created, r.adds) for r in scheduler.run_once()] == [(True, 1)]  # a new audience syncs at once
-    flow.services.delivery["dst_list"].drain(include_retries=True)
+    assert [(r.created, r.adds) for r in scheduler.sync_due()] == [(True, 1)]  # a new audience syncs at once
+    flow.stages.delivery["dst_list"].drain(include_retries=True)
     flow.identifier("p1", "user_id", "u1")
     flow.result("p1", AUDIENCE, True)
     clock[0] += 2 * 3600_000 - 1
-    assert scheduler.run_once() == []  # not due yet
+    assert scheduler.sync_due() == []  # not due yet
     clock[0] += 1
-    assert [(r.created, r.adds) for r in scheduler.run_once()] == [(False, 1)]
+    assert [(r.created, r.adds) for r in scheduler.sync_due()] == [(False, 1)]
     clock[0] += 60_000
-    assert scheduler.run_once() == []
+    assert scheduler.sync_due() == []

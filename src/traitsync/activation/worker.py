@@ -124,7 +124,7 @@ class ActivationWorker(OwnedConnection, PollingWorker):
         """
         if not self.routes:
             return 0
-        handled = self._confirmations()
+        handled = self.apply_confirmations()
         engine_seen = self._engine_changes_checkpoint()
         handled += self._first_syncs()
         results = self._results()
@@ -146,7 +146,8 @@ class ActivationWorker(OwnedConnection, PollingWorker):
 
     # -- streams ---------------------------------------------------------------------------------
 
-    def _confirmations(self) -> int:
+    def apply_confirmations(self) -> int:
+        """Fold what delivery confirmed into what each destination holds; returns how many."""
         conn = self.conn
         with conn.transaction():
             return apply_receipts(conn)

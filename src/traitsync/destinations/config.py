@@ -151,3 +151,23 @@ def parse_destinations(doc: LocatedDocument, data: Any, base: KeyPath = ("destin
         mappings = merge_mappings(adapter.default_mappings, entry.mappings)
         out.append(ResolvedDestination(config=entry, adapter=adapter, settings=settings, mappings=mappings))
     return out
+
+
+def destinations_json_schema() -> dict[str, Any]:
+    """The ``destinations:`` list with each adapter's settings model selected by ``kind``, so an
+    editor validates ``settings:`` (and offers its keys) as soon as ``kind`` is written."""
+    entry: dict[str, Any] = DestinationConfig.model_json_schema(ref_template="#/$defs/destination_{model}")
+    defs: dict[str, Any] = {f"destination_{k}": v for k, v in entry.pop("$defs", {}).items()}
+    entry["properties"]["kind"] = {"type": "string", "enum": sorted(ADAPTERS),
+                                   "description": "The adapter: " + ", ".join(sorted(ADAPTERS))}
+    branches: list[dict[str, Any]] = []
+    for slug, adapter in sorted(ADAPTERS.items()):
+        settings: dict[str, Any] = adapter.settings_model.model_json_schema(
+            ref_template=f"#/$defs/settings_{slug}_{{model}}")
+        for name, sub in settings.pop("$defs", {}).items():
+            defs[f"settings_{slug}_{name}"] = sub
+        defs[f"settings_{slug}"] = settings
+        branches.append({"if": {"properties": {"kind": {"const": slug}}, "required": ["kind"]},
+                         "then": {"properties": {"settings": {"$ref": f"#/$defs/settings_{slug}"}}}})
+    entry["allOf"] = branches
+    return {"type": "array", "items": entry, "$defs": defs}
