@@ -1,4 +1,4 @@
-"""End-to-end and delivery benchmarks for activation (issue 6).
+"""End-to-end and delivery benchmarks for activation and delivery.
 
 ``e2e``: ``traitsync serve`` (subprocess, real socket) gets RATE events/s into ``/v1/batch`` for
 SECONDS with 20 definitions (10 computed traits, 10 audiences) connected to one webhook
@@ -8,12 +8,16 @@ Reported: event-to-destination latency (send of a user's first event -> its "Aud
 at the receiver), and exit lateness (receiver time of "Audience Exited" minus last event time +
 5 s).
 
-``delivery``: the outbox holds N messages; one DestinationWorker with a cap of CAP req/s sends
-them to a receiver that fails 10% of requests with 429 or 500. Reported: achieved rate (as a
-share of the cap) and the largest number of requests in any sliding 1-second window.
+``delivery``: the outbox holds N messages; one DestinationWorker with a cap of CAP req/s (the
+store-backed limiter every process shares) sends them to a receiver that answers each request
+after LATENCY seconds and fails FAIL_SHARE of them with 429 or 500. Reported: achieved rate (as
+a share of the cap), the largest number of requests in any sliding 1-second window, and
+requests in flight at the receiver; the baseline, measured in the same run, is the same
+receiver served one request at a time (what delivery did before it ran requests concurrently).
 
     .venv/bin/python bench/e2e.py e2e --rate 1000 --seconds 60 [--database-url postgresql://...]
-    .venv/bin/python bench/e2e.py delivery --cap 100 --messages 3000
+    .venv/bin/python bench/e2e.py delivery --cap 100 --messages 3000 --latency 0.2 --fail-share 0
+    .venv/bin/python bench/e2e.py delivery --cap 100 --messages 3000 --fail-share 0.1
 """
 
 from __future__ import annotations
@@ -67,9 +71,11 @@ CATEGORIES = ["Shoes", "Hats", "Bags", "Socks"]
 class Recorder:
     """Receiver: records (arrival time, messages); optionally fails a share of requests."""
 
-    def __init__(self, fail_share: float = 0.0, seed: int = 3) -> None:
+    def __init__(self, fail_share: float = 0.0, seed: int = 3, latency: float = 0.0) -> None:
         self.got: list[tuple[float, Any]] = []
         self.arrivals: list[float] = []
+        self.in_flight = 0
+        self.in_flight_samples: list[int] = []
         self.lock = threading.Lock()
         rng = random.Random(seed)
         rec = self
@@ -89,10 +95,16 @@ class Recorder:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with rec.lock:
                     rec.arrivals.append(now)
+                    rec.in_flight += 1
+                    rec.in_flight_samples.append(rec.in_flight)
                     fail = rng.random() < fail_share
                     status = rng.choice((429, 500)) if fail else 200
                     if not fail:
                         rec.got.append((now, json.loads(body)))
+                if latency:
+                    time.sleep(latency)
+                with rec.lock:
+                    rec.in_flight -= 1
                 self.send_response(status)
                 if status == 429:
                     self.send_header("Retry-After", "0")
@@ -219,14 +231,16 @@ def e2e(rate: int, seconds: int, database_url: str | None) -> None:
     }, indent=2))
 
 
-def delivery(cap: int, messages: int, adaptive: bool) -> None:
-    from traitsync.delivery.limiter import RateLimiter
+def _deliver_once(cap: int, messages: int, adaptive: bool, latency: float, fail_share: float, batch_size: int,
+                  concurrency: int | None) -> dict[str, Any]:
     from traitsync.delivery.outbox import Outbox
+    from traitsync.delivery.shared_limiter import SharedRateLimiter
+    from traitsync.delivery.target import DeliveryTarget
     from traitsync.delivery.worker import DestinationWorker
     from traitsync.destinations import webhook
     from traitsync.store import Database, migrate
 
-    rec = Recorder(fail_share=0.10)
+    rec = Recorder(fail_share=fail_share, latency=latency)
     tmp = Path(tempfile.mkdtemp(prefix="traitsync-delivery-"))
     db = Database(f"sqlite:///{tmp / 'db.sqlite'}")
     migrate(db)
@@ -236,9 +250,11 @@ def delivery(cap: int, messages: int, adaptive: bool) -> None:
         for n in range(messages):
             outbox.enqueue(conn, "dst", f"p{n}", {"type": "identify", "userId": f"u{n}", "messageId": f"m{n}",
                                                   "traits": {"x": n}})
+    conn.close()
     settings = webhook.DESTINATION.parse_settings({"url": f"{rec.url}/hook"})
-    worker = DestinationWorker(db, "dst", webhook.DESTINATION, settings, limiter=RateLimiter(cap, adaptive=adaptive),
-                               batch_size=200)
+    target = DeliveryTarget.simple("dst", webhook.DESTINATION, settings, rate=cap, batch_size=batch_size,
+                                   concurrency=concurrency)
+    worker = DestinationWorker(db, target, limiter=SharedRateLimiter(db, "dst", cap, adaptive=adaptive))
     start = time.time()
     worker.drain(timeout=messages / cap * 3 + 60, include_retries=True)
     elapsed = time.time() - start
@@ -254,15 +270,25 @@ def delivery(cap: int, messages: int, adaptive: bool) -> None:
     # waiting out their backoff, when there is nothing to send at the cap.
     k = int(len(arrivals) * 0.8)
     steady = k / (arrivals[k] - arrivals[0]) if k > 1 else float("nan")
-    print(json.dumps({
-        "benchmark": "delivery", "cap_per_second": cap, "adaptive_limiter": adaptive, "messages": messages,
-        "requests": len(arrivals),
-        "delivered": len(rec.messages()), "seconds": round(elapsed, 1),
+    samples = rec.in_flight_samples
+    return {
+        "cap_per_second": cap, "adaptive_limiter": adaptive, "messages": messages, "answer_latency_s": latency,
+        "fail_share": fail_share, "batch_size": batch_size, "concurrency": target.concurrency,
+        "requests": len(arrivals), "delivered": len(rec.messages()), "seconds": round(elapsed, 1),
         "achieved_requests_per_second": round(len(arrivals) / span, 1),
         "share_of_cap": round(len(arrivals) / span / cap, 3),
         "steady_requests_per_second": round(steady, 1), "steady_share_of_cap": round(steady / cap, 3),
         "max_requests_in_any_1s_window": worst,
-    }, indent=2))
+        "in_flight": {"mean": round(sum(samples) / max(1, len(samples)), 1), "max": max(samples or [0])},
+    }
+
+
+def delivery(cap: int, messages: int, adaptive: bool, latency: float, fail_share: float, batch_size: int) -> None:
+    baseline = _deliver_once(cap, max(20, min(messages // 20, 100)), adaptive, latency, fail_share, batch_size, 1)
+    run = _deliver_once(cap, messages, adaptive, latency, fail_share, batch_size, None)
+    print(json.dumps({"benchmark": "delivery", "run": run, "baseline_one_at_a_time": baseline,
+                      "ratio_to_baseline": round(run["steady_requests_per_second"]
+                                                 / baseline["steady_requests_per_second"], 1)}, indent=2))
 
 
 def main() -> None:
@@ -276,11 +302,14 @@ def main() -> None:
     b.add_argument("--cap", type=int, default=100)
     b.add_argument("--messages", type=int, default=3000)
     b.add_argument("--no-adaptive", action="store_true", help="Limiter without the halve-on-429 slowdown.")
+    b.add_argument("--latency", type=float, default=0.2, help="Seconds the receiver takes to answer.")
+    b.add_argument("--fail-share", type=float, default=0.0, help="Share of requests answered 429 or 500.")
+    b.add_argument("--batch-size", type=int, default=1, help="Messages per exchange.")
     args = parser.parse_args()
     if args.what == "e2e":
         e2e(args.rate, args.seconds, args.database_url)
     else:
-        delivery(args.cap, args.messages, not args.no_adaptive)
+        delivery(args.cap, args.messages, not args.no_adaptive, args.latency, args.fail_share, args.batch_size)
 
 
 if __name__ == "__main__":

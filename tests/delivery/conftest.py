@@ -41,6 +41,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b'{"ok":true}'
     action: str = "answer"  # answer | hang | reset
+    delay: float = 0.0  # seconds before answering (real vendors take 100-500 ms)
 
 
 HANG = Reply(action="hang")
@@ -98,6 +99,8 @@ class Receiver:
                     self.connection.close()
                     self.close_connection = True
                     return
+                if reply.delay:
+                    time.sleep(reply.delay)
                 self.send_response(reply.status)
                 for k, v in reply.headers.items():
                     self.send_header(k, v)

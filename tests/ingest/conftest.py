@@ -14,6 +14,7 @@ from tests.conftest import BASIC_CONFIG, free_port
 from traitsync.config import load_config_text
 from traitsync.server.app import create_app
 from traitsync.server.assemble import assemble
+from traitsync.server.project import resolve_project
 from traitsync.server.runtime import Runtime
 from traitsync.store import Database
 
@@ -37,7 +38,7 @@ class LiveApp:
 
 def start_live_app(database_url: str, config_text: str = BASIC_CONFIG) -> LiveApp:
     loaded = load_config_text(config_text, file="traitsync.yaml")
-    runtime, routers = assemble(loaded, Database(database_url))
+    runtime, routers, _ = assemble(resolve_project(loaded), Database(database_url))
     app = create_app(runtime, extra_routers=routers)
     port = free_port()
     server = _QuietServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",

@@ -33,6 +33,9 @@ from traitsync.errors import InvalidPayload
 
 log = structlog.get_logger("traitsync.delivery")
 
+#: A request leaves at most this long after its rate-limit slot, or it takes a new slot.
+LATE_SEND_TOLERANCE = 0.01
+
 
 class Stopped(Exception):
     """Delivery is stopping before this exchange sent anything: give its rows back untouched."""
@@ -68,11 +71,17 @@ class Executor:
     def _send(self, request: Request, purpose: str, result: ExchangeResult) -> Response:
         if not result.sent_any and (self.stop.is_set() or self.hold()):
             raise Stopped  # stopping, or the destination was paused while this batch waited
-        wait = self.limiter.acquire(1)
-        if wait > 0:
+        while True:
+            wait = self.limiter.acquire(1)
+            if wait <= 0:
+                break
             if not result.sent_any and self.stop.is_set():
                 raise Stopped
+            due = time.monotonic() + wait
             time.sleep(wait)
+            if time.monotonic() - due <= LATE_SEND_TOLERANCE:
+                break
+            # Overslept (a busy machine): a late send could crowd the next window; take a new slot.
         started = self.clock()
         try:
             response = self.transport.send(request, request.timeout or self.target.timeout_s)

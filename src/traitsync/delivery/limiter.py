@@ -62,15 +62,16 @@ class Shape:
         # one slot per window and relies on spacing for the fraction.
         return cls(float(rate), max(1, int(rate * window)), window + margin, rate * window >= 1)
 
-    def spacing(self, current_rate: float) -> float:
-        # Full rate needs no spacing: the log alone enforces the cap and allows bursts up to it.
-        if current_rate >= self.rate and self.whole:
+    def spacing(self, current_rate: float, smooth: bool = False) -> float:
+        # Full rate needs no spacing: the log alone enforces the cap and allows bursts up to it
+        # (``smooth`` paces evenly instead, as the shared limiter does).
+        if current_rate >= self.rate and self.whole and not smooth:
             return 0.0
         return 1.0 / current_rate
 
 
 def reserve(log: Sequence[float], now: float, shape: Shape, *, current_rate: float, blocked_until: float,
-            cost: int = 1) -> float:
+            cost: int = 1, smooth: bool = False) -> float:
     """The earliest time ``cost`` slots may be granted after the grants in ``log`` (oldest first).
 
     After adding ``cost`` slots at the returned time, no half-open window of ``shape.window``
@@ -83,7 +84,7 @@ def reserve(log: Sequence[float], now: float, shape: Shape, *, current_rate: flo
         raise ValueError(f"cost {cost} exceeds the limiter's cap of {shape.cap} per window")
     at = max(now, blocked_until)
     if log:
-        at = max(at, log[-1] + shape.spacing(current_rate))
+        at = max(at, log[-1] + shape.spacing(current_rate, smooth))
     keep = shape.cap - cost + 1
     if len(log) >= keep:
         at = max(at, log[-keep] + shape.window)

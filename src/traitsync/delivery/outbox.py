@@ -227,9 +227,15 @@ class Outbox:
         return {str(state): int(n) for state, n in rows}
 
     def next_due_ms(self, conn: Connection, destination_id: str) -> int | None:
-        """When the earliest waiting row becomes due (for the worker's sleep), or None if none wait."""
+        """When the earliest claimable row becomes due (for the worker's sleep), or None if none wait.
+
+        Only the head of each order key counts: a row behind its profile's earlier message becomes
+        claimable when that one settles, not at its own time.
+        """
         value = conn.scalar(
-            "SELECT MIN(CASE WHEN state = ? THEN lease_until_ms ELSE next_attempt_at_ms END)"
-            " FROM delivery_outbox WHERE destination_id = ? AND state IN (?, ?, ?)",
-            (IN_FLIGHT, destination_id, PENDING, RETRY_WAIT, IN_FLIGHT))
+            "SELECT MIN(CASE WHEN o.state = ? THEN o.lease_until_ms ELSE o.next_attempt_at_ms END)"
+            " FROM delivery_outbox o WHERE o.destination_id = ? AND o.state IN (?, ?, ?)"
+            " AND NOT EXISTS (SELECT 1 FROM delivery_outbox p WHERE p.destination_id = o.destination_id"
+            " AND p.order_key = o.order_key AND p.id < o.id AND p.terminal = ?)",
+            (IN_FLIGHT, destination_id, PENDING, RETRY_WAIT, IN_FLIGHT, False))
         return None if value is None else int(value)

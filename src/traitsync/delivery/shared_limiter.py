@@ -9,9 +9,14 @@ shares the machine's clock.
 
 **Blocks.** A round trip per request would cost a transaction per request, so a process
 reserves a small block of consecutive slots at once (a tenth of the cap, at most 16) and hands
-them to its threads in order. A slot not used within a few milliseconds of its time is thrown
-away rather than used late: sends bunched after a stall could otherwise crowd one window. A
-wasted slot only lowers throughput, never raises it above the cap.
+them to its threads in order. Slots are paced evenly (one every ``1/rate`` seconds) rather than
+granted in bursts up to the cap, so a block is spread over time and each slot is taken by the
+next thread ready to send. A slot not used within a few milliseconds of its time is thrown away
+rather than used late: sends bunched after a stall could otherwise crowd one window. A wasted
+slot only lowers throughput, never raises it above the cap. The executor applies the same rule
+once more at send time (a thread that overslept its slot takes a new one), so every request
+leaves within a few milliseconds of its grant, and the window's safety margin can be 30 ms (the
+in-process limiter keeps 50 ms): sustained throughput is at most cap / (1 + margin), 97%.
 
 The adaptive part (429 eases the rate and pauses until ``Retry-After``) is stored in the same
 row, so a throttle seen by one process slows all of them.
@@ -26,7 +31,6 @@ from collections import deque
 from collections.abc import Callable
 
 from traitsync.delivery.limiter import (
-    DEFAULT_MARGIN,
     DEFAULT_WINDOW,
     Shape,
     adapt,
@@ -37,14 +41,15 @@ from traitsync.store.database import Connection, Database
 
 #: A reserved slot may be used up to this late (seconds); later it is discarded.
 STALE_AFTER = 0.005
+SHARED_MARGIN = 0.03
 
 
 class SharedRateLimiter:
     """``acquire() -> seconds to wait`` against the store's grant log of one destination."""
 
     def __init__(self, db: Database, destination_id: str, rate: float, *, window: float = DEFAULT_WINDOW,
-                 margin: float = DEFAULT_MARGIN, block: int | None = None, adaptive: bool = True,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 margin: float = SHARED_MARGIN, block: int | None = None, adaptive: bool = True,
+                 clock: Callable[[], float] = time.monotonic, db_clock: Callable[[], float] | None = None) -> None:
         self.db = db
         self.destination_id = destination_id
         self.shape = Shape.of(rate, window, margin)
@@ -53,6 +58,7 @@ class SharedRateLimiter:
         self.adaptive = adaptive
         self.min_rate = default_min_rate(self.rate)
         self._clock = clock
+        self._db_clock = db_clock  # tests: the shared clock, in seconds, instead of the database's
         self._slots: deque[float] = deque()  # reserved grant times, on the local clock
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -73,6 +79,8 @@ class SharedRateLimiter:
             self._local.conn = None
 
     def _db_now_ms(self, conn: Connection) -> float:
+        if self._db_clock is not None:
+            return self._db_clock() * 1000.0
         if self.db.dialect == "postgresql":
             return float(conn.scalar("SELECT extract(epoch from clock_timestamp()) * 1000"))
         return time.time() * 1000.0
@@ -104,7 +112,7 @@ class SharedRateLimiter:
             out: list[float] = []
             for _ in range(count):
                 at = reserve(log, db_now_ms / 1000.0, self.shape, current_rate=current_rate,
-                             blocked_until=blocked_ms / 1000.0)
+                             blocked_until=blocked_ms / 1000.0, smooth=True)
                 log.append(at)
                 out.append(local_now + (at - db_now_ms / 1000.0))
             kept = log[-self.shape.cap:]

@@ -293,7 +293,10 @@ class DestinationWorker:
                         break
                     self._stop.wait(min(self.poll_interval, max(0.005, self._paused_until - self.clock())))
                     continue
-                free = self.target.concurrency - self._in_flight
+                # Read before claiming: if nothing was in flight then and nothing is claimable now,
+                # nothing can become claimable without time passing (no settle can race the claim).
+                in_flight_before = self._in_flight
+                free = self.target.concurrency - in_flight_before
                 claimed: list[OutboxRow] = []
                 self._filtered_now = 0
                 if free > 0:
@@ -308,7 +311,7 @@ class DestinationWorker:
                 settled += sum(f.result() for f in done)
                 if claimed and self._in_flight < self.target.concurrency:
                     continue  # more may be due right now
-                if until_idle and not claimed and self._in_flight == 0:
+                if until_idle and not claimed and in_flight_before == 0:
                     if not include_retries:
                         break
                     due = self.outbox.next_due_ms(self.conn, self.destination_id)
@@ -327,7 +330,11 @@ class DestinationWorker:
         return settled
 
     def _wait_for_work(self) -> None:
-        """Sleep until an exchange finishes, the next row is due, or the poll interval passes."""
+        """Sleep until an exchange finishes, the next row is due, or the poll interval passes.
+
+        A row that is due but was not claimed waits behind its profile's message in flight, so
+        only a settle can free it: then we wait for a settle rather than poll.
+        """
         if self._in_flight >= self.target.concurrency:
             with self._settled_signal:
                 if self._in_flight >= self.target.concurrency:
@@ -337,9 +344,11 @@ class DestinationWorker:
         self.conn.commit()
         wait = self.poll_interval
         if due is not None:
-            wait = min(wait, max(0.0, due / 1000.0 - self.clock()))
+            until_due = due / 1000.0 - self.clock()
+            if until_due > 0 or self._in_flight == 0:
+                wait = min(wait, max(until_due, 0.0))
         with self._settled_signal:
-            self._settled_signal.wait(max(wait, 0.005))
+            self._settled_signal.wait(max(wait, 0.002))
 
     # -- loops -------------------------------------------------------------------------------------
 
