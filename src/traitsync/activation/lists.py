@@ -13,7 +13,7 @@ is confirmed created. A sync:
 4. enqueues ``audience_list`` operations in the adapter's batch size, ordered per audience
    (create, removes, adds), in one transaction with the schedule update.
 
-Membership moves forward in ``confirm_list_operation`` when activation folds the delivery
+Membership moves forward in ``state.confirm_list_operation`` when activation folds the delivery
 receipt, so a dead batch is simply planned again at the next sync (under a new sync id, hence
 new messageIds).
 
@@ -25,7 +25,7 @@ sync ID``) runs one regardless of the clock.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,29 +60,6 @@ class ListSyncResult:
     removes: int = 0
     messages: int = 0
     skipped: str | None = None
-
-
-def confirm_list_operation(conn: Connection, destination_id: str, meta: Mapping[str, Any],
-                           result: Mapping[str, Any] | None) -> None:
-    """Fold one delivered list operation: the list now holds what was delivered."""
-    comp = str(meta["computation_id"])
-    action = meta.get("action")
-    if action == "create":
-        external = (result or {}).get("external_id")
-        conn.execute("UPDATE activation_lists SET created = ?, external_id = COALESCE(?, external_id)"
-                     " WHERE destination_id = ? AND computation_id = ?", (True, external, destination_id, comp))
-        return
-    members = [(str(p), str(t), str(v)) for p, t, v in meta.get("members", [])]
-    if action == "add":
-        conn.executemany(
-            "INSERT INTO activation_list_members (destination_id, computation_id, id_type, id_value, profile_id,"
-            " added_at_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (destination_id, computation_id, id_type, id_value)"
-            " DO UPDATE SET profile_id = excluded.profile_id",
-            [(destination_id, comp, t, v, p, now_ms()) for p, t, v in members])
-    elif action == "remove":
-        conn.executemany(
-            "DELETE FROM activation_list_members WHERE destination_id = ? AND computation_id = ? AND id_type = ?"
-            " AND id_value = ?", [(destination_id, comp, t, v) for _, t, v in members])
 
 
 class ListScheduler(PollingWorker):

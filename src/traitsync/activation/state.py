@@ -34,7 +34,7 @@ from traitsync.store.database import Connection
 
 EVENT_META: Final = "event"
 LIST_META: Final = "list"
-Key = tuple[str, str]  # (profile_id, computation_id)
+SnapshotKey = tuple[str, str]  # (profile_id, computation_id)
 _CHUNK = 400
 
 
@@ -66,8 +66,8 @@ def _decode(value: str | None, identifiers: str, version: int) -> Snapshot:
                     version=int(version), baseline=bool(data.get("baseline", False)))
 
 
-def load_confirmed(conn: Connection, destination_id: str, profile_ids: Sequence[str]) -> dict[Key, Snapshot]:
-    out: dict[Key, Snapshot] = {}
+def load_confirmed(conn: Connection, destination_id: str, profile_ids: Sequence[str]) -> dict[SnapshotKey, Snapshot]:
+    out: dict[SnapshotKey, Snapshot] = {}
     for part in _chunks(sorted(set(profile_ids))):
         for pid, cid, value, idents, version in conn.fetchall(
                 "SELECT profile_id, computation_id, value, identifiers, version FROM activation_snapshots"
@@ -77,10 +77,10 @@ def load_confirmed(conn: Connection, destination_id: str, profile_ids: Sequence[
 
 
 def load_planned(conn: Connection, destination_id: str, profile_ids: Sequence[str]
-                 ) -> tuple[dict[Key, Snapshot], set[Key]]:
+                 ) -> tuple[dict[SnapshotKey, Snapshot], set[SnapshotKey]]:
     """The planned view of every (profile, computation) of these profiles, and the keys with
     messages the destination may not hold yet (see the module docstring for the read order)."""
-    pending: list[tuple[Key, Send, int]] = []
+    pending: list[tuple[SnapshotKey, Send, int]] = []
     for meta in receipts.undelivered_meta(conn, destination_id, profile_ids):
         if meta.get("kind") != EVENT_META:
             continue
@@ -92,7 +92,7 @@ def load_planned(conn: Connection, destination_id: str, profile_ids: Sequence[st
     return snapshots, {key for key, _, _ in pending}
 
 
-def store_snapshot(conn: Connection, destination_id: str, key: Key, snapshot: Snapshot) -> None:
+def store_snapshot(conn: Connection, destination_id: str, key: SnapshotKey, snapshot: Snapshot) -> None:
     profile_id, computation_id = key
     idents = json.dumps({"ids": [[i.type, i.value] for i in sorted(snapshot.identifiers)],
                          "baseline": snapshot.baseline}, separators=(",", ":"))
@@ -118,10 +118,8 @@ def apply_receipts(conn: Connection, *, limit: int = 1000) -> int:
     """Fold delivered messages into what each destination holds; returns how many were folded.
 
     Event messages move ``activation_snapshots``; list operations move list membership and a
-    created list's id (``lists.confirm_list_operation``). Runs in the caller's transaction.
+    created list's id (``confirm_list_operation``). Runs in the caller's transaction.
     """
-    from traitsync.activation.lists import confirm_list_operation
-
     done = receipts.unapplied(conn, limit)
     for receipt in done:
         kind = receipt.meta.get("kind")
@@ -131,3 +129,26 @@ def apply_receipts(conn: Connection, *, limit: int = 1000) -> int:
             confirm_list_operation(conn, receipt.destination_id, receipt.meta, receipt.result)
     receipts.mark_applied(conn, [r.outbox_id for r in done])
     return len(done)
+
+
+def confirm_list_operation(conn: Connection, destination_id: str, meta: Mapping[str, Any],
+                           result: Mapping[str, Any] | None) -> None:
+    """Fold one delivered list operation: the list now holds what was delivered."""
+    comp = str(meta["computation_id"])
+    action = meta.get("action")
+    if action == "create":
+        external = (result or {}).get("external_id")
+        conn.execute("UPDATE activation_lists SET created = ?, external_id = COALESCE(?, external_id)"
+                     " WHERE destination_id = ? AND computation_id = ?", (True, external, destination_id, comp))
+        return
+    members = [(str(p), str(t), str(v)) for p, t, v in meta.get("members", [])]
+    if action == "add":
+        conn.executemany(
+            "INSERT INTO activation_list_members (destination_id, computation_id, id_type, id_value, profile_id,"
+            " added_at_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (destination_id, computation_id, id_type, id_value)"
+            " DO UPDATE SET profile_id = excluded.profile_id",
+            [(destination_id, comp, t, v, p, now_ms()) for p, t, v in members])
+    elif action == "remove":
+        conn.executemany(
+            "DELETE FROM activation_list_members WHERE destination_id = ? AND computation_id = ? AND id_type = ?"
+            " AND id_value = ?", [(destination_id, comp, t, v) for _, t, v in members])

@@ -6,9 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+# One meaning everywhere: a Segment message as a JSON object (re-exported for activation).
+from traitsync.destinations.base import Message as Message
+
 ComputationKind = Literal["trait", "audience"]
 IdStrategy = Literal["first", "last", "all"]
-Message = dict[str, Any]
 
 # Why a result changed (``ResultChange.cause``). ``backfill`` is the first computation of a new
 # computation or a destination's first sync: it is the only cause ``historical: false`` skips.

@@ -48,7 +48,7 @@ from traitsync.activation.config import ActivationConfig, ActivationDestination,
 from traitsync.activation.diff import Snapshot, has_value
 from traitsync.activation.payloads import activate
 from traitsync.activation.profiles import load_identifiers, load_traits
-from traitsync.activation.state import Key, apply_receipts, load_planned, send_meta, store_snapshot
+from traitsync.activation.state import SnapshotKey, apply_receipts, load_planned, send_meta, store_snapshot
 from traitsync.activation.types import (
     CAUSE_BACKFILL,
     CAUSE_EVENT,
@@ -278,7 +278,7 @@ class ActivationWorker(OwnedConnection, PollingWorker):
             for w in items:
                 self._plan_one(conn, w, planned, pending, identifiers, traits)
 
-    def _change_for(self, w: Work, planned: dict[Key, Snapshot]) -> ResultChange | None:
+    def _change_for(self, w: Work, planned: dict[SnapshotKey, Snapshot]) -> ResultChange | None:
         comp = w.link.computation
         if w.change is not None:
             return w.change
@@ -296,7 +296,7 @@ class ActivationWorker(OwnedConnection, PollingWorker):
         gone: Any = False if comp.kind == "audience" else None
         return ResultChange(w.profile_id, comp, snap.value, gone, snap.version + 1, self.clock(), CAUSE_MERGE)
 
-    def _plan_one(self, conn: DbConnection, w: Work, planned: dict[Key, Snapshot], pending: set[Key],
+    def _plan_one(self, conn: DbConnection, w: Work, planned: dict[SnapshotKey, Snapshot], pending: set[SnapshotKey],
                   identifiers: dict[str, list[Identifier]], traits: dict[str, dict[str, Any]]) -> None:
         change = self._change_for(w, planned)
         if change is None:

@@ -22,7 +22,7 @@ from typing import Any
 from authlib.oauth2.rfc6749 import OAuth2Token
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
 
-from traitsync.destinations.base import Request, Response
+from traitsync.destinations.http import Request, Response
 
 FORM = "application/x-www-form-urlencoded"
 

@@ -21,19 +21,19 @@ caches and refreshes them; the adapter only receives the current ``Token``.
 
 from __future__ import annotations
 
-import email.utils
-import json
-import time
 from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from traitsync.destinations.auth import Token, TokenAuth
+from traitsync.destinations.http import Request, Response, dumps, parse_retry_after
 from traitsync.destinations.status import AUTH, DROP, OK, classify_status
 
-if TYPE_CHECKING:
-    from traitsync.destinations.auth import Token, TokenAuth
+__all__ = ["LIST_MESSAGE_TYPE", "Destination", "DestinationSettings", "Exchange", "Item", "Message", "Outcome",
+           "Previous", "Request", "Response", "Token", "TokenAuth", "chunks", "classify_by_status", "dumps",
+           "items_of", "outcomes_by_index", "parse_retry_after", "run_exchange", "status_outcome"]
 
 Message = dict[str, Any]
 Mode = Literal["event", "list"]
@@ -43,65 +43,6 @@ ListAction = Literal["create", "add", "remove"]
 #: ``type`` of a list operation message (not a Segment type; never sent to event destinations).
 LIST_MESSAGE_TYPE = "audience_list"
 EVENT_TYPES = frozenset({"identify", "track", "group"})
-
-
-def dumps(value: Any) -> bytes:
-    """Compact, key-order-preserving JSON: the exact bytes we send (and sign)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-@dataclass(frozen=True)
-class Request:
-    """One HTTP request (or, for ``file://`` URLs, one append to a local file).
-
-    ``indices`` are the positions, in the adapter's input, of the items this request carries;
-    ``classify`` later receives exactly those items, in that order. ``authorize`` asks delivery
-    to apply the destination's current token (``TokenAuth.apply``) just before sending, so a
-    request retried after a token refresh carries the new one. ``purpose`` labels it in the
-    debugger (``send``, ``lookup``, ``token``...).
-    """
-
-    method: str
-    url: str
-    body: bytes = b""
-    indices: tuple[int, ...] = ()
-    headers: Mapping[str, str] = field(default_factory=dict)
-    timeout: float | None = None
-    authorize: bool = True
-    purpose: str = "send"
-
-    def with_headers(self, **headers: str) -> Request:
-        return replace(self, headers={**self.headers, **headers})
-
-
-@dataclass(frozen=True)
-class Response:
-    """What came back: status, lower-cased headers and the raw body.
-
-    A request that got no HTTP answer at all (timeout, reset, refused) is a ``Response`` with
-    ``status`` 0 and ``error`` set to the network code (``ETIMEDOUT``...), so an exchange never
-    has to catch anything; ``settings_error`` marks a URL that cannot be attempted at all.
-    """
-
-    status: int
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    error: str | None = None
-    settings_error: bool = False
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name.lower())
-
-    def json(self) -> Any:
-        """The body as JSON, or ``None`` when it is empty or not JSON (vendors do both)."""
-        try:
-            return json.loads(self.body) if self.body else None
-        except ValueError:
-            return None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and 200 <= self.status < 300
 
 
 @dataclass(frozen=True)
@@ -167,23 +108,6 @@ class Item:
 def items_of(messages: Sequence[Message]) -> list[Item]:
     """Wrap bare messages (tests, adapters with no mappings)."""
     return [Item(m) for m in messages]
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP date (RFC 9110 10.2.3)."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
 
 
 def status_outcome(response: Response) -> Outcome:
