@@ -222,7 +222,37 @@ def test_a_batch_answer_failing_two_of_ten_retries_exactly_those_two(harness: Ha
                                       for i in range(10)])
     finally:
         fake.stop()
-    assert calls == [[f"m{i}" for i in range(10)], ["m3", "m7"]]
+    assert calls[0] == [f"m{i}" for i in range(10)]
+    assert sorted(m for call in calls[1:] for m in call) == ["m3", "m7"]  # only those, once each
     assert set(result.states.values()) == {"delivered"}
     assert sorted((mid, attempt) for mid, attempt, *_ in result.attempts if attempt > 1) == [("m3", 2), ("m7", 2)]
     assert fake.violations == []
+
+
+def test_destinations_check_gives_one_verdict(acme_fake: FakeVendor) -> None:
+    from traitsync.delivery.check import check_destination
+
+    checked = Destination(name="Acme", slug="acme_check", settings_model=AcmeSettings, exchange=acme_exchange,
+                          auth=ACME.auth, check=lambda s, _t: Request("GET", f"{s.endpoint}/contacts?email=x@y.z",
+                                                                      purpose="check"))
+    good = AcmeSettings(endpoint=acme_fake.url, client_id="cid", client_secret=SecretStr(CLIENT_SECRET))
+    result = check_destination(DeliveryTarget.simple("dst_c", checked, good))
+    assert result.ok and result.verdict == "Acme accepted the credentials (200)"
+    assert [(r["purpose"], r["status"]) for r in result.requests] == [("token", 200), ("check", 200)]
+    bad = AcmeSettings(endpoint=acme_fake.url, client_id="cid", client_secret=SecretStr("nope-nope-nope"))
+    refused = check_destination(DeliveryTarget.simple("dst_c", checked, bad))
+    assert not refused.ok and refused.verdict == "credentials refused: token endpoint answered 401: invalid_client"
+    assert "nope-nope-nope" not in json.dumps(refused.requests)
+
+
+def test_destinations_list_shows_every_adapter_at_80_columns() -> None:
+    from typer.testing import CliRunner
+
+    from traitsync.cli import app
+
+    result = CliRunner().invoke(app, ["destinations", "list"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    webhook = next(line for line in lines if "│ webhook" in line)
+    assert "event, list" in webhook and "50" in webhook

@@ -61,3 +61,24 @@ def test_duplicate_ids_and_durations() -> None:
     assert parse_duration("90s") == 90 and parse_duration("6h") == 21600
     with pytest.raises(ValueError):
         parse_duration("soon")
+
+
+def test_schema_selects_each_adapters_settings_by_kind() -> None:
+    """Editors validate `settings:` against the adapter named by `kind:` (traitsync schema)."""
+    import jsonschema
+
+    from traitsync.validation import full_json_schema
+
+    schema = full_json_schema()
+    dest_schema = {**schema["properties"]["destinations"], "$defs": schema["$defs"]}
+    good = [{"id": "d", "kind": "webhook", "settings": {"url": "http://x", "batch_size": 10},
+             "mappings": {"user": "$.userId"}, "filters": [{"drop_if": {"field": "type", "equals": "track"}}]}]
+    jsonschema.validate(good, dest_schema)
+    for bad, says in [
+        ([{"id": "d", "kind": "webhook", "settings": {"url": "http://x", "batch_size": "ten"}}], "'ten'"),
+        ([{"id": "d", "kind": "segment", "settings": {}}], "'write_key' is a required property"),
+        ([{"id": "d", "kind": "nope"}], "'nope' is not one of"),
+    ]:
+        with pytest.raises(jsonschema.ValidationError) as info:
+            jsonschema.validate(bad, dest_schema)
+        assert says in info.value.message, info.value.message
