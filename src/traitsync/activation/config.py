@@ -162,7 +162,9 @@ def load_activation(loaded: LoadedConfig, definitions: Definitions) -> Activatio
                                          tuple(conn.enrich_traits)))
         target = ActivationTarget(destination_id=dest.config.id, destination_name=dest.display_name,
                                   space_id=space_id)
-        batch = min(dest.config.batch_size or dest.adapter.max_batch, dest.adapter.max_batch)
+        # Event destinations: messages per request; list destinations: members per list operation.
+        ceiling = dest.adapter.list_batch if mode == "list" else dest.adapter.max_batch
+        batch = min(dest.config.batch_size or ceiling, ceiling)
         out.append(ActivationDestination(resolved=dest, mode=mode, target=target, links=tuple(links),
                                          interval_s=dest.list_interval_s, batch_size=batch))
     return ActivationConfig(space_id=space_id, destinations=tuple(out))

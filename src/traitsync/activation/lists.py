@@ -17,6 +17,13 @@ Membership moves forward in ``state.confirm_list_operation`` when activation fol
 receipt, so a dead batch is simply planned again at the next sync (under a new sync id, hence
 new messageIds).
 
+**Vendors that need the list id on every upload** (Facebook, Google: the adapter declares
+``list_id_before_members``): the first sync sends ``create`` alone; once the vendor's answer
+with the id is confirmed, the next tick (the schedule is not advanced) uploads every member with
+``context.personas.external_audience_id``. **A list deleted on the vendor side** (an upload
+dead-lettered with ``LIST_NOT_FOUND``) is forgotten: the next sync creates it again and uploads
+every member, instead of failing forever.
+
 Cadence: the destination's ``schedule.every`` (default hourly), never below the adapter's
 floor; the first sync of a new audience runs at once; ``sync_now`` (``traitsync destinations
 sync ID``) runs one regardless of the clock.
@@ -40,6 +47,7 @@ from traitsync.activation.state import LIST_META, apply_receipts
 from traitsync.activation.types import Identifier
 from traitsync.delivery import receipts
 from traitsync.delivery.outbox import Outbox, now_ms
+from traitsync.destinations.base import LIST_GONE
 from traitsync.store.database import Connection, Database
 from traitsync.workers import PollingWorker
 
@@ -115,20 +123,28 @@ class ListScheduler(PollingWorker):
                  force: bool) -> ListSyncResult | None:
         comp = link.computation
         now = self.clock()
-        row = conn.fetchone("SELECT created, external_id, sync_seq, next_sync_at_ms FROM activation_lists"
-                            " WHERE destination_id = ? AND computation_id = ?", (dest.id, comp.id))
+        row = conn.fetchone("SELECT created, external_id, sync_seq, next_sync_at_ms, last_sync_at_ms"
+                            " FROM activation_lists WHERE destination_id = ? AND computation_id = ?",
+                            (dest.id, comp.id))
         if row is None:
             conn.execute("INSERT INTO activation_lists (destination_id, computation_id, computation_key, created,"
                          " sync_seq, next_sync_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
                          (dest.id, comp.id, comp.key, False, 0, now))
-            row = (False, None, 0, now)
+            row = (False, None, 0, now, None)
         created, external_id, seq, next_at = bool(row[0]), row[1], int(row[2]), int(row[3])
         if not force and next_at > now:
             return None
-        if receipts.busy(conn, dest.id, list_order_key(comp.id)):
+        order_key = list_order_key(comp.id)
+        if receipts.busy(conn, dest.id, order_key):
             return ListSyncResult(dest.id, comp.key, skipped="previous sync still delivering")
+        if created and receipts.died_with(conn, dest.id, order_key, LIST_GONE, int(row[4] or 0)):
+            log.warning("the vendor's list is gone; creating it again and uploading every member",
+                        destination=dest.id, audience=comp.key, list_id=external_id)
+            self._forget_list(conn, dest.id, comp.id)
+            created, external_id = False, None
+        id_first = dest.resolved.adapter.list_id_before_members
         uploaded = self._uploaded(conn, dest.id, comp.id) if created else None
-        members = self._members(conn, comp.key, link)
+        members = {} if id_first and not created else self._members(conn, comp.key, link)
         diff = plan_list_sync(uploaded, members)
         messages = list_messages(comp, diff, dest.target, sync_id=str(seq + 1), timestamp_ms=now,
                                  batch_size=dest.batch_size)
@@ -138,9 +154,12 @@ class ListScheduler(PollingWorker):
                 message["context"]["personas"]["external_audience_id"] = external_id
             self.outbox.enqueue(conn, dest.id, list_order_key(comp.id), message, computation_id=comp.id, meta=meta,
                                 at_ms=now)
+        # A create sent alone is the first half of the first sync: the upload follows as soon as the
+        # vendor's id is confirmed, not a whole schedule later.
+        next_sync = now if (id_first and diff.create) else now + int(dest.interval_s * 1000)
         conn.execute("UPDATE activation_lists SET sync_seq = ?, last_sync_at_ms = ?, next_sync_at_ms = ?"
                      " WHERE destination_id = ? AND computation_id = ?",
-                     (seq + 1, now, now + int(dest.interval_s * 1000), dest.id, comp.id))
+                     (seq + 1, now, next_sync, dest.id, comp.id))
         if messages:
             log.info("list sync", destination=dest.id, audience=comp.key, adds=len(diff.adds),
                      removes=len(diff.removes), created=diff.create)
@@ -161,6 +180,13 @@ class ListScheduler(PollingWorker):
                             "members": [[m.profile_id, m.identifier.type, m.identifier.value]
                                         for m in members[start:start + size]]})
         return out
+
+    @staticmethod
+    def _forget_list(conn: Connection, destination_id: str, computation_id: str) -> None:
+        conn.execute("UPDATE activation_lists SET created = ?, external_id = NULL WHERE destination_id = ?"
+                     " AND computation_id = ?", (False, destination_id, computation_id))
+        conn.execute("DELETE FROM activation_list_members WHERE destination_id = ? AND computation_id = ?",
+                     (destination_id, computation_id))
 
     @staticmethod
     def _uploaded(conn: Connection, destination_id: str, computation_id: str) -> dict[str, frozenset[Identifier]]:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from traitsync.delivery.outbox import DEAD, DELIVERED, FILTERED, IN_FLIGHT, PENDING, RETRY_WAIT
+from traitsync.destinations.base import LIST_MESSAGE_TYPE
+from traitsync.destinations.pii import sha256_hex
 from traitsync.store.database import Connection
 
 
@@ -98,6 +100,15 @@ class DebugEntry:
     attempts: tuple[AttemptView, ...]
 
 
+def for_display(message: dict[str, Any]) -> dict[str, Any]:
+    """A message as the debugger shows it: list members' identifiers only as SHA-256, so an
+    audience upload never shows plain emails or phone numbers."""
+    if message.get("type") != LIST_MESSAGE_TYPE or not message.get("members"):
+        return message
+    members = [{"type": m.get("type"), "sha256": sha256_hex(str(m.get("value", "")))} for m in message["members"]]
+    return {**message, "members": members}
+
+
 def recent_messages(conn: Connection, destination_id: str, *, limit: int = 50) -> list[DebugEntry]:
     """The debugger: the destination's newest messages with every attempt and its outcome."""
     rows = conn.fetchall(
@@ -116,5 +127,5 @@ def recent_messages(conn: Connection, destination_id: str, *, limit: int = 50) -
                 requests=tuple(json.loads(a[8])) if a[8] else ()))
     conn.commit()
     return [DebugEntry(outbox_id=int(r[0]), message_id=r[1], message_type=r[2], state=r[3],
-                       created_at_ms=int(r[4]), last_error_code=r[5], message=json.loads(r[6]),
+                       created_at_ms=int(r[4]), last_error_code=r[5], message=for_display(json.loads(r[6])),
                        attempts=tuple(attempts.get(int(r[0]), ()))) for r in rows]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from traitsync.delivery.outbox import DELIVERED
+from traitsync.delivery.outbox import DEAD, DELIVERED
 from traitsync.store.database import Connection
 
 _CHUNK = 400
@@ -64,4 +64,12 @@ def busy(conn: Connection, destination_id: str, order_key: str) -> bool:
     value = conn.scalar("SELECT COUNT(*) FROM delivery_outbox WHERE destination_id = ? AND order_key = ? AND"
                         " (terminal = ? OR (state = ? AND applied = ?))",
                         (destination_id, order_key, False, DELIVERED, False))
+    return bool(value)
+
+
+def died_with(conn: Connection, destination_id: str, order_key: str, code: str, since_ms: int) -> bool:
+    """Whether a message of ``order_key`` went to the dead letter with ``code`` at or after ``since_ms``."""
+    value = conn.scalar("SELECT COUNT(*) FROM delivery_outbox WHERE destination_id = ? AND order_key = ? AND state = ?"
+                        " AND last_error_code = ? AND finished_at_ms >= ?",
+                        (destination_id, order_key, DEAD, code, since_ms))
     return bool(value)

@@ -53,7 +53,8 @@ class DeliveryTarget:
         return cls(destination_id=config.id, name=resolved.display_name, adapter=adapter,
                    settings=resolved.settings, rate=rate,
                    concurrency=config.concurrency or default_concurrency(rate),
-                   batch_size=min(config.batch_size or adapter.max_batch, adapter.max_batch),
+                   batch_size=min(config.batch_size or adapter.max_batch, adapter.max_batch)
+                   if "event" in adapter.modes else adapter.max_batch,
                    timeout_s=adapter.timeout_s, mappings=dict(resolved.mappings), filters=tuple(config.filters))
 
     @classmethod

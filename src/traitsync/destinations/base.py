@@ -31,8 +31,8 @@ from traitsync.destinations.auth import Token, TokenAuth
 from traitsync.destinations.http import Request, Response, dumps, parse_retry_after
 from traitsync.destinations.status import AUTH, DROP, OK, classify_status
 
-__all__ = ["LIST_MESSAGE_TYPE", "Destination", "DestinationSettings", "Exchange", "Item", "Message", "Outcome",
-           "Previous", "Request", "Response", "Token", "TokenAuth", "chunks", "classify_by_status", "dumps",
+__all__ = ["LIST_GONE", "LIST_MESSAGE_TYPE", "Destination", "DestinationSettings", "Exchange", "Item", "Message",
+           "Outcome", "Previous", "Request", "Response", "Token", "TokenAuth", "chunks", "classify_by_status", "dumps",
            "items_of", "outcomes_by_index", "parse_retry_after", "run_exchange", "status_outcome"]
 
 Message = dict[str, Any]
@@ -42,6 +42,9 @@ ListAction = Literal["create", "add", "remove"]
 
 #: ``type`` of a list operation message (not a Segment type; never sent to event destinations).
 LIST_MESSAGE_TYPE = "audience_list"
+#: The ``code`` of an outcome saying the vendor's list no longer exists (deleted on their side):
+#: the next sync creates it again and uploads every member.
+LIST_GONE = "LIST_NOT_FOUND"
 EVENT_TYPES = frozenset({"identify", "track", "group"})
 
 
@@ -196,12 +199,21 @@ class Destination(Generic[S]):
     custom_fields: bool = False
     required_traits: frozenset[str] = frozenset()
     description: str = ""
+    #: List destinations whose uploads name the vendor's list id (Facebook, Google): the first sync
+    #: sends ``create`` alone and uploads members once the vendor has answered with the id.
+    list_id_before_members: bool = False
+    #: Most members one list operation carries (0: ``max_batch``); Facebook 10,000, Snapchat 100,000.
+    members_per_operation: int = 0
     #: A cheap authenticated request that proves settings and credentials (``destinations check``).
     check: Callable[[S, Token | None], Request] | None = None
 
     def __post_init__(self) -> None:
         if self.build is None and self.exchange is None:
             raise TypeError(f"adapter {self.slug!r} needs build or exchange")
+
+    @property
+    def list_batch(self) -> int:
+        return self.members_per_operation or self.max_batch
 
     def parse_settings(self, data: Mapping[str, Any]) -> S:
         return self.settings_model.model_validate(dict(data))

@@ -145,9 +145,9 @@ def parse_destinations(doc: LocatedDocument, data: Any, base: KeyPath = ("destin
                 check_mapping(spec, key)
             except MappingError as exc:
                 raise doc.error(path, str(exc)) from None
-        if entry.batch_size is not None and entry.batch_size > adapter.max_batch:
-            raise doc.error((*base, i, "batch_size"), f"{entry.kind} takes at most {adapter.max_batch} messages "
-                            "per request")
+        ceiling = max(adapter.max_batch, adapter.list_batch)
+        if entry.batch_size is not None and entry.batch_size > ceiling:
+            raise doc.error((*base, i, "batch_size"), f"{entry.kind} takes at most {ceiling} per request")
         mappings = merge_mappings(adapter.default_mappings, entry.mappings)
         out.append(ResolvedDestination(config=entry, adapter=adapter, settings=settings, mappings=mappings))
     return out
