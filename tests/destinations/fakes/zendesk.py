@@ -65,7 +65,8 @@ class ZendeskFake:
         if match is None:
             if not body.get("name"):
                 return Answer(422, {"error": "RecordInvalid", "description": "Record validation errors",
-                                    "details": {"name": [{"description": "Name: is too short", "error": "BlankValue"}]}})
+                                    "details": {"name": [{"description": "Name: is too short",
+                                                          "error": "BlankValue"}]}})
             user = {"id": len(self.users) + 1, "user_fields": {}, **{k: v for k, v in body.items()
                                                                       if k != "user_fields"}}
             user["user_fields"] = dict(body.get("user_fields") or {})
