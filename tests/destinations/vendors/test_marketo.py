@@ -154,6 +154,8 @@ def test_a_606_throttle_in_a_200_body_is_retried_and_nothing_is_lost(harness: Ha
     assert [mid for mid, n, outcome, *_ in throttled[3:]] == ["m0", "m1", "m2"]
     batches = [[lead["email"] for lead in s.json()["input"]] for s in fake.fake.on("POST", "/rest/v1/leads.json")]
     assert batches[:2] == [["w@x.io"], ["u0@x.io", "u1@x.io", "u2@x.io"]]
+    upserts = fake.fake.on("POST", "/rest/v1/leads.json")
+    assert upserts[2].at - upserts[1].at >= 0.19  # the 606's 20 s wait, capped by this test's backoff window
     assert sorted(email for batch in batches[2:] for email in batch) == ["u0@x.io", "u1@x.io", "u2@x.io"]
 
 

@@ -206,3 +206,15 @@ def test_sandbox_authenticates_at_test_salesforce_com() -> None:
     assert SALESFORCE.auth is not None
     assert SALESFORCE.auth.fetch(settings(isSandbox=True)).url == "https://test.salesforce.com/services/oauth2/token"
     assert SALESFORCE.auth.fetch(settings()).url == "https://login.salesforce.com/services/oauth2/token"
+
+
+def test_the_api_host_falls_back_to_instance_url_and_is_never_guessed() -> None:
+    message = audience_identify("m1", "vip_buyers", True, email="a@x.io")
+    outcomes, sent = run_exchange(SALESFORCE.start([item(SALESFORCE, message)], settings(), Token("t")),
+                                  lambda _r: Response(500))
+    assert sent == [] and outcomes == [Outcome.auth("NO_INSTANCE_URL", "the token answer had no instance_url; "
+                                                                       "set instanceUrl")]
+    _, sent = run_exchange(SALESFORCE.start([item(SALESFORCE, message)],
+                                            settings(instanceUrl="https://acme.my.salesforce.com"), Token("t")),
+                           lambda _r: Response(500))
+    assert sent[0].url.startswith(f"{BASE}/query?q=")

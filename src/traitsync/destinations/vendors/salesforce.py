@@ -125,6 +125,9 @@ def error_outcome(response: Response) -> Outcome:
 
 def exchange(items: Sequence[Item], settings: SalesforceSettings, token: Token | None) -> Exchange:
     base = api_base(settings, token)
+    if base.startswith("/services"):
+        # Neither the token answer nor the settings name the org's host: nothing can be sent.
+        return [Outcome.auth("NO_INSTANCE_URL", "the token answer had no instance_url; set instanceUrl")] * len(items)
     outcomes: list[Outcome] = []
     json_headers = {"Content-Type": "application/json", "Accept": "application/json"}
     for i, item in enumerate(items):
