@@ -45,6 +45,7 @@ def error(code: str, message: str = "") -> Answer:
 class MarketoFake:
     def __init__(self) -> None:
         self.issued = 0
+        self.secret = CLIENT_SECRET
         self.live: str | None = None
         self.leads: dict[str, int] = {"known@x.io": 1001}
         self.reject: set[str] = set()
@@ -63,7 +64,7 @@ class MarketoFake:
         query = {k: v[0] for k, v in seen.query.items()}
         if query.get("grant_type") != "client_credentials":
             self.fake.violations.append(f"token: grant_type {query.get('grant_type')!r}")
-        if query.get("client_id") != CLIENT_ID or query.get("client_secret") != CLIENT_SECRET:
+        if query.get("client_id") != CLIENT_ID or query.get("client_secret") != self.secret:
             return Answer(401, {"error": "unauthorized", "error_description": "Bad client credentials"})
         self.issued += 1
         self.live = f"mkto-token-{self.issued}"

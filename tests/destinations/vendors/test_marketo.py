@@ -198,3 +198,14 @@ def test_token_request_is_the_documented_query_string_grant() -> None:
     request: Request = MARKETO.auth.fetch(settings())  # type: ignore[union-attr]
     assert request.method == "GET" and request.url.startswith(
         "https://123-ABC-456.mktorest.com/identity/oauth/token?grant_type=client_credentials&client_id=mkto-client")
+
+
+def test_a_secret_with_url_characters_is_redacted_from_the_token_url(harness: Harness, fake: MarketoFake) -> None:
+    odd = "s3cr+t/with=chars&more"
+    fake.secret = odd
+    worker = harness.worker("marketo", {**SETTINGS, "client_secret": odd, "endpoint": fake.url})
+    result = harness.run(worker, [audience_identify("m1", "vip", True, email="a@x.io")])
+    assert result.states == {"m1": "delivered"}
+    log = json.dumps(result.attempts)
+    assert "/identity/oauth/token" in log  # the token request is in the debugger, its secret redacted
+    assert "s3cr" not in log and "with%3Dchars" not in log

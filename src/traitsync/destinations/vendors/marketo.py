@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -71,6 +72,13 @@ class MarketoSettings(DestinationSettings):
     @property
     def base(self) -> str:
         return (self.endpoint or self.api_endpoint).rstrip("/")
+
+    def secrets(self) -> list[str]:
+        """The secret travels in the token URL's query string: redact its URL-encoded forms too."""
+        out = super().secrets()
+        for secret in list(out):
+            out.extend({quote(secret, safe=""), quote_plus(secret)} - {secret})
+        return out
 
 
 def _envelope_error(response: Response) -> tuple[str, str] | None:
