@@ -209,3 +209,13 @@ def test_a_secret_with_url_characters_is_redacted_from_the_token_url(harness: Ha
     log = json.dumps(result.attempts)
     assert "/identity/oauth/token" in log  # the token request is in the debugger, its secret redacted
     assert "s3cr" not in log and "with%3Dchars" not in log
+
+
+def test_a_batch_over_1_mb_is_split() -> None:
+    big = "x" * 300_000
+    items = [item(MARKETO, audience_identify(f"m{i}", "vip", True, email=f"u{i}@x.io", user_id=f"u{i}", notes=big))
+             for i in range(5)]
+    outcomes, sent = run_exchange(MARKETO.start(items, settings(), Token("t")),
+                                  lambda r: ok_upsert(*range(len(json.loads(r.body)["input"]))))
+    assert [r.indices for r in sent] == [(0, 1, 2), (3, 4)]
+    assert all(len(r.body) < 1_000_000 for r in sent) and all(o.kind == "ok" for o in outcomes)

@@ -107,3 +107,18 @@ def scalar(value: Any) -> Any:
     if isinstance(value, Mapping | list):
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     return value
+
+
+def size_chunks(sizes: list[int], max_count: int, max_bytes: int, overhead: int = 64) -> list[list[int]]:
+    """Positions grouped in order so no group has more than ``max_count`` entries or, with the
+    envelope ``overhead``, more than ``max_bytes`` of encoded entries (a lone oversized entry
+    still gets a group of its own: the vendor's answer decides it)."""
+    groups: list[list[int]] = []
+    total = overhead
+    for position, size in enumerate(sizes):
+        if not groups or len(groups[-1]) >= max_count or total + size + 1 > max_bytes:
+            groups.append([])
+            total = overhead
+        groups[-1].append(position)
+        total += size + 1
+    return groups

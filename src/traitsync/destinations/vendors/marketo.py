@@ -32,13 +32,21 @@ from traitsync.destinations.base import (
     Outcome,
     Request,
     Response,
-    chunks,
     dumps,
     status_outcome,
 )
-from traitsync.destinations.vendors._computation import EMAIL_MAPPING, change_of, iso_timestamp, scalar, text
+from traitsync.destinations.vendors._computation import (
+    EMAIL_MAPPING,
+    change_of,
+    iso_timestamp,
+    scalar,
+    size_chunks,
+    text,
+)
 
 MAX_RECORDS = 300
+#: Marketo answers 413 above 1 MB per request: batches are split below that.
+MAX_BODY = 1_000_000
 #: Whole-request errors: the token is no longer good (refresh and replay).
 EXPIRED = frozenset({"601", "602"})
 #: Whole-request errors worth retrying, with the wait Marketo's limits imply (seconds).
@@ -182,14 +190,16 @@ def exchange(items: Sequence[Item], settings: MarketoSettings, token: Token | No
             emails[i] = email
     leads = [i for i in emails if items[i].type != "track" or settings.activity_type_id is None]
     activities = [i for i in emails if i not in leads]
-    for group in chunks(len(leads), MAX_RECORDS):
+    bodies = {i: _lead(items[i], emails[i]) for i in leads}
+    for group in size_chunks([len(dumps(bodies[i])) for i in leads], MAX_RECORDS, MAX_BODY):
         indices = tuple(leads[j] for j in group)
-        response = yield _upsert(settings, [_lead(items[i], emails[i]) for i in indices], indices)
+        response = yield _upsert(settings, [bodies[i] for i in indices], indices)
         whole = request_outcome(response)
         got = record_outcomes(response, len(indices)) if whole.kind == "ok" else [whole] * len(indices)
         for i, outcome in zip(indices, got, strict=True):
             outcomes[i] = outcome
-    for group in chunks(len(activities), MAX_RECORDS):
+    for group in size_chunks([len(dumps(_activity(items[i], 0, 1))) + 16 for i in activities], MAX_RECORDS,
+                             MAX_BODY):
         indices = tuple(activities[j] for j in group)
         # The activity needs the lead id: upserting by email returns it (and creates a missing lead).
         found = yield _upsert(settings, [{"email": emails[i]} for i in indices], indices, purpose="lookup")
