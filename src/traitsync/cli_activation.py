@@ -140,13 +140,17 @@ def list_adapters() -> None:
     """Every adapter: what it sends, its default cap and batch size, its required settings."""
     from traitsync.destinations.registry import ADAPTERS, default_rate
 
-    table = Table(title="Destination adapters")
-    for col in ("kind", "name", "modes", "cap/s", "batch", "required settings"):
-        table.add_column(col, overflow="fold")
+    table = Table(title="Destination adapters (kind: in traitsync.yaml)")
+    table.add_column("kind", overflow="fold")
+    table.add_column("modes")
+    table.add_column("cap/s", justify="right")
+    table.add_column("batch", justify="right")
+    table.add_column("required settings")
     for slug, adapter in sorted(ADAPTERS.items()):
         required = [name for name, f in adapter.settings_model.model_fields.items() if f.is_required()]
-        table.add_row(slug, adapter.name, ", ".join(sorted(adapter.modes)), f"{default_rate(adapter):g}",
-                      str(adapter.max_batch), ", ".join(required) or "-")
+        batch = adapter.list_batch if adapter.modes == {"list"} else adapter.max_batch
+        table.add_row(slug, ", ".join(sorted(adapter.modes)), f"{default_rate(adapter):g}", f"{batch:,}",
+                      " ".join(required) or "-")
     console.print(table)
 
 

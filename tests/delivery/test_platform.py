@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -256,3 +257,27 @@ def test_destinations_list_shows_every_adapter_at_80_columns() -> None:
     assert max(len(line) for line in lines) <= 80
     webhook = next(line for line in lines if "│ webhook" in line)
     assert "event, list" in webhook and "50" in webhook
+    facebook = [line for line in lines if "facebook" in line or "om_audiences" in line]
+    assert "list" in facebook[0] and "10,000" in facebook[0]
+
+
+def test_a_throttle_inside_a_2xx_answer_slows_the_limiter_like_a_429() -> None:
+    from traitsync.delivery.executor import Executor
+
+    class Stub:
+        def send(self, request: Request, timeout: float) -> Response:
+            return Response(200, body=b'{"success": false, "errors": [{"code": "606"}]}')
+
+        def close(self) -> None:
+            return None
+
+    throttled = Destination(name="Throttly", slug="throttly", settings_model=BulkSettings, build=bulk_build,
+                            classify=lambda r, items: [Outcome.retry(20.0, "606")] * len(items),
+                            throttle=lambda r: 20.0 if b'"606"' in r.body else None, max_batch=10)
+    limiter = RateLimiter(100)
+    executor = Executor(DeliveryTarget.simple("dst_t", throttled, BulkSettings(endpoint="http://x", api_key=SecretStr(
+        "kkkkkkkk")), rate=100), Stub(), limiter)
+    before = limiter.current_rate
+    result = executor.run([Item({"type": "identify", "userId": "u1", "messageId": "m1"})])
+    assert result.outcomes == [Outcome.retry(20.0, "606")]
+    assert limiter.blocked_until >= time.monotonic() + 19 and limiter.current_rate < before

@@ -25,10 +25,12 @@ def test_rate_table_matches_the_seeds() -> None:
 
 
 def test_kinds_and_unknown_kind() -> None:
-    assert sorted(ADAPTERS) == ["jsonl", "segment", "webhook"]
+    assert {"jsonl", "segment", "webhook"} <= set(ADAPTERS)
     assert get_destination("webhook").name == "Webhook"
-    with pytest.raises(ConfigError, match="unknown destination kind 'brase'; known kinds: jsonl, segment, webhook"):
+    known = ", ".join(sorted(ADAPTERS))
+    with pytest.raises(ConfigError) as info:
         get_destination("brase")
+    assert str(info.value).endswith(f"unknown destination kind 'brase'; known kinds: {known}")
     assert default_rate(get_destination("webhook")) == 50.0
 
 

@@ -90,7 +90,12 @@ class Executor:
             result.detail = self.redact(exc.message)
         result.sent_any = True
         retry_after = parse_retry_after(response.header("retry-after")) if response.status == 429 else None
-        self.limiter.observe(response.status if response.error is None else None, retry_after)
+        throttle = self.target.adapter.throttle
+        hint = throttle(response) if throttle is not None and response.error is None else None
+        if hint is not None:
+            self.limiter.observe(429, hint)  # throttled inside a 2xx answer: slow down like a 429
+        else:
+            self.limiter.observe(response.status if response.error is None else None, retry_after)
         result.requests.append({
             "method": request.method, "url": self.redact(request.url), "purpose": purpose,
             "status": response.status if response.error is None else None, "error": response.error,

@@ -145,7 +145,8 @@ def outcomes_by_index(count: int, failed: Mapping[int, Outcome], ok: Outcome | N
 class DestinationSettings(BaseModel):
     """Settings every adapter accepts; ``endpoint`` overrides the vendor host or URL."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Validation errors never echo the settings given: they hold secrets.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     endpoint: str | None = Field(default=None, description="Override the vendor host or target URL "
                                  "(a local test server, a proxy, a regional host).")
@@ -204,6 +205,9 @@ class Destination(Generic[S]):
     list_id_before_members: bool = False
     #: Most members one list operation carries (0: ``max_batch``); Facebook 10,000, Snapchat 100,000.
     members_per_operation: int = 0
+    #: A vendor that throttles inside a 2xx answer (Marketo 606): how long to back off, or None.
+    #: Delivery feeds it to the rate limiter as it does a 429, so every process slows down.
+    throttle: Callable[[Response], float | None] | None = None
     #: A cheap authenticated request that proves settings and credentials (``destinations check``).
     check: Callable[[S, Token | None], Request] | None = None
 

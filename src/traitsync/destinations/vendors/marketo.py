@@ -237,6 +237,14 @@ def check(settings: MarketoSettings, token: Token | None) -> Request:
     return Request("GET", f"{settings.base}/rest/v1/leads/describe.json", purpose="check")
 
 
+def throttle(response: Response) -> float | None:
+    """Marketo's rate and concurrency limits come as 606/615 inside a 200: slow every process down."""
+    error = _envelope_error(response)
+    if error is not None and error[0] in ("606", "615"):
+        return RETRYABLE[error[0]]
+    return None
+
+
 DESTINATION: Destination[MarketoSettings] = Destination(
     name="Marketo",
     slug="marketo",
@@ -250,4 +258,5 @@ DESTINATION: Destination[MarketoSettings] = Destination(
     check=check,
     description="Upsert Marketo leads by email with computed traits and audience fields; tracks as custom "
                 "activities.",
+    throttle=throttle,
 )
