@@ -149,14 +149,19 @@ class SharedRateLimiter:
             conn.commit()
             if current is None or float(current) >= self.rate:
                 return
+        if status == 429:
+            # Slots reserved for the pause the vendor asked for are not to be used. Dropped before
+            # (never inside) the transaction: ``acquire`` holds this lock while it waits for the store's.
+            resume_at = self._clock() + (retry_after if retry_after is not None else 1.0)
+            with self._lock:
+                while self._slots and self._slots[0] < resume_at:
+                    self._slots.popleft()
         with conn.transaction():
             db_now_ms = self._db_now_ms(conn)
             _, blocked_ms, current_rate = self._row(conn)
             if status == 429:
                 pause_ms = (retry_after if retry_after is not None else 1.0) * 1000.0
                 blocked_ms = max(blocked_ms, db_now_ms + pause_ms)
-                with self._lock:
-                    self._slots.clear()  # reserved before the throttle: not to be used
             if self.adaptive:
                 current_rate = adapt(current_rate, self.rate, self.min_rate, status, retry_after)
             conn.execute("UPDATE delivery_destination_state SET blocked_until_ms = ?, current_rate = ?,"
