@@ -64,13 +64,20 @@ def serve(
 ) -> None:
     """Run the HTTP APIs and the background workers (identity, engine, activation, delivery)."""
     import uvicorn
+    from rich.text import Text
 
     from traitsync.logging import configure_logging
+    from traitsync.server.listen import bind, serve_on
+    from traitsync.validation import validate_everything
 
     if role not in ("all", "api", "worker"):
         raise _fail(ConfigError("--role must be all, api or worker"))
     configure_logging(log_level)
     loaded = _load(config)
+    try:  # every definition, before anything is created: the same errors as `traitsync validate`
+        validate_everything(loaded)
+    except ConfigError as exc:
+        raise _fail(exc) from None
     os.environ["TRAITSYNC_CONFIG"] = str(Path(loaded.file).resolve())
     if database_url:
         os.environ["TRAITSYNC_DATABASE_URL"] = database_url
@@ -84,9 +91,13 @@ def serve(
     if role == "worker":
         from traitsync.server.processes import run_workers_until_signalled
 
-        err_console.print(f"traitsync workers running (store: {db.redacted_url()})")
+        err_console.print(f"traitsync workers running (store: {db.redacted_url()})", soft_wrap=True)
         run_workers_until_signalled(loaded, db)
         return
+    try:
+        sock = bind(host, port)
+    except ConfigError as exc:
+        raise _fail(exc) from None
     supervisor = None
     api_role = role
     if role == "all" and (not single_process or workers > 1):
@@ -99,11 +110,17 @@ def serve(
         supervisor = WorkerSupervisor(args).start()
         api_role = "api"
     os.environ["TRAITSYNC_ROLE"] = api_role
-    err_console.print(f"traitsync listening on http://{host}:{port} (store: {db.redacted_url()}, role: {role})")
+    listening = Text(f"traitsync listening on http://{host}:{port} (store: {db.redacted_url()}, role: {role})")
+
+    def announce() -> None:
+        err_console.print(listening, soft_wrap=True)
+
+    # uvicorn's own start-up lines repeat what `listening` says; its warnings and errors still show.
+    server_log_level = "warning" if log_level == "info" else log_level
     try:
-        uvicorn.run("traitsync.server.factory:build_app", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, loop="uvloop", http="httptools", access_log=False,
-                    timeout_graceful_shutdown=15)
+        serve_on(sock, uvicorn.Config("traitsync.server.factory:build_app", factory=True, workers=workers,
+                                      log_level=server_log_level, loop="uvloop", http="httptools",
+                                      access_log=False, timeout_graceful_shutdown=15), announce)
     finally:
         if supervisor is not None:
             supervisor.stop()
