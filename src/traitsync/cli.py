@@ -48,6 +48,12 @@ def _database(url: str | None, durability: str = "normal") -> Any:
         raise _fail(exc) from None
 
 
+def _store(config: str | None, url: str | None) -> Any:
+    """The store of a command that needs no config; ``-c`` is still accepted, and checked, everywhere."""
+    durability = _load(config).config.storage.durability if config is not None else "normal"
+    return _database(url, durability)
+
+
 @app.command()
 def serve(
     config: ConfigOption = None,
@@ -198,6 +204,7 @@ def log_export(
                       typer.Option("--output", "-o", help="File to write (JSONL: default stdout).")] = None,
     format: Annotated[str, typer.Option("--format", help="jsonl or parquet.")] = "jsonl",
     since: Annotated[str | None, typer.Option(help="Only events received at or after this ISO-8601 time.")] = None,
+    config: ConfigOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Write the log's messages out, oldest first."""
@@ -210,7 +217,7 @@ def log_export(
         since_ms = parse_iso_ms(since)
         if since_ms is None:
             raise _fail(ConfigError(f"--since {since!r} is not an ISO-8601 time"))
-    event_log = EventLog(_database(database_url))
+    event_log = EventLog(_store(config, database_url))
     if format == "parquet":
         if output is None:
             raise _fail(ConfigError("--format parquet needs --output FILE"))
@@ -228,11 +235,11 @@ def log_export(
 
 
 @log_app.command("stats")
-def log_stats(database_url: DatabaseOption = None) -> None:
-    """Counts of stored events and of rejections by code."""
+def log_stats(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
+    """Counts of stored events and of refusals by code (whole requests and single messages)."""
     from traitsync.log import EventLog
 
-    event_log = EventLog(_database(database_url))
+    event_log = EventLog(_store(config, database_url))
     table = Table(title="Event log")
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -247,6 +254,7 @@ def identity_explain(
     identifier: Annotated[str, typer.Argument(help="TYPE:VALUE, for example email:jane@example.com.")],
     collection: Annotated[str, typer.Option(help="users or accounts.")] = "users",
     as_json: Annotated[bool, typer.Option("--json", help="Print the explanation as JSON.")] = False,
+    config: ConfigOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """How the profile holding TYPE:VALUE was built, and why any identifier was refused."""
@@ -255,7 +263,7 @@ def identity_explain(
     id_type, sep, value = identifier.partition(":")
     if not sep or not id_type or not value:
         raise _fail(ConfigError(f"expected TYPE:VALUE, got {identifier!r}"))
-    explanation = explain(_database(database_url), id_type, value, collection)
+    explanation = explain(_store(config, database_url), id_type, value, collection)
     if as_json:
         console.print_json(json.dumps(explanation.data, default=str))
     else:
@@ -268,12 +276,13 @@ def identity_explain(
 @identity_app.command("violations")
 def identity_violations(
     samples: Annotated[int, typer.Option(help="Samples shown per category.")] = 5,
+    config: ConfigOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Identity rule violations by Segment's Insights categories, with counts and samples."""
     from traitsync.identity import violations, violations_table
 
-    console.print(violations_table(violations(_database(database_url), samples=samples)))
+    console.print(violations_table(violations(_store(config, database_url), samples=samples)))
 
 
 @identity_app.command("rebuild")
@@ -300,10 +309,8 @@ def compute(
 ) -> None:
     """Resolve identities and compute every trait and audience over the log, once, then exit.
 
-    The same work `serve` does continuously, for cron-style runs and for watching a backfill:
-    new or changed definitions backfill from the log with a progress bar, and an interrupted
-    run resumes where its last commit left off.
-    """
+    The same work serve does continuously, for cron-style runs and for watching a backfill: new or changed definitions backfill from the log with a progress bar, and an interrupted run resumes where its last commit left off.
+    """  # noqa: E501 (one line per paragraph: the help wraps it to the terminal)
     from traitsync.compute.realtime import RealtimeEngine, computation_summaries
     from traitsync.definitions import load_definitions
     from traitsync.identity import IdentityWorker, load_identity_config
@@ -384,13 +391,33 @@ def preview(
     if key not in definitions:
         raise _fail(ConfigError(f"no computed trait or audience {key!r}; defined: "
                                 f"{', '.join(definitions.order) or 'none'}", file=loaded.file))
-    result = preview_computation(_database(database_url), definitions, key, sample)
+    from traitsync.profiles import ProfileStore
+
+    db = _database(database_url)
+    result = preview_computation(db, definitions, key, sample)
+    store = ProfileStore(db)
     table = Table(title=f"{key}: {result.get('status', '?')}, size {result.get('size', 0):,}")
-    table.add_column("profile")
-    table.add_column("value")
-    for row in result["sample"]:
-        table.add_row(row["profile_id"], json.dumps(row["value"]))
+    table.add_column("user_id", overflow="fold")
+    table.add_column("email", overflow="fold")
+    table.add_column("value", overflow="fold")
+    rows = [(*_who(store.external_ids(row["profile_id"]), row["profile_id"]), json.dumps(row["value"]))
+            for row in result["sample"]]
+    for row in sorted(rows):
+        table.add_row(*row)
     console.print(table)
+
+
+def _who(identifiers: list[Any], profile_id: str) -> tuple[str, str]:
+    """A profile's user_id and email as a user knows them; without a user_id, its first other identifier."""
+    values: dict[str, list[str]] = {}
+    for ext in identifiers:
+        values.setdefault(ext.id_type, []).append(ext.value)
+    emails = values.get("email", [])
+    email = emails[0] + (f" (+{len(emails) - 1})" if len(emails) > 1 else "") if emails else ""
+    if "user_id" in values:
+        return values["user_id"][0], email
+    other = next((f"{t}:{v[0]}" for t, v in values.items() if t != "email"), None)
+    return f"({other or profile_id})", email
 
 
 @app.command()
