@@ -183,7 +183,8 @@ class TrackingApi:
         # libraries say application/json, browsers' beacons text/plain, and RudderStack's Node
         # library application/x-www-form-urlencoded for its gzipped JSON.
         header_source = self.sources.resolve(headers.get("authorization"), None)
-        source_id = header_source.id if header_source is not None else None
+        # Refusals are recorded for an enabled source only: a disabled one's traffic is not wanted.
+        source_id = header_source.id if header_source is not None and header_source.enabled else None
         limit = self._limit(header_source, kind)
         declared = headers.get("content-length")
         if (declared and declared.isdigit() and int(declared) > limit * 4 + 1024) or len(raw) > limit * 4 + 1024:
