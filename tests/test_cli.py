@@ -173,3 +173,14 @@ def test_every_command_that_reads_a_store_takes_the_same_config_option(tmp_path:
     assert "rejected: no_user_anon_id" in stats.stdout
     missing = _cli80("log", "stats", "-c", "nope.yaml", cwd=tmp_path)
     assert missing.returncode == 2 and "nope.yaml" in missing.stderr
+
+
+def test_reading_commands_in_the_wrong_folder_say_there_is_no_store(tmp_path: Path) -> None:
+    (tmp_path / "traitsync.yaml").write_text(SHOP)
+    for command in (["log", "stats"], ["log", "export"], ["identity", "violations"], ["preview", "buyers"]):
+        result = _cli80(*command, cwd=tmp_path)
+        assert result.returncode == 2, command
+        assert " ".join(result.stderr.split()) == (
+            "error: no store at sqlite:///.traitsync/traitsync.db: run this where traitsync serve or import ran, "
+            "or point --database-url or TRAITSYNC_DATABASE_URL at the store")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["traitsync.yaml"]

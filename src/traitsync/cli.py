@@ -49,9 +49,17 @@ def _database(url: str | None, durability: str = "normal") -> Any:
 
 
 def _store(config: str | None, url: str | None) -> Any:
-    """The store of a command that needs no config; ``-c`` is still accepted, and checked, everywhere."""
+    """The existing store of a command that only reads it; ``-c`` is accepted, and checked, everywhere.
+
+    A SQLite file that is not there is an error rather than a new empty store: run from the
+    wrong folder, ``log stats`` would otherwise answer "0 events" and leave a stray store behind.
+    """
     durability = _load(config).config.storage.durability if config is not None else "normal"
-    return _database(url, durability)
+    db = _database(url, durability)
+    if db.path is not None and not db.path.exists():
+        raise _fail(ConfigError(f"no store at {db.redacted_url()}: run this where traitsync serve or import "
+                                "ran, or point --database-url or TRAITSYNC_DATABASE_URL at the store"))
+    return db
 
 
 @app.command()
@@ -393,7 +401,7 @@ def preview(
                                 f"{', '.join(definitions.order) or 'none'}", file=loaded.file))
     from traitsync.profiles import ProfileStore
 
-    db = _database(database_url)
+    db = _store(config, database_url)
     result = preview_computation(db, definitions, key, sample)
     store = ProfileStore(db)
     table = Table(title=f"{key}: {result.get('status', '?')}, size {result.get('size', 0):,}")
