@@ -404,7 +404,11 @@ def preview(
     db = _store(config, database_url)
     result = preview_computation(db, definitions, key, sample)
     store = ProfileStore(db)
-    table = Table(title=f"{key}: {result.get('status', '?')}, size {result.get('size', 0):,}")
+    console.print(f"{key}: {result.get('status', '?')}, size {result.get('size', 0):,}", soft_wrap=True,
+                  markup=False)
+    if not result["sample"]:
+        return
+    table = Table()
     table.add_column("user_id", overflow="fold")
     table.add_column("email", overflow="fold")
     table.add_column("value", overflow="fold")
