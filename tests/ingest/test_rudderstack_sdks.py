@@ -169,3 +169,28 @@ def test_a_source_with_rudderstack_limits_takes_what_the_default_refuses(live_li
     assert over.status_code == 400
     assert over.json() == {"code": "bad_request", "message": "Request body is over the 4 MB limit for a single call"}
     assert {e.source_id for e in live_limits.runtime.event_log.read(0, 100)} == {"src_ios"}
+
+
+def test_rudder_sdk_python_large_batches_need_rudderstack_limits(live_limits: LiveApp) -> None:
+    """Its default, batching mode sends up to 4 MB per request: a source with 4MB limits keeps all of it."""
+    errors: list[Exception] = []
+    client = Client("ios-key", host=live_limits.base_url, max_retries=0,
+                    on_error=lambda error, _items: errors.append(error))
+    for i in range(10):  # 10 x 100 KB: over Segment's 500 KB for one batch
+        client.track("u", "Big", {"blob": "x" * 100_000}, message_id=f"big-{i}")
+    client.flush()
+    client.join()
+    assert errors == []
+    events = live_limits.runtime.event_log.read(0, 100)
+    assert sorted(e.message_id for e in events) == sorted(f"big-{i}" for i in range(10))
+    # The same through a source with Segment's limits: refused (the library drops it), and recorded.
+    refused: list[str] = []
+    default = Client("web-key", host=live_limits.base_url, max_retries=0,
+                     on_error=lambda error, _items: refused.append(str(error)))
+    for i in range(10):
+        default.track("u", "Big", {"blob": "x" * 100_000}, message_id=f"lost-{i}")
+    default.flush()
+    default.join()
+    assert refused == ["[rudderstack] bad_request: Request body is over the 500 KB limit for a batch (400)"]
+    [record] = live_limits.runtime.event_log.recent_rejections("src_web")
+    assert record["message"] == "Request body is over the 500 KB limit for a batch"
