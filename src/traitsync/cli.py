@@ -74,7 +74,8 @@ def serve(
     single_process: Annotated[bool, typer.Option(
         "--single-process", help="With --role all: run the workers inside the API process instead of in a "
         "supervised child process (simpler, but API and workers then share one core).")] = False,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error (debug adds the lines of the "
+                                               "libraries: migrations, HTTP clients, the web server).")] = "info",
 ) -> None:
     """Run the HTTP APIs and the background workers (identity, engine, activation, delivery)."""
     import uvicorn
