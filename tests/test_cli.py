@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -122,3 +125,62 @@ def test_schema_includes_definition_and_identity_sections() -> None:
     assert schema["properties"]["audiences"]["type"] == "array"
     assert schema["properties"]["computed_traits"]["type"] == "array"
     assert "identity" in schema["properties"]
+
+
+SHOP = """\
+space_id: spa_test
+sources: [{id: src_web, write_key: web-key}]
+computed_traits:
+  - {key: orders, kind: event_counter, event: Order Completed}
+audiences:
+  - key: buyers
+    condition: {performed: {event: Order Completed, at_least: 1}}
+"""
+
+
+def _cli80(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "80"}
+    env.pop("TRAITSYNC_DATABASE_URL", None)
+    return subprocess.run([sys.executable, "-m", "traitsync.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def test_preview_names_users_by_user_id_and_email_and_fits_80_columns(tmp_path: Path) -> None:
+    (tmp_path / "traitsync.yaml").write_text(SHOP)
+    messages = [{"type": "identify", "userId": "jane", "traits": {"email": "jane@example.com"}, "messageId": "i1"},
+                {"type": "track", "userId": "jane", "event": "Order Completed", "messageId": "t1"}]
+    (tmp_path / "events.jsonl").write_bytes(b"\n".join(orjson.dumps(m) for m in messages))
+    assert _cli80("import", "events.jsonl", cwd=tmp_path).returncode == 0
+    assert _cli80("compute", cwd=tmp_path).returncode == 0
+    preview = _cli80("preview", "buyers", cwd=tmp_path)
+    assert preview.returncode == 0, preview.stderr
+    rows = [line.split("│")[1:-1] for line in preview.stdout.splitlines() if line.startswith("│")]
+    assert [[cell.strip() for cell in row] for row in rows] == [["jane", "jane@example.com", "true"]]
+    assert "use_" not in preview.stdout
+    assert max(len(line) for line in preview.stdout.splitlines()) <= 80
+
+
+def test_every_command_that_reads_a_store_takes_the_same_config_option(tmp_path: Path) -> None:
+    (tmp_path / "traitsync.yaml").write_text(SHOP)
+    (tmp_path / "events.jsonl").write_text('{"type": "track", "userId": "u", "event": "X"}\n{"type": "track"}\n')
+    commands = [["import", "events.jsonl"], ["log", "stats"], ["log", "export"], ["identity", "violations"],
+                ["compute"], ["identity", "rebuild"], ["identity", "explain", "user_id:u"], ["preview", "buyers"],
+                ["validate"]]
+    for command in commands:
+        result = _cli80(*command, "-c", "traitsync.yaml", cwd=tmp_path)
+        assert result.returncode == 0, (command, result.stderr)
+    stats = _cli80("log", "stats", "-c", "traitsync.yaml", cwd=tmp_path)
+    assert "rejected: no_user_anon_id" in stats.stdout
+    missing = _cli80("log", "stats", "-c", "nope.yaml", cwd=tmp_path)
+    assert missing.returncode == 2 and "nope.yaml" in missing.stderr
+
+
+def test_reading_commands_in_the_wrong_folder_say_there_is_no_store(tmp_path: Path) -> None:
+    (tmp_path / "traitsync.yaml").write_text(SHOP)
+    for command in (["log", "stats"], ["log", "export"], ["identity", "violations"], ["preview", "buyers"]):
+        result = _cli80(*command, cwd=tmp_path)
+        assert result.returncode == 2, command
+        assert " ".join(result.stderr.split()) == (
+            "error: no store at sqlite:///.traitsync/traitsync.db: run this where traitsync serve or import ran, "
+            "or point --database-url or TRAITSYNC_DATABASE_URL at the store")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["traitsync.yaml"]

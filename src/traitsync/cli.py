@@ -48,6 +48,20 @@ def _database(url: str | None, durability: str = "normal") -> Any:
         raise _fail(exc) from None
 
 
+def _store(config: str | None, url: str | None) -> Any:
+    """The existing store of a command that only reads it; ``-c`` is accepted, and checked, everywhere.
+
+    A SQLite file that is not there is an error rather than a new empty store: run from the
+    wrong folder, ``log stats`` would otherwise answer "0 events" and leave a stray store behind.
+    """
+    durability = _load(config).config.storage.durability if config is not None else "normal"
+    db = _database(url, durability)
+    if db.path is not None and not db.path.exists():
+        raise _fail(ConfigError(f"no store at {db.redacted_url()}: run this where traitsync serve or import "
+                                "ran, or point --database-url or TRAITSYNC_DATABASE_URL at the store"))
+    return db
+
+
 @app.command()
 def serve(
     config: ConfigOption = None,
@@ -60,17 +74,25 @@ def serve(
     single_process: Annotated[bool, typer.Option(
         "--single-process", help="With --role all: run the workers inside the API process instead of in a "
         "supervised child process (simpler, but API and workers then share one core).")] = False,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error (debug adds the lines of the "
+                                               "libraries: migrations, HTTP clients, the web server).")] = "info",
 ) -> None:
     """Run the HTTP APIs and the background workers (identity, engine, activation, delivery)."""
     import uvicorn
+    from rich.text import Text
 
     from traitsync.logging import configure_logging
+    from traitsync.server.listen import bind, serve_on
+    from traitsync.validation import validate_everything
 
     if role not in ("all", "api", "worker"):
         raise _fail(ConfigError("--role must be all, api or worker"))
     configure_logging(log_level)
     loaded = _load(config)
+    try:  # every definition, before anything is created: the same errors as `traitsync validate`
+        validate_everything(loaded)
+    except ConfigError as exc:
+        raise _fail(exc) from None
     os.environ["TRAITSYNC_CONFIG"] = str(Path(loaded.file).resolve())
     if database_url:
         os.environ["TRAITSYNC_DATABASE_URL"] = database_url
@@ -84,9 +106,13 @@ def serve(
     if role == "worker":
         from traitsync.server.processes import run_workers_until_signalled
 
-        err_console.print(f"traitsync workers running (store: {db.redacted_url()})")
+        err_console.print(f"traitsync workers running (store: {db.redacted_url()})", soft_wrap=True)
         run_workers_until_signalled(loaded, db)
         return
+    try:
+        sock = bind(host, port)
+    except ConfigError as exc:
+        raise _fail(exc) from None
     supervisor = None
     api_role = role
     if role == "all" and (not single_process or workers > 1):
@@ -99,11 +125,17 @@ def serve(
         supervisor = WorkerSupervisor(args).start()
         api_role = "api"
     os.environ["TRAITSYNC_ROLE"] = api_role
-    err_console.print(f"traitsync listening on http://{host}:{port} (store: {db.redacted_url()}, role: {role})")
+    listening = Text(f"traitsync listening on http://{host}:{port} (store: {db.redacted_url()}, role: {role})")
+
+    def announce() -> None:
+        err_console.print(listening, soft_wrap=True)
+
+    # uvicorn's own start-up lines repeat what `listening` says; its warnings and errors still show.
+    server_log_level = "warning" if log_level == "info" else log_level
     try:
-        uvicorn.run("traitsync.server.factory:build_app", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, loop="uvloop", http="httptools", access_log=False,
-                    timeout_graceful_shutdown=15)
+        serve_on(sock, uvicorn.Config("traitsync.server.factory:build_app", factory=True, workers=workers,
+                                      log_level=server_log_level, loop="uvloop", http="httptools",
+                                      access_log=False, timeout_graceful_shutdown=15), announce)
     finally:
         if supervisor is not None:
             supervisor.stop()
@@ -181,6 +213,7 @@ def log_export(
                       typer.Option("--output", "-o", help="File to write (JSONL: default stdout).")] = None,
     format: Annotated[str, typer.Option("--format", help="jsonl or parquet.")] = "jsonl",
     since: Annotated[str | None, typer.Option(help="Only events received at or after this ISO-8601 time.")] = None,
+    config: ConfigOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Write the log's messages out, oldest first."""
@@ -193,7 +226,7 @@ def log_export(
         since_ms = parse_iso_ms(since)
         if since_ms is None:
             raise _fail(ConfigError(f"--since {since!r} is not an ISO-8601 time"))
-    event_log = EventLog(_database(database_url))
+    event_log = EventLog(_store(config, database_url))
     if format == "parquet":
         if output is None:
             raise _fail(ConfigError("--format parquet needs --output FILE"))
@@ -211,11 +244,11 @@ def log_export(
 
 
 @log_app.command("stats")
-def log_stats(database_url: DatabaseOption = None) -> None:
-    """Counts of stored events and of rejections by code."""
+def log_stats(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
+    """Counts of stored events and of refusals by code (whole requests and single messages)."""
     from traitsync.log import EventLog
 
-    event_log = EventLog(_database(database_url))
+    event_log = EventLog(_store(config, database_url))
     table = Table(title="Event log")
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -230,6 +263,7 @@ def identity_explain(
     identifier: Annotated[str, typer.Argument(help="TYPE:VALUE, for example email:jane@example.com.")],
     collection: Annotated[str, typer.Option(help="users or accounts.")] = "users",
     as_json: Annotated[bool, typer.Option("--json", help="Print the explanation as JSON.")] = False,
+    config: ConfigOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """How the profile holding TYPE:VALUE was built, and why any identifier was refused."""
@@ -238,7 +272,7 @@ def identity_explain(
     id_type, sep, value = identifier.partition(":")
     if not sep or not id_type or not value:
         raise _fail(ConfigError(f"expected TYPE:VALUE, got {identifier!r}"))
-    explanation = explain(_database(database_url), id_type, value, collection)
+    explanation = explain(_store(config, database_url), id_type, value, collection)
     if as_json:
         console.print_json(json.dumps(explanation.data, default=str))
     else:
@@ -251,12 +285,13 @@ def identity_explain(
 @identity_app.command("violations")
 def identity_violations(
     samples: Annotated[int, typer.Option(help="Samples shown per category.")] = 5,
+    config: ConfigOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Identity rule violations by Segment's Insights categories, with counts and samples."""
     from traitsync.identity import violations, violations_table
 
-    console.print(violations_table(violations(_database(database_url), samples=samples)))
+    console.print(violations_table(violations(_store(config, database_url), samples=samples)))
 
 
 @identity_app.command("rebuild")
@@ -283,10 +318,8 @@ def compute(
 ) -> None:
     """Resolve identities and compute every trait and audience over the log, once, then exit.
 
-    The same work `serve` does continuously, for cron-style runs and for watching a backfill:
-    new or changed definitions backfill from the log with a progress bar, and an interrupted
-    run resumes where its last commit left off.
-    """
+    The same work serve does continuously, for cron-style runs and for watching a backfill: new or changed definitions backfill from the log with a progress bar, and an interrupted run resumes where its last commit left off.
+    """  # noqa: E501 (one line per paragraph: the help wraps it to the terminal)
     from traitsync.compute.realtime import RealtimeEngine, computation_summaries
     from traitsync.definitions import load_definitions
     from traitsync.identity import IdentityWorker, load_identity_config
@@ -367,13 +400,37 @@ def preview(
     if key not in definitions:
         raise _fail(ConfigError(f"no computed trait or audience {key!r}; defined: "
                                 f"{', '.join(definitions.order) or 'none'}", file=loaded.file))
-    result = preview_computation(_database(database_url), definitions, key, sample)
-    table = Table(title=f"{key}: {result.get('status', '?')}, size {result.get('size', 0):,}")
-    table.add_column("profile")
-    table.add_column("value")
-    for row in result["sample"]:
-        table.add_row(row["profile_id"], json.dumps(row["value"]))
+    from traitsync.profiles import ProfileStore
+
+    db = _store(config, database_url)
+    result = preview_computation(db, definitions, key, sample)
+    store = ProfileStore(db)
+    console.print(f"{key}: {result.get('status', '?')}, size {result.get('size', 0):,}", soft_wrap=True,
+                  markup=False)
+    if not result["sample"]:
+        return
+    table = Table()
+    table.add_column("user_id", overflow="fold")
+    table.add_column("email", overflow="fold")
+    table.add_column("value", overflow="fold")
+    rows = [(*_who(store.external_ids(row["profile_id"]), row["profile_id"]), json.dumps(row["value"]))
+            for row in result["sample"]]
+    for row in sorted(rows):
+        table.add_row(*row)
     console.print(table)
+
+
+def _who(identifiers: list[Any], profile_id: str) -> tuple[str, str]:
+    """A profile's user_id and email as a user knows them; without a user_id, its first other identifier."""
+    values: dict[str, list[str]] = {}
+    for ext in identifiers:
+        values.setdefault(ext.id_type, []).append(ext.value)
+    emails = values.get("email", [])
+    email = emails[0] + (f" (+{len(emails) - 1})" if len(emails) > 1 else "") if emails else ""
+    if "user_id" in values:
+        return values["user_id"][0], email
+    other = next((f"{t}:{v[0]}" for t, v in values.items() if t != "email"), None)
+    return f"({other or profile_id})", email
 
 
 @app.command()

@@ -25,3 +25,11 @@ def configure_logging(level: str | None = None) -> None:
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    # Libraries' routine INFO lines (each Alembic migration step, each httpx request) say nothing
+    # a user acts on; they show with --log-level debug.
+    quiet = numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING)
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(quiet)
+
+
+_CHATTY = ("alembic", "httpx", "httpcore")

@@ -57,3 +57,24 @@ def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.yaml")
     assert "config file not found" in str(info.value)
     assert "TRAITSYNC_CONFIG" in str(info.value)
+
+
+def test_source_limits_read_sizes_with_units() -> None:
+    text = ("space_id: s\nsources:\n  - id: a\n    write_key: k\n    limits: {message: 4MB, batch: 4 mb}\n"
+            "  - id: b\n    write_key: j\n    limits: {batch: 600000}\n  - id: c\n    write_key: i\n")
+    a, b, c = load_config_text(text, file="f.yaml").config.sources
+    assert (a.limits.message, a.limits.batch) == (4 * 1024 * 1024, 4 * 1024 * 1024)
+    assert (b.limits.message, b.limits.batch) == (32 * 1024, 600_000)
+    assert (c.limits.message, c.limits.batch) == (32 * 1024, 500 * 1024)  # Segment's
+
+
+@pytest.mark.parametrize("value,message", [
+    ("4GB", "'4GB' is not a size: write a number of bytes, or one with KB or MB (4MB)"),
+    ("128MB", "less than or equal to 67108864"),
+])
+def test_a_bad_size_names_its_line_and_key(value: str, message: str) -> None:
+    text = f"space_id: s\nsources:\n  - id: a\n    write_key: k\n    limits:\n      batch: {value}\n"
+    with pytest.raises(ConfigError) as err:
+        load_config_text(text, file="f.yaml")
+    assert str(err.value).startswith("f.yaml:6 [sources[0].limits.batch]: ")
+    assert message in str(err.value)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
+import re
 import time
 from typing import Any
 
@@ -12,6 +14,7 @@ import orjson
 import pytest
 
 from tests.ingest.conftest import LiveApp
+from traitsync.log.export import export_jsonl
 from traitsync.spec.timestamps import format_iso_ms, parse_iso_ms
 
 AUTH = ("web-key", "")
@@ -246,6 +249,21 @@ def test_batch_sent_at_applies_to_items(live: LiveApp) -> None:
     assert event.timestamp_ms == event.received_at_ms - 10_000
 
 
+def test_every_stored_and_exported_time_is_iso_utc_with_milliseconds(live: LiveApp) -> None:
+    """Clients write times in many forms (offsets, microseconds, no fraction); the log and its export never do."""
+    post(live, "/v1/track", {"userId": "u", "event": "X", "timestamp": "2025-03-01T14:00:00.123456+02:00",
+                             "sentAt": "2025-03-01T12:00:05+00:00"})
+    [event] = stored(live)
+    assert event.body["originalTimestamp"] == "2025-03-01T12:00:00.123Z"
+    assert event.body["sentAt"] == "2025-03-01T12:00:05.000Z"
+    iso_ms = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+    buffer = io.BytesIO()
+    export_jsonl(live.runtime.event_log, buffer)
+    [exported] = [orjson.loads(line) for line in buffer.getvalue().splitlines()]
+    for key in ("originalTimestamp", "sentAt", "timestamp", "receivedAt"):
+        assert iso_ms.match(exported[key]), (key, exported[key])
+
+
 def test_same_message_id_twice_is_stored_once(live: LiveApp) -> None:
     body = {"userId": "u", "event": "X", "messageId": "dup-1"}
     assert post(live, "/v1/track", body).status_code == 200
@@ -262,10 +280,44 @@ def test_missing_message_id_is_assigned(live: LiveApp) -> None:
     assert event.body["messageId"] == event.message_id
 
 
-def test_wrong_content_type_is_400(live: LiveApp) -> None:
-    response = post(live, "/v1/track", {"userId": "u", "event": "X"}, headers={"Content-Type": "application/xml"})
+@pytest.mark.parametrize("content_type", ["application/xml", "application/x-www-form-urlencoded", None])
+def test_a_json_body_is_stored_whatever_its_content_type(live: LiveApp, content_type: str | None) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = httpx.post(live.base_url + "/v1/track", content=b'{"userId": "u", "event": "X", "messageId": "ct"}',
+                          auth=AUTH, headers=headers, timeout=10)
+    assert response.status_code == 200
+    assert response.json() == {"success": True}
+    assert [e.message_id for e in stored(live)] == ["ct"]
+
+
+def test_a_gzip_body_without_its_trailer_is_refused(live: LiveApp) -> None:
+    whole = gzip.compress(orjson.dumps({"batch": [{"type": "track", "userId": "u", "event": "Cut"}]}))
+    response = post(live, "/v1/batch", None, content=whole[:-8], headers={"Content-Encoding": "gzip"})
     assert response.status_code == 400
-    assert response.json()["code"] == "bad_request"
+    assert response.json() == {"code": "bad_request", "message": "the gzip body is incomplete (it ends before "
+                               "its trailer); resend the whole request"}
+    assert stored(live) == []
+
+
+def test_refused_requests_are_recorded_for_their_source(live: LiveApp) -> None:
+    post(live, "/v1/track", None, content=b'{"userId": "u",')
+    post(live, "/v1/batch", {"batch": [{"type": "track", "userId": "u", "event": "X"}] * 2501})
+    post(live, "/v1/batch", {"writeKey": "ios-key", "batch": "not a list"}, auth=None)
+    post(live, "/v1/track", None, content=b"not json", auth=("nobody", ""))  # no known source: metrics only
+    web = live.runtime.event_log.recent_rejections("src_web")
+    assert sorted(r["message"] for r in web) == [
+        "Invalid JSON: unexpected end of data: line 1 column 16 (char 15)",
+        "batch has 2501 items; at most 2500 are allowed per request"]
+    assert all(r["code"] == "bad_request" and r["batch_index"] is None for r in web)
+    [ios] = live.runtime.event_log.recent_rejections("src_ios")
+    assert ios["message"] == "batch must be an array of messages"
+    assert live.runtime.event_log.rejection_counts() == {"bad_request": 3}
+    debugger = httpx.get(live.base_url + "/api/v1/sources/src_web/debugger",
+                         headers={"Authorization": "Bearer admin-token"}).json()
+    assert len(debugger["rejections"]) == 2
+    text = httpx.get(live.base_url + "/metrics").text
+    assert 'traitsync_events_rejected_total{code="bad_request",source="src_web"} 2.0' in text
+    assert 'traitsync_ingest_requests_total{route="/v1/track",status="400"} 2.0' in text
 
 
 def test_openapi_describes_every_route(live: LiveApp) -> None:

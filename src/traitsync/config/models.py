@@ -8,9 +8,10 @@ stage owns its grammar and every error still names the file, line and key.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, WithJsonSchema
 
 
 class _Strict(BaseModel):
@@ -24,12 +25,42 @@ class SourceRateLimit(_Strict):
     burst: int | None = Field(default=None, gt=0)
 
 
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB)?\s*$", re.IGNORECASE)
+_UNITS = {"b": 1, "kb": 1024, "mb": 1024 * 1024}
+
+
+def _parse_size(value: Any) -> Any:
+    """``32KB``, ``4 MB`` or a number of bytes; KB and MB are 1,024 and 1,048,576 bytes, as Segment counts."""
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if match is None:
+            raise ValueError(f"{value!r} is not a size: write a number of bytes, or one with KB or MB (4MB)")
+        return int(match.group(1)) * _UNITS[(match.group(2) or "b").lower()]
+    return value
+
+
+#: A size in bytes, written as a number or with a unit.
+Size = Annotated[
+    int, BeforeValidator(_parse_size), Field(ge=1024, le=64 * 1024 * 1024),
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1024, "maximum": 64 * 1024 * 1024},
+                              {"type": "string", "pattern": r"^\s*\d+\s*([Bb]|[KkMm][Bb])?\s*$"}]}),
+]
+
+
+class SourceLimits(_Strict):
+    """Request size limits of a source: Segment's by default; RudderStack's SDKs send up to 4MB."""
+
+    message: Size = 32 * 1024
+    batch: Size = 500 * 1024
+
+
 class SourceConfig(_Strict):
     id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-]+$")
     name: str | None = None
     write_key: SecretStr
     enabled: bool = True
     rate_limit: SourceRateLimit | None = None
+    limits: SourceLimits = Field(default_factory=SourceLimits)
 
 
 class ProfileApiConfig(_Strict):

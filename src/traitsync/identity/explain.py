@@ -161,13 +161,18 @@ def violations(db: Database, *, samples: int = 5) -> list[ViolationSummary]:
 
 def violations_table(summaries: list[ViolationSummary]) -> Table:
     table = Table(title="Identity violations (Profiles Insights categories)")
-    for col in ("category", "count", "latest samples"):
-        table.add_column(col)
+    table.add_column("category")
+    table.add_column("count", justify="right")
+    # Identifiers and message ids are folded, never cut: they are copied into the next command.
+    table.add_column("latest samples (message, identifier, source)", overflow="fold")
     for s in summaries:
-        sample = "\n".join(f"{x['message_id']} {x['id_type'] or ''}:{x['value'] or ''} ({x['source_id']})"
-                           for x in s.samples)
-        table.add_row(s.category, str(s.count), sample or "-")
+        sample = "\n".join(f"{x['message_id']} {_identifier(x)} ({x['source_id']})" for x in s.samples)
+        table.add_row(s.category, f"{s.count:,}", sample or "-")
     return table
+
+
+def _identifier(sample: dict[str, Any]) -> str:
+    return f"{sample['id_type']}:{sample['value']}" if sample.get("id_type") else "(no identifier)"
 
 
 __all__ = ["ACCOUNTS", "Explanation", "ViolationSummary", "canonical_of", "explain", "iso", "members_of",

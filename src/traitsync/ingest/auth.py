@@ -31,6 +31,10 @@ class SourceDirectory:
     def __init__(self, sources: list[SourceConfig]) -> None:
         self._by_key = {s.write_key.get_secret_value(): s for s in sources}
         self.by_id = {s.id: s for s in sources}
+        # Authorization headers already matched to a source: a request looks its source up more
+        # than once (read limit, size limits, auth), and a client sends the same header each time.
+        # Only known sources are kept, so the cache is bounded by the config, not by strangers.
+        self._by_header: dict[str, SourceConfig] = {}
 
     def lookup(self, write_key: str | None) -> SourceConfig | None:
         if not write_key:
@@ -44,8 +48,17 @@ class SourceDirectory:
         return None
 
     def resolve(self, authorization: str | None, body: Any) -> SourceConfig | None:
+        if authorization:
+            cached = self._by_header.get(authorization)
+            if cached is not None:
+                return cached
         key = write_key_from_header(authorization)
-        if key is None and isinstance(body, dict):
+        if key is not None:
+            source = self.lookup(key)
+            if source is not None and authorization and len(self._by_header) < 4 * len(self.by_id) + 16:
+                self._by_header[authorization] = source
+            return source
+        if isinstance(body, dict):
             body_key = body.get("writeKey")
             key = body_key if isinstance(body_key, str) else None
         return self.lookup(key)

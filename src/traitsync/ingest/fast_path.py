@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import structlog
 
-from traitsync.ingest.tracking_api import SINGLE_TYPES, TrackingApi, read_limit
+from traitsync.ingest.tracking_api import SINGLE_TYPES, TrackingApi
 
 log = structlog.get_logger("traitsync.ingest")
 
@@ -41,7 +41,7 @@ class TrackingFastPath:
         kind = _ROUTES[path]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
-            raw = await _read_body(receive, read_limit(kind))
+            raw = await _read_body(receive, self.tracking.read_limit(headers, kind))
             response = await self.tracking.handle(headers, raw, kind, path)
             status, body = response.status_code, bytes(response.body)
             out_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]

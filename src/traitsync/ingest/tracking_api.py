@@ -20,6 +20,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from traitsync.config.models import SourceConfig
 from traitsync.errors import StorageUnavailable
 from traitsync.ingest.appender import Appender
 from traitsync.ingest.auth import SourceDirectory
@@ -30,7 +31,6 @@ from traitsync.spec.validate import Accepted, Rejection, merge_batch_defaults, n
 
 SINGLE_CALL_LIMIT = 32 * 1024
 BATCH_LIMIT = 500 * 1024
-EVENT_LIMIT = 32 * 1024
 MAX_BATCH_ITEMS = 2500
 STORAGE_RETRY_AFTER_SECONDS = 5
 SINGLE_TYPES = ("identify", "track", "page", "screen", "group", "alias")
@@ -50,8 +50,21 @@ class BodyTooLarge(Exception):
     pass
 
 
+class _Refused(Exception):
+    """A whole request refused before any of its messages is looked at (status 400)."""
+
+    def __init__(self, message: str, source_id: str | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.source_id = source_id
+
+
 def _decode_body(raw: bytes, encoding: str | None, limit: int) -> bytes:
-    """The request body, un-gzipped; never inflates more than ``limit + 1`` bytes (gzip bombs)."""
+    """The request body, un-gzipped; never inflates more than ``limit + 1`` bytes (gzip bombs).
+
+    A gzip stream must be complete: a body cut short (no trailer, so no checksum) is refused,
+    since its last message may be cut in the middle of a value that still parses.
+    """
     if not encoding or encoding.lower() == "identity":
         if len(raw) > limit:
             raise BodyTooLarge
@@ -66,6 +79,8 @@ def _decode_body(raw: bytes, encoding: str | None, limit: int) -> bytes:
         raise ValueError(f"the body is not valid {encoding}: {exc}") from exc
     if len(out) > limit or inflater.unconsumed_tail:
         raise BodyTooLarge
+    if not inflater.eof:
+        raise ValueError(f"the {encoding} body is incomplete (it ends before its trailer); resend the whole request")
     return out
 
 
@@ -83,6 +98,9 @@ class TrackingApi:
                 self.buckets[source.id] = RequestBucket(source.rate_limit.requests_per_second,
                                                         source.rate_limit.burst)
         self.debugger = debugger
+        limits = [s.limits for s in sources.by_id.values()]
+        self._max_message = max((lim.message for lim in limits), default=SINGLE_CALL_LIMIT)
+        self._max_batch = max((lim.batch for lim in limits), default=BATCH_LIMIT)
 
     def router(self) -> APIRouter:
         router = APIRouter(tags=["Tracking API"])
@@ -116,42 +134,73 @@ class TrackingApi:
     async def _handle(self, request: Request, kind: str | None, route: str) -> Response:
         headers = request.headers
         declared = headers.get("content-length")
-        limit = read_limit(kind)
+        limit = self.read_limit(headers, kind)
         raw = b"" if declared and declared.isdigit() and int(declared) > limit else await request.body()
         return await self.handle(headers, raw, kind, route)
+
+    def _limit(self, source: SourceConfig | None, kind: str | None) -> int:
+        """Bytes a request may hold once un-gzipped: the source's limit, or the largest of all sources."""
+        if source is not None:
+            return source.limits.message if kind is not None else source.limits.batch
+        return self._max_message if kind is not None else self._max_batch
+
+    def read_limit(self, headers: Mapping[str, str], kind: str | None) -> int:
+        """How many raw (possibly gzipped) bytes a request may carry before it is refused unread."""
+        return self._limit(self.sources.resolve(headers.get("authorization"), None), kind) * 4 + 1024
 
     async def handle(self, headers: Mapping[str, str], raw: bytes, kind: str | None, route: str) -> Response:
         """Answer one request from its (lower-case) headers and raw body; counts it in the metrics.
 
         Both the FastAPI routes and the fast path (``fast_path.py``) call this, so the two can
-        never answer differently.
+        never answer differently. A refused request whose source is known is recorded like a
+        refused message (``log stats``, the source debugger); one without a known write key is
+        only counted in the metrics, so that strangers cannot make the server write.
         """
-        response = await self._process(headers, raw, kind)
+        try:
+            response = await self._process(headers, raw, kind)
+        except _Refused as refused:
+            response = _error(400, "bad_request", refused.message)
+            if refused.source_id is not None:
+                await self._record_refusal(refused, headers, raw, route)
         self.metrics.requests.labels(route, str(response.status_code)).inc()
         return response
 
-    async def _process(self, headers: Mapping[str, str], raw: bytes, kind: str | None) -> Response:
-        limit = SINGLE_CALL_LIMIT if kind is not None else BATCH_LIMIT
-        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type and content_type not in (_JSON, "text/plain"):
-            return _error(400, "bad_request", f"Content-Type must be application/json, not {content_type!r}")
+    async def _record_refusal(self, refused: _Refused, headers: Mapping[str, str], raw: bytes, route: str) -> None:
+        assert refused.source_id is not None
         declared = headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > read_limit(kind):
-            return _too_large(kind, limit)
-        if len(raw) > read_limit(kind):
-            return _too_large(kind, limit)
+        size = int(declared) if declared and declared.isdigit() else len(raw)
+        request = {"route": route, "bytes": size, "content_type": headers.get("content-type"),
+                   "content_encoding": headers.get("content-encoding")}
+        batch = SourceBatch(refused.source_id, [], [(Rejection("bad_request", refused.message), {"request": request})])
+        try:
+            await asyncio.wrap_future(self.appender.submit(batch))
+        except StorageUnavailable:  # the client gets its 400 all the same; /metrics still counts it
+            return
+        self.metrics.rejected.labels(refused.source_id, "bad_request").inc()
+
+    async def _process(self, headers: Mapping[str, str], raw: bytes, kind: str | None) -> Response:
+        # Any declared Content-Type is accepted: what matters is that the body is JSON. Segment's
+        # libraries say application/json, browsers' beacons text/plain, and RudderStack's Node
+        # library application/x-www-form-urlencoded for its gzipped JSON.
+        header_source = self.sources.resolve(headers.get("authorization"), None)
+        # Refusals are recorded for an enabled source only: a disabled one's traffic is not wanted.
+        source_id = header_source.id if header_source is not None and header_source.enabled else None
+        limit = self._limit(header_source, kind)
+        declared = headers.get("content-length")
+        if (declared and declared.isdigit() and int(declared) > limit * 4 + 1024) or len(raw) > limit * 4 + 1024:
+            raise _Refused(_too_large_message(kind, limit), source_id)
         try:
             body_bytes = _decode_body(raw, headers.get("content-encoding"), limit)
         except BodyTooLarge:
-            return _too_large(kind, limit)
+            raise _Refused(_too_large_message(kind, limit), source_id) from None
         except ValueError as exc:
-            return _error(400, "bad_request", str(exc))
+            raise _Refused(str(exc), source_id) from None
         try:
             body = orjson.loads(body_bytes) if body_bytes else None
         except orjson.JSONDecodeError as exc:
-            return _error(400, "bad_request", f"Invalid JSON: {exc}")
+            raise _Refused(f"Invalid JSON: {exc}", source_id) from None
         if not isinstance(body, dict):
-            return _error(400, "bad_request", "The body must be a JSON object")
+            raise _Refused("The body must be a JSON object", source_id)
 
         source = self.sources.resolve(headers.get("authorization"), body)
         if source is None:
@@ -166,6 +215,9 @@ class TrackingApi:
                 seconds = str(max(1, math.ceil(wait)))
                 return _error(429, "too_many_requests", f"Source {source.id} is over its rate limit",
                               {"Retry-After": seconds, "X-RateLimit-Reset": seconds})
+        if source is not header_source and len(body_bytes) > self._limit(source, kind):
+            raise _Refused(_too_large_message(kind, self._limit(source, kind)), source.id)
+        message_limit = source.limits.message
 
         received_ms = int(time.time() * 1000)
         accepted: list[Accepted] = []
@@ -179,18 +231,18 @@ class TrackingApi:
         else:
             items = body.get("batch")
             if not isinstance(items, list):
-                return _error(400, "bad_request", "batch must be an array of messages")
+                raise _Refused("batch must be an array of messages", source.id)
             if len(items) > MAX_BATCH_ITEMS:
-                return _error(400, "bad_request", f"batch has {len(items)} items; at most {MAX_BATCH_ITEMS} "
-                              "are allowed per request")
+                raise _Refused(f"batch has {len(items)} items; at most {MAX_BATCH_ITEMS} are allowed per request",
+                               source.id)
             if not items:
                 rejected.append((Rejection("empty_batch", "batch is empty"), None))
             context, integrations, sent_at = body.get("context"), body.get("integrations"), body.get("sentAt")
-            # Only a body over 32 KB can hold an item over 32 KB: skip re-serialising otherwise.
-            check_items = len(body_bytes) > EVENT_LIMIT
+            # Only a body over the message limit can hold an item over it: skip re-serialising otherwise.
+            check_items = len(body_bytes) > message_limit
             for index, item in enumerate(items):
-                if check_items and isinstance(item, dict) and len(orjson.dumps(item)) > EVENT_LIMIT:
-                    rej = Rejection("event_too_large", f"message is over {EVENT_LIMIT // 1024} KB", index,
+                if check_items and isinstance(item, dict) and len(orjson.dumps(item)) > message_limit:
+                    rej = Rejection("event_too_large", f"message is over {_size(message_limit)}", index,
                                     item.get("messageId") if isinstance(item.get("messageId"), str) else None)
                     rejected.append((rej, {"messageId": rej.message_id, "type": item.get("type")}))
                     continue
@@ -235,14 +287,13 @@ class TrackingApi:
         return _json(200, answer)
 
 
-def read_limit(kind: str | None) -> int:
-    """How many raw (possibly gzipped) bytes a request may carry before it is refused unread."""
-    return (SINGLE_CALL_LIMIT if kind is not None else BATCH_LIMIT) * 4 + 1024
+def _size(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MB" if limit % (1024 * 1024) == 0 else f"{limit // 1024} KB"
 
 
-def _too_large(kind: str | None, limit: int) -> Response:
+def _too_large_message(kind: str | None, limit: int) -> str:
     what = "single call" if kind is not None else "batch"
-    return _error(400, "bad_request", f"Request body is over the {limit // 1024} KB limit for a {what}")
+    return f"Request body is over the {_size(limit)} limit for a {what}"
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {

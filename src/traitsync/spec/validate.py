@@ -149,7 +149,9 @@ def normalise(raw: Any, *, received_at_ms: int, default_type: str | None = None,
 
     Normalising means: ``type`` from the route when absent, a ``messageId`` when absent,
     ``originalTimestamp`` kept, ``timestamp`` corrected for device clock skew, ``receivedAt``
-    set, and the write key stripped so that no secret is ever stored. File imports pass
+    set, every time written as ISO-8601 UTC with milliseconds, an identify's ``traits`` taken
+    from ``context.traits`` when it has none of its own, and the write key stripped so that no
+    secret is ever stored. File imports pass
     ``keep_received_at`` so that restoring an export reproduces it exactly; the HTTP API never
     trusts a client's ``receivedAt``.
     """
@@ -197,9 +199,16 @@ def normalise(raw: Any, *, received_at_ms: int, default_type: str | None = None,
     if timestamp_ms < 0:
         return Rejection("invalid_timestamp", "timestamp is before 1970-01-01", message_id=client_id)
     if original_ms is not None:
-        msg["originalTimestamp"] = msg[original_key]
+        msg["originalTimestamp"] = format_iso_ms(original_ms)
+    if sent_ms is not None:
+        msg["sentAt"] = format_iso_ms(sent_ms)
     msg["timestamp"] = format_received_ms(timestamp_ms) if timestamp_ms == received_at_ms \
         else format_iso_ms(timestamp_ms)
+    if kind == "identify" and msg.get("traits") is None:
+        # RudderStack's Python library sends identify traits only in context.traits.
+        context = msg.get("context")
+        if isinstance(context, dict) and isinstance(context.get("traits"), dict):
+            msg["traits"] = dict(context["traits"])
     msg["receivedAt"] = format_received_ms(received_at_ms)
     msg.pop("writeKey", None)
     msg["messageId"] = message_id
