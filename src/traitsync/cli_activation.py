@@ -66,7 +66,7 @@ def parse_when(value: str | None, default_ms: int) -> int:
 def status(config: ConfigOption = None, database_url: DatabaseOption = None,
            since: Annotated[str, typer.Option(help="Overview window start (ISO, epoch ms or e.g. 24h).")] = "24h",
            ) -> None:
-    """Per destination: outbox states now, and the delivery overview since ``--since``."""
+    """Per destination: outbox states now, and the delivery overview since --since."""
     from traitsync.delivery.outbox import Outbox
     from traitsync.delivery.overview import delivery_overview
 

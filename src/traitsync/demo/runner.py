@@ -227,13 +227,17 @@ def _report(console: Console, base: str, receiver: DemoReceiver) -> None:
             console.print(f"[bold]{label}:[/]")
             console.print_json(json.dumps(sample))
     table = Table(title="Audiences: users entering and exiting (track events at dst_events)")
-    for col in ("audience", "users entered", "users exited", "messages (one per identifier)", "users who exited"):
-        table.add_column(col)
+    table.add_column("audience", overflow="fold")
+    for col in ("entered", "exited", "messages"):
+        table.add_column(col, justify="right")
+    exits: list[str] = []
     for key in ("order_completed_last_30days", SHORT_AUDIENCE):
         entered, exited = _audience_users(events, key)
-        table.add_row(key, str(len(set(entered))), str(len(set(exited))), str(len(entered) + len(exited)),
-                      ", ".join(sorted(set(exited))[:8]))
+        table.add_row(key, str(len(set(entered))), str(len(set(exited))), str(len(entered) + len(exited)))
+        if exited:
+            exits.append(f"{key}: " + ", ".join(sorted(set(exited))[:8]))
     console.print(table)
+    console.print("users entered and exited (one message per identifier); who exited:", *exits, sep="\n  ")
     revenue: dict[str, Any] = {}
     for m in events:
         traits = m.get("traits", {})
