@@ -232,7 +232,8 @@ def e2e(rate: int, seconds: int, database_url: str | None) -> None:
 
 
 def _deliver_once(cap: int, messages: int, adaptive: bool, latency: float, fail_share: float, batch_size: int,
-                  concurrency: int | None) -> dict[str, Any]:
+                  concurrency: int | None, limiter_kind: str = "shared") -> dict[str, Any]:
+    from traitsync.delivery.limiter import Limiter, RateLimiter
     from traitsync.delivery.outbox import Outbox
     from traitsync.delivery.shared_limiter import SharedRateLimiter
     from traitsync.delivery.target import DeliveryTarget
@@ -254,7 +255,9 @@ def _deliver_once(cap: int, messages: int, adaptive: bool, latency: float, fail_
     settings = webhook.DESTINATION.parse_settings({"url": f"{rec.url}/hook"})
     target = DeliveryTarget.simple("dst", webhook.DESTINATION, settings, rate=cap, batch_size=batch_size,
                                    concurrency=concurrency)
-    worker = DestinationWorker(db, target, limiter=SharedRateLimiter(db, "dst", cap, adaptive=adaptive))
+    limiter: Limiter = (SharedRateLimiter(db, "dst", cap, adaptive=adaptive) if limiter_kind == "shared"
+                        else RateLimiter(cap, adaptive=adaptive))
+    worker = DestinationWorker(db, target, limiter=limiter)
     start = time.time()
     worker.drain(timeout=messages / cap * 3 + 60, include_retries=True)
     elapsed = time.time() - start
@@ -272,7 +275,8 @@ def _deliver_once(cap: int, messages: int, adaptive: bool, latency: float, fail_
     steady = k / (arrivals[k] - arrivals[0]) if k > 1 else float("nan")
     samples = rec.in_flight_samples
     return {
-        "cap_per_second": cap, "adaptive_limiter": adaptive, "messages": messages, "answer_latency_s": latency,
+        "cap_per_second": cap, "limiter": limiter_kind, "adaptive_limiter": adaptive, "messages": messages,
+        "answer_latency_s": latency,
         "fail_share": fail_share, "batch_size": batch_size, "concurrency": target.concurrency,
         "requests": len(arrivals), "delivered": len(rec.messages()), "seconds": round(elapsed, 1),
         "achieved_requests_per_second": round(len(arrivals) / span, 1),
@@ -283,9 +287,11 @@ def _deliver_once(cap: int, messages: int, adaptive: bool, latency: float, fail_
     }
 
 
-def delivery(cap: int, messages: int, adaptive: bool, latency: float, fail_share: float, batch_size: int) -> None:
-    baseline = _deliver_once(cap, max(20, min(messages // 20, 100)), adaptive, latency, fail_share, batch_size, 1)
-    run = _deliver_once(cap, messages, adaptive, latency, fail_share, batch_size, None)
+def delivery(cap: int, messages: int, adaptive: bool, latency: float, fail_share: float, batch_size: int,
+             limiter: str) -> None:
+    baseline = _deliver_once(cap, max(20, min(messages // 20, 100)), adaptive, latency, fail_share, batch_size, 1,
+                             limiter)
+    run = _deliver_once(cap, messages, adaptive, latency, fail_share, batch_size, None, limiter)
     print(json.dumps({"benchmark": "delivery", "run": run, "baseline_one_at_a_time": baseline,
                       "ratio_to_baseline": round(run["steady_requests_per_second"]
                                                  / baseline["steady_requests_per_second"], 1)}, indent=2))
@@ -305,11 +311,14 @@ def main() -> None:
     b.add_argument("--latency", type=float, default=0.2, help="Seconds the receiver takes to answer.")
     b.add_argument("--fail-share", type=float, default=0.0, help="Share of requests answered 429 or 500.")
     b.add_argument("--batch-size", type=int, default=1, help="Messages per exchange.")
+    b.add_argument("--limiter", choices=("shared", "local"), default="shared",
+                   help="shared: the cap held in the store across processes (what serve runs); local: in-process.")
     args = parser.parse_args()
     if args.what == "e2e":
         e2e(args.rate, args.seconds, args.database_url)
     else:
-        delivery(args.cap, args.messages, not args.no_adaptive, args.latency, args.fail_share, args.batch_size)
+        delivery(args.cap, args.messages, not args.no_adaptive, args.latency, args.fail_share, args.batch_size,
+                 args.limiter)
 
 
 if __name__ == "__main__":

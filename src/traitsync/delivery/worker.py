@@ -37,9 +37,10 @@ import structlog
 
 from traitsync.delivery.backoff import Backoff
 from traitsync.delivery.executor import ExchangeResult, Executor, Stopped
-from traitsync.delivery.limiter import Limiter, RateLimiter
+from traitsync.delivery.limiter import Limiter
 from traitsync.delivery.outbox import DEAD, DELIVERED, RETRY_WAIT, Outbox, OutboxRow
 from traitsync.delivery.pauses import pause, paused_until, resume
+from traitsync.delivery.shared_limiter import SharedRateLimiter
 from traitsync.delivery.target import DeliveryTarget
 from traitsync.delivery.transport import HttpTransport, Transport
 from traitsync.destinations.base import Item, Outcome, Previous
@@ -86,7 +87,9 @@ class DestinationWorker:
         self.destination_id = target.destination_id
         self.name = f"delivery-{target.destination_id}"
         self.adapter = target.adapter
-        self.limiter: Limiter = limiter or RateLimiter(target.rate)
+        # The default is the store-backed limiter: it paces evenly and holds the cap across threads and
+        # processes; the in-process RateLimiter allows bursts and suits one sender at a time.
+        self.limiter: Limiter = limiter or SharedRateLimiter(db, target.destination_id, target.rate)
         self.backoff = backoff or Backoff()
         self.transport: Transport = transport or HttpTransport()
         self.lease_ms = int(lease_s * 1000)
