@@ -329,15 +329,15 @@ def test_delivery_leaves_a_receipt_until_it_is_applied(db: Database, receiver: R
     outbox = Outbox(db)
     conn = db.connect()
     with conn.transaction():
-        outbox.enqueue(conn, "dst_hook", "u1", msg(1), meta={"kind": "event", "n": 1})
-        outbox.enqueue(conn, "dst_hook", "u2", msg(1, "u2"), meta={"kind": "event", "n": 2})
+        outbox.enqueue(conn, "dst_hook", "u1", msg(1), meta={"confirms": "event", "n": 1})
+        outbox.enqueue(conn, "dst_hook", "u2", msg(1, "u2"), meta={"confirms": "event", "n": 2})
     receiver.rules.append(lambda body: Reply(400) if body["userId"] == "u2" else None)
     worker = webhook_worker(db, receiver)
     worker.drain(5)
     worker.close()
     with conn.transaction():
         got = receipts.unapplied(conn)
-        assert [(r.destination_id, r.meta) for r in got] == [("dst_hook", {"kind": "event", "n": 1})]
+        assert [(r.destination_id, r.meta) for r in got] == [("dst_hook", {"confirms": "event", "n": 1})]
         assert receipts.busy(conn, "dst_hook", "u1") and not receipts.busy(conn, "dst_hook", "u2")
         receipts.mark_applied(conn, [r.outbox_id for r in got])
     with conn.transaction():

@@ -172,11 +172,11 @@ class ListScheduler(PollingWorker):
         """The delivery hook's view of each message, batched exactly as ``list_messages`` batches."""
         out: list[dict[str, Any]] = []
         if create:
-            out.append({"kind": LIST_META, "computation_id": computation_id, "action": "create", "members": []})
+            out.append({"confirms": LIST_META, "computation_id": computation_id, "action": "create", "members": []})
         size = max(1, batch_size)
         for action, members in (("remove", removes), ("add", adds)):
             for start in range(0, len(members), size):
-                out.append({"kind": LIST_META, "computation_id": computation_id, "action": action,
+                out.append({"confirms": LIST_META, "computation_id": computation_id, "action": action,
                             "members": [[m.profile_id, m.identifier.type, m.identifier.value]
                                         for m in members[start:start + size]]})
         return out

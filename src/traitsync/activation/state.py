@@ -47,9 +47,17 @@ def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
         yield values[i:i + _CHUNK]
 
 
+def confirms(meta: Mapping[str, Any]) -> str | None:
+    """What a delivered message confirms: an event snapshot or a list operation.
+
+    Rows enqueued before this key was renamed carry it as ``kind``."""
+    value = meta.get("confirms", meta.get("kind"))
+    return None if value is None else str(value)
+
+
 def send_meta(profile_id: str, computation_id: str, send: Send, version: int) -> dict[str, Any]:
     """What the receipt fold needs to move one delivered event message into the snapshot."""
-    return {"kind": EVENT_META, "profile_id": profile_id, "computation_id": computation_id,
+    return {"confirms": EVENT_META, "profile_id": profile_id, "computation_id": computation_id,
             "id": [send.identifier.type, send.identifier.value], "value": send.value, "reason": send.reason,
             "version": version}
 
@@ -82,7 +90,7 @@ def load_planned(conn: Connection, destination_id: str, profile_ids: Sequence[st
     messages the destination may not hold yet (see the module docstring for the read order)."""
     pending: list[tuple[SnapshotKey, Send, int]] = []
     for meta in receipts.undelivered_meta(conn, destination_id, profile_ids):
-        if meta.get("kind") != EVENT_META:
+        if confirms(meta) != EVENT_META:
             continue
         send, version = _send_of(meta)
         pending.append(((str(meta["profile_id"]), str(meta["computation_id"])), send, version))
@@ -122,7 +130,7 @@ def apply_receipts(conn: Connection, *, limit: int = 1000) -> int:
     """
     done = receipts.unapplied(conn, limit)
     for receipt in done:
-        kind = receipt.meta.get("kind")
+        kind = confirms(receipt.meta)
         if kind == EVENT_META:
             confirm_event(conn, receipt.destination_id, receipt.meta)
         elif kind == LIST_META:
