@@ -48,6 +48,13 @@ class ExchangeResult:
     http_status: int | None = None
     detail: str | None = None
     sent_any: bool = False
+    #: Items already handed to ``on_request`` (settled as their request finished).
+    settled: set[int] = field(default_factory=set)
+
+
+#: Called as each request of a simple (build/classify) exchange finishes: the item indices it
+#: carried, their outcomes, and that request's own result (its request log, status, detail).
+OnRequest = Callable[[list[int], list[Outcome], ExchangeResult], None]
 
 
 class Executor:
@@ -114,16 +121,28 @@ class Executor:
 
     # -- one exchange --------------------------------------------------------------------------
 
-    def run(self, items: Sequence[Item]) -> ExchangeResult:
-        """Outcomes for ``items`` (one each), isolating items that will not build."""
+    def run(self, items: Sequence[Item], on_request: OnRequest | None = None) -> ExchangeResult:
+        """Outcomes for ``items`` (one each), isolating items that will not build.
+
+        With ``on_request``, a simple exchange reports each request's items as soon as it is
+        answered, so they are settled then (and a profile's next message can go) rather than when
+        the last request of the batch is answered.
+        """
         try:
-            return self._run(items)
+            return self._run(items, on_request)
         except InvalidPayload as exc:
             if len(items) == 1:
                 return ExchangeResult([Outcome.drop(exc.code.upper(), self.redact(exc.message))])
         combined = ExchangeResult([])
-        for item in items:
-            one = self.run([item])
+        for position, item in enumerate(items):
+            def shifted(indices: list[int], outcomes: list[Outcome], part: ExchangeResult,
+                        at: int = position) -> None:
+                assert on_request is not None
+                on_request([at + i for i in indices], outcomes, part)
+
+            one = self.run([item], shifted if on_request is not None else None)
+            if one.settled:
+                combined.settled.add(position)
             combined.outcomes.extend(one.outcomes)
             combined.requests.extend(one.requests)
             combined.http_status = one.http_status if one.http_status is not None else combined.http_status
@@ -131,7 +150,7 @@ class Executor:
             combined.sent_any = combined.sent_any or one.sent_any
         return combined
 
-    def _run(self, items: Sequence[Item]) -> ExchangeResult:
+    def _run(self, items: Sequence[Item], on_request: OnRequest | None = None) -> ExchangeResult:
         result = ExchangeResult([])
         adapter = self.target.adapter
         token: Token | None = None
@@ -145,7 +164,7 @@ class Executor:
                 result.detail = self.redact(str(exc))
                 return result
         if adapter.exchange is None:
-            return self._run_requests(items, token, result)
+            return self._run_requests(items, token, result, on_request)
         exchange = adapter.start(items, self.target.settings, token)
         try:
             request = next(exchange)
@@ -179,7 +198,8 @@ class Executor:
         result.outcomes = outcomes
         return result
 
-    def _run_requests(self, items: Sequence[Item], token: Token | None, result: ExchangeResult) -> ExchangeResult:
+    def _run_requests(self, items: Sequence[Item], token: Token | None, result: ExchangeResult,
+                      on_request: OnRequest | None = None) -> ExchangeResult:
         """The simple form (``build`` then ``classify`` per request), run here rather than as a
         generator so that stopping, or a pause, between two requests of a batch sends nothing
         more: the items not yet sent go back to the queue untouched."""
@@ -189,6 +209,7 @@ class Executor:
         for request in adapter.build(items, self.target.settings):
             if result.sent_any and (self.stop.is_set() or self.hold()):
                 break
+            logged = len(result.requests)
             try:
                 response = self._authorised_send(request, token, result)
             except Stopped:
@@ -213,6 +234,10 @@ class Executor:
                 got = [Outcome.retry(code="ADAPTER_ERROR")] * len(carried)
             for i, outcome in zip(request.indices, got, strict=True):
                 outcomes[i] = outcome
+            if on_request is not None:
+                part = ExchangeResult(got, result.requests[logged:], result.http_status, result.detail, True)
+                on_request(list(request.indices), got, part)
+                result.settled.update(request.indices)
             if any(o.kind == "auth" for o in got):
                 break  # the rest would fail alike; they wait for the pause to end
         if not result.sent_any:

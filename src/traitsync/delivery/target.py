@@ -20,7 +20,7 @@ from traitsync.destinations.registry import default_rate
 #: The vendor answer time the default concurrency plans for: real APIs answer in 100-500 ms.
 PLANNED_LATENCY_S = 0.5
 MIN_CONCURRENCY = 4
-MAX_CONCURRENCY = 64
+MAX_CONCURRENCY = 256
 
 
 def default_concurrency(rate: float, batch_requests: int = 1) -> int:

@@ -211,19 +211,28 @@ class DestinationWorker:
 
     def _deliver(self, rows: list[OutboxRow]) -> int:
         started = time.monotonic()
+        conn = self.conn
+
+        def settle_now(indices: list[int], outcomes: list[Outcome], part: ExchangeResult) -> None:
+            """Settle a request's rows as soon as it is answered (a profile's next message can go)."""
+            duration_ms = int((time.monotonic() - started) * 1000)
+            with conn.transaction():
+                for i, outcome in zip(indices, outcomes, strict=True):
+                    if outcome.kind != "unsent":
+                        self._settle(conn, rows[i], outcome, part, duration_ms)
+
         try:
-            result = self.executor.run([item_for(r, self.target) for r in rows])
+            result = self.executor.run([item_for(r, self.target) for r in rows], settle_now)
         except Stopped:
-            self.outbox.release(self.conn, [r.id for r in rows])
+            self.outbox.release(conn, [r.id for r in rows])
             return 0
         duration_ms = int((time.monotonic() - started) * 1000)
-        conn = self.conn
         unsent: list[int] = []
         with conn.transaction():
-            for row, outcome in zip(rows, result.outcomes, strict=True):
+            for i, (row, outcome) in enumerate(zip(rows, result.outcomes, strict=True)):
                 if outcome.kind == "unsent":
                     unsent.append(row.id)
-                else:
+                elif i not in result.settled:
                     self._settle(conn, row, outcome, result, duration_ms)
         if unsent:
             self.outbox.release(conn, unsent)
@@ -338,10 +347,12 @@ class DestinationWorker:
         A row that is due but was not claimed waits behind its profile's message in flight, so
         only a settle can free it: then we wait for a settle rather than poll.
         """
-        if self._in_flight >= self.target.concurrency:
+        if self._in_flight > 0:
+            # Exchanges are running: a settle is what most likely frees the next message, and the
+            # due-time query is not free on a long queue. New rows are seen within poll_interval.
             with self._settled_signal:
-                if self._in_flight >= self.target.concurrency:
-                    self._settled_signal.wait(self.poll_interval)
+                if self._in_flight > 0:
+                    self._settled_signal.wait(min(self.poll_interval, 0.05))
             return
         due = self.outbox.next_due_ms(self.conn, self.destination_id)
         self.conn.commit()
