@@ -57,7 +57,8 @@ def entry(item: Item, settings: EventBridgeSettings) -> tuple[dict[str, Any], in
     detail = dumps(item.fields.get("detail", item.message)).decode("utf-8")
     when = epoch_ms(event_time(item))
     # AWS JSON 1.1 timestamps are epoch seconds (numbers), as botocore sends them.
-    out: dict[str, Any] = {"Time": when // 1000 if when % 1000 == 0 else when / 1000, "Source": settings.source, "DetailType": detail_type[:128],
+    out: dict[str, Any] = {"Time": when // 1000 if when % 1000 == 0 else when / 1000, "Source": settings.source,
+                           "DetailType": detail_type[:128],
                            "Detail": detail, "EventBusName": settings.eventBusName}
     resources = item.fields.get("resources")
     if isinstance(resources, list) and resources:
