@@ -33,6 +33,7 @@ import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -188,7 +189,7 @@ def max_window(times: list[float], width: float = 1.0) -> int:
 
 
 def run(vendor: str, changes: int, server: str, latency: float, concurrency: int | None,
-        cap: float | None) -> dict[str, Any]:
+        cap: float | None, backlog: int, max_seconds: float) -> dict[str, Any]:
     from traitsync.delivery.outbox import Outbox
     from traitsync.delivery.shared_limiter import SharedRateLimiter
     from traitsync.delivery.target import DeliveryTarget
@@ -214,11 +215,37 @@ def run(vendor: str, changes: int, server: str, latency: float, concurrency: int
     db = Database(f"sqlite:///{tmp / 'db.sqlite'}")
     migrate(db)
     outbox = Outbox(db)
-    conn = db.connect()
-    with conn.transaction():
-        for n in range(changes):
-            outbox.enqueue(conn, "dst", f"p{n}", message(n), computation_id="aud_1")
-    conn.close()
+    fed = {"n": 0}
+
+    def enqueue(count: int) -> None:
+        conn = db.connect()
+        try:
+            with conn.transaction():
+                for n in range(fed["n"], min(changes, fed["n"] + count)):
+                    outbox.enqueue(conn, "dst", f"p{n}", message(n), computation_id="aud_1")
+            fed["n"] = min(changes, fed["n"] + count)
+        finally:
+            conn.close()
+
+    stop_feeding = threading.Event()
+
+    def feed() -> None:
+        """Keep about ``backlog`` changes waiting, as a live stream of changes would."""
+        conn = db.connect()
+        try:
+            while fed["n"] < changes and not stop_feeding.is_set():
+                waiting = int(conn.scalar("SELECT count(*) FROM delivery_outbox WHERE destination_id = ? AND "
+                                          "state = 'pending'", ("dst",)) or 0)
+                conn.commit()
+                if waiting < backlog // 2:
+                    enqueue(backlog - waiting)
+                else:
+                    stop_feeding.wait(0.02)
+        finally:
+            conn.close()
+
+    enqueue(changes if backlog <= 0 else backlog)
+    feeder = threading.Thread(target=feed, daemon=True)
 
     adapter = get_destination(vendor)
     target = DeliveryTarget.simple("dst", adapter, adapter.parse_settings(settings_for(vendor, url)), rate=rate,
@@ -226,7 +253,23 @@ def run(vendor: str, changes: int, server: str, latency: float, concurrency: int
     limiter = SharedRateLimiter(db, "dst", rate)
     worker = DestinationWorker(db, target, limiter=limiter, poll_interval=0.05)
     started = time.time()
-    worker.drain(timeout=changes / adapter.max_batch / rate * 4 + 120, include_retries=True)
+    if backlog > 0:
+        feeder.start()
+        worker.start()
+        while time.time() - started < max_seconds:
+            time.sleep(0.2)
+            if fed["n"] >= changes:
+                conn = db.connect()
+                open_rows = conn.scalar("SELECT count(*) FROM delivery_outbox WHERE destination_id = ? AND "
+                                        "state IN ('pending', 'in_flight', 'retry_wait')", ("dst",))
+                conn.commit()
+                conn.close()
+                if not open_rows:
+                    break
+        stop_feeding.set()
+        worker.stop()
+    else:
+        worker.drain(timeout=max_seconds, include_retries=True)
     elapsed = time.time() - started
     worker.close()
     limiter.close()
@@ -246,8 +289,11 @@ def run(vendor: str, changes: int, server: str, latency: float, concurrency: int
     per_request = changes / max(1, len(times))
     return {
         "vendor": vendor, "server": server, "latency_s": latency, "cap_requests_per_second": rate,
+        "backlog": backlog if backlog > 0 else "all at once", "changes_queued": fed["n"],
         "concurrency": target.concurrency, "batch_size": target.batch_size, "changes": changes,
-        "delivered": states.get("delivered", 0), "states": states, "requests": len(times),
+        "delivered": states.get("delivered", 0),
+        "delivered_per_second_wall": round(states.get("delivered", 0) / elapsed, 1), "states": states,
+        "requests": len(times),
         "seconds": round(elapsed, 1),
         "requests_per_second": round(len(times) / span, 1), "share_of_cap": round(len(times) / span / rate, 3),
         "steady_requests_per_second": round(steady, 1), "steady_share_of_cap": round(steady / rate, 3),
@@ -268,12 +314,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=None,
                         help="Requests in flight per worker (default: the platform's, from the cap).")
     parser.add_argument("--cap", type=float, default=None, help="Override every vendor's cap (requests/s).")
+    parser.add_argument("--backlog", type=int, default=2000,
+                        help="Changes kept waiting in the outbox while feeding (0: queue all CHANGES at once).")
+    parser.add_argument("--max-seconds", type=float, default=1800.0, help="Stop a vendor's run after this long.")
     args = parser.parse_args()
     os.environ.setdefault("TRAITSYNC_LOG_LEVEL", "WARNING")
     for vendor in [v.strip() for v in args.vendors.split(",") if v.strip()]:
         if vendor not in CAPS:
             raise SystemExit(f"unknown vendor {vendor!r}; choose from {', '.join(CAPS)}")
-        result = run(vendor, args.changes, args.server, args.latency, args.concurrency, args.cap)
+        result = run(vendor, args.changes, args.server, args.latency, args.concurrency, args.cap, args.backlog,
+                     args.max_seconds)
         print(json.dumps(result), flush=True)
 
 
