@@ -104,10 +104,9 @@ def test_a_throttle_waits_for_retry_after_and_loses_nothing(harness: Harness, fa
     throttled = [a for a in result.attempts if a[2] == "retry"]
     assert {a[3] for a in throttled} == {"429"}
     sent = fake.on("POST", "/users/track")
-    assert len(sent) == 3
     throttled_ids = [o["external_id"] for o in sent[0].json()["attributes"]]
-    again = [r for r in sent[1:] if [o["external_id"] for o in r.json()["attributes"]] == throttled_ids]
-    assert len(again) == 1 and again[0].at - sent[0].at >= 0.19
+    resent = [r for r in sent[1:] if {o["external_id"] for o in r.json()["attributes"]} & set(throttled_ids)]
+    assert resent and all(r.at - sent[0].at >= 0.19 for r in resent)  # X-Ratelimit-Retry-After honoured
     assert sorted(o["external_id"] for r in sent[1:] for o in r.json()["attributes"]) == [f"u{i}" for i in range(4)]
 
 
