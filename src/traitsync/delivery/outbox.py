@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from traitsync.store.database import Connection, Database
+from traitsync.store.tables.delivery import OPEN_ROWS_SQL
 
 PENDING: Final = "pending"
 IN_FLIGHT: Final = "in_flight"
@@ -94,6 +95,8 @@ class Outbox:
     def __init__(self, db: Database, *, clock: Callable[[], int] = now_ms) -> None:
         self.db = db
         self.clock = clock
+        # Spelled as the partial indexes are, so the planner uses them (tables/delivery.py).
+        self._open = OPEN_ROWS_SQL[db.dialect]
 
     def enqueue(self, conn: Connection, destination_id: str, profile_id: str, message: Mapping[str, Any], *,
                 computation_id: str | None = None, meta: Mapping[str, Any] | None = None,
@@ -137,13 +140,13 @@ class Outbox:
         with conn.transaction():
             rows = conn.fetchall(
                 f"SELECT {', '.join('o.' + c.strip() for c in _COLUMNS.split(','))}"
-                " FROM delivery_outbox o WHERE o.destination_id = ?"
+                f" FROM delivery_outbox o WHERE o.destination_id = ? AND o.{self._open}"
                 " AND ((o.state IN (?, ?) AND o.next_attempt_at_ms <= ?)"
                 " OR (o.state = ? AND o.lease_until_ms < ?))"
                 " AND NOT EXISTS (SELECT 1 FROM delivery_outbox p WHERE p.destination_id = o.destination_id"
-                " AND p.order_key = o.order_key AND p.id < o.id AND p.terminal = ?)"
+                f" AND p.order_key = o.order_key AND p.id < o.id AND p.{self._open})"
                 f" ORDER BY o.id LIMIT ?{lock}",
-                (destination_id, PENDING, RETRY_WAIT, at, IN_FLIGHT, at, False, limit))
+                (destination_id, PENDING, RETRY_WAIT, at, IN_FLIGHT, at, limit))
             claimed = [OutboxRow.from_db(r) for r in rows]
             if claimed:
                 conn.executemany(
@@ -234,8 +237,8 @@ class Outbox:
         """
         value = conn.scalar(
             "SELECT MIN(CASE WHEN o.state = ? THEN o.lease_until_ms ELSE o.next_attempt_at_ms END)"
-            " FROM delivery_outbox o WHERE o.destination_id = ? AND o.state IN (?, ?, ?)"
+            f" FROM delivery_outbox o WHERE o.destination_id = ? AND o.{self._open} AND o.state IN (?, ?, ?)"
             " AND NOT EXISTS (SELECT 1 FROM delivery_outbox p WHERE p.destination_id = o.destination_id"
-            " AND p.order_key = o.order_key AND p.id < o.id AND p.terminal = ?)",
-            (IN_FLIGHT, destination_id, PENDING, RETRY_WAIT, IN_FLIGHT, False))
+            f" AND p.order_key = o.order_key AND p.id < o.id AND p.{self._open})",
+            (IN_FLIGHT, destination_id, PENDING, RETRY_WAIT, IN_FLIGHT))
         return None if value is None else int(value)
