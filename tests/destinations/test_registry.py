@@ -49,3 +49,13 @@ def test_parse_retry_after() -> None:
 
 def test_default_classify() -> None:
     assert classify_by_status(Response(502), items_of([{}, {}, {}])) == [Outcome.retry(None, "502")] * 3
+
+
+def test_throttle_delay_reads_the_vendors_headers() -> None:
+    from traitsync.destinations.http import Response, throttle_delay
+
+    assert throttle_delay(Response(429, {"retry-after": "7"})) == 7.0
+    assert throttle_delay(Response(429, {"x-ratelimit-retry-after": "3"})) == 3.0  # Braze
+    assert throttle_delay(Response(429, {"x-ratelimit-reset": "1000000100"}), now=1000000000.0) == 100.0  # epoch
+    assert throttle_delay(Response(429, {"x-ratelimit-reset": "12"})) == 12.0
+    assert throttle_delay(Response(429)) is None

@@ -28,7 +28,8 @@ from traitsync.delivery.target import DeliveryTarget
 from traitsync.delivery.tokens import TokenCache
 from traitsync.delivery.transport import Transport, TransportError
 from traitsync.destinations.auth import Token, TokenRejected
-from traitsync.destinations.base import Item, Outcome, Request, Response, parse_retry_after
+from traitsync.destinations.base import Item, Outcome, Request, Response
+from traitsync.destinations.http import throttle_delay
 from traitsync.errors import InvalidPayload
 
 log = structlog.get_logger("traitsync.delivery")
@@ -96,7 +97,7 @@ class Executor:
             response = Response(0, error=exc.code, settings_error=exc.settings)
             result.detail = self.redact(exc.message)
         result.sent_any = True
-        retry_after = parse_retry_after(response.header("retry-after")) if response.status == 429 else None
+        retry_after = throttle_delay(response) if response.status == 429 else None
         throttle = self.target.adapter.throttle
         hint = throttle(response) if throttle is not None and response.error is None else None
         if hint is not None:

@@ -88,3 +88,21 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         return None
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)
+
+
+def throttle_delay(response: Response, *, now: float | None = None) -> float | None:
+    """How long a throttled vendor asked us to wait: ``Retry-After``, else the vendors' own headers
+    (Braze ``X-Ratelimit-Retry-After`` in seconds; SendGrid and Intercom ``X-RateLimit-Reset``, an
+    epoch time)."""
+    wait = parse_retry_after(response.header("retry-after"), now=now)
+    if wait is None:
+        wait = parse_retry_after(response.header("x-ratelimit-retry-after"), now=now)
+    reset = response.header("x-ratelimit-reset")
+    if wait is None and reset is not None:
+        try:
+            value = float(reset.strip())
+        except ValueError:
+            return None
+        current = time.time() if now is None else now
+        wait = max(0.0, value - current) if value > 1e9 else max(0.0, value)
+    return wait
