@@ -137,16 +137,20 @@ class Outbox:
         """
         at = self.clock() if at_ms is None else at_ms
         lock = " FOR UPDATE OF o SKIP LOCKED" if self.db.capabilities.supports_skip_locked else ""
+        sql = (f"SELECT {', '.join('o.' + c.strip() for c in _COLUMNS.split(','))}"
+               f" FROM delivery_outbox o WHERE o.destination_id = ? AND o.{self._open}"
+               " AND ((o.state IN (?, ?) AND o.next_attempt_at_ms <= ?)"
+               " OR (o.state = ? AND o.lease_until_ms < ?))"
+               " AND NOT EXISTS (SELECT 1 FROM delivery_outbox p WHERE p.destination_id = o.destination_id"
+               f" AND p.order_key = o.order_key AND p.id < o.id AND p.{self._open})"
+               f" ORDER BY o.id LIMIT ?{lock}")
+        params = (destination_id, PENDING, RETRY_WAIT, at, IN_FLIGHT, at, limit)
+        if not lock and not conn.fetchone(sql.replace(f"LIMIT ?{lock}", "LIMIT 1"), params[:-1]):
+            # SQLite: look before taking the one write lock the whole store shares, so an idle
+            # destination never delays ingestion or the engine.
+            return []
         with conn.transaction():
-            rows = conn.fetchall(
-                f"SELECT {', '.join('o.' + c.strip() for c in _COLUMNS.split(','))}"
-                f" FROM delivery_outbox o WHERE o.destination_id = ? AND o.{self._open}"
-                " AND ((o.state IN (?, ?) AND o.next_attempt_at_ms <= ?)"
-                " OR (o.state = ? AND o.lease_until_ms < ?))"
-                " AND NOT EXISTS (SELECT 1 FROM delivery_outbox p WHERE p.destination_id = o.destination_id"
-                f" AND p.order_key = o.order_key AND p.id < o.id AND p.{self._open})"
-                f" ORDER BY o.id LIMIT ?{lock}",
-                (destination_id, PENDING, RETRY_WAIT, at, IN_FLIGHT, at, limit))
+            rows = conn.fetchall(sql, params)
             claimed = [OutboxRow.from_db(r) for r in rows]
             if claimed:
                 conn.executemany(

@@ -37,6 +37,12 @@ def unapplied(conn: Connection, limit: int = 1000) -> list[Receipt]:
     return [Receipt(int(i), str(d), json.loads(m) if m else {}, json.loads(r) if r else None) for i, d, m, r in rows]
 
 
+def any_unapplied(conn: Connection) -> bool:
+    """Whether any delivered row waits to be folded (a cheap read before taking a write lock)."""
+    return conn.fetchone("SELECT 1 FROM delivery_outbox WHERE applied = ? AND state = ? LIMIT 1",
+                         (False, DELIVERED)) is not None
+
+
 def mark_applied(conn: Connection, outbox_ids: Sequence[int]) -> None:
     conn.executemany("UPDATE delivery_outbox SET applied = ? WHERE id = ?", [(True, i) for i in outbox_ids])
 
