@@ -14,7 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -61,6 +61,11 @@ class _Plan:
     slow_keys: set[str]
     #: Running aggregates reading the name.
     fast: list[Compiled]
+    #: How far back (ms) a record of this name can matter to some reader (None: unbounded).
+    horizon: int | None = None
+    #: The record-reading computations with how far back a record can change their value
+    #: (None: always, e.g. unbounded history or relative dates).
+    reach: list[tuple[str, int | None]] = field(default_factory=list)
 
 
 class RealtimeEngine(OwnedConnection):
@@ -195,8 +200,11 @@ class RealtimeEngine(OwnedConnection):
                 else:
                     plan.slow.append(comp)
                     plan.slow_keys.add(key)
+                    plan.reach.append((key, None if comp.relative else comp.horizon))
         self._horizons = horizons
         self._record_names = set(horizons)
+        for name, plan in self._plans.items():
+            plan.horizon = horizons.get(name, 0)
 
     # -- the stream --------------------------------------------------------------------------------
     def run_once(self, max_items: int | None = None) -> int:
@@ -260,9 +268,17 @@ class RealtimeEngine(OwnedConnection):
         rec = make_record(event, event.properties, plan.props, plan.context)
         touched: set[str] = set()
         t, received = rec[0], rec[2]
-        if plan.slow and any(c.in_history(t, received) for c in plan.slow):
+        # A record older than every reader's window can reach is never seen (it would be pruned at
+        # once), and one older than a reader's own reach cannot change that reader's value, now or
+        # later: the reader is not marked (its due time cannot move either).
+        horizon = plan.horizon
+        admitted = bool(plan.slow) and any(c.in_history(t, received) for c in plan.slow)
+        if admitted and (horizon is None or t > now - horizon):
             prof.insert(rec[4], rec)
-            touched |= plan.slow_keys
+            out.profiles[pid] = prof
+            for key, reach in plan.reach:
+                if reach is None or t > now - reach:
+                    touched.add(key)
         states = prof.states
         for comp in plan.fast:
             st = states.get(comp.key)
@@ -275,6 +291,7 @@ class RealtimeEngine(OwnedConnection):
                 touched.add(comp.key)
         if touched:
             out.profiles[pid] = prof
+        if touched or admitted:  # an admitted record is still the profile's latest cause
             self._mark(pid, touched, event.message_id, pos)
 
     def _on_change(self, conn: Connection, change: tuple[Any, ...], pos: int, now: int, out: Output) -> None:
