@@ -420,9 +420,10 @@ class RealtimeEngine(OwnedConnection):
             if key in failed or (not direct and deps[key].isdisjoint(changed)):
                 continue
             pos = keys.get(key, -1)
-            for d in deps[key]:
-                if d in changed and changed[d] > pos:
-                    pos = changed[d]
+            if changed:
+                for d in deps[key]:
+                    if d in changed and changed[d] > pos:
+                        pos = changed[d]
             if pos < 0:
                 pos = top
             comp = compiled[key]
@@ -482,12 +483,16 @@ class RealtimeEngine(OwnedConnection):
                 return False
         elif dumps(old) == dumps(value):
             return False
-        st.version = max(st.version + 1, pos)
+        version = st.version + 1
+        if pos > version:
+            version = pos
+        st.version = version
         st.value = value
         wall = int(time.time() * 1000)
-        out.results.append((comp.key, comp.id, comp.computation_class, pid, dumps(old), dumps(value),
-                            st.version, now, cause[:120], wall))
-        out.values[(pid, comp.key)] = (value, st.version, wall)
+        text = dumps(value)
+        out.results.append((comp.key, comp.id, comp.computation_class, pid, dumps(old), text,
+                            version, now, cause[:120], wall))
+        out.values[(pid, comp.key)] = (text, version, wall)
         delta = (1 if value else -1) if audience else int(value is not None) - int(old is not None)
         if delta:
             out.size_delta[comp.key] = out.size_delta.get(comp.key, 0) + delta
