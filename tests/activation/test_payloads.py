@@ -33,7 +33,7 @@ def test_trait_identify() -> None:
         "type": "identify", "userId": "u123", "traits": {"total_revenue_180_days": 450.0},
         "context": {"personas": personas(TRAIT)},
         "integrations": {"All": False, "Braze": True},
-        "messageId": message_id("tra_abc", "p1", U, 3, "identify"),
+        "messageId": message_id("tra_abc", "p1", U, 3, "identify", 450.0),
         "timestamp": "2023-11-14T22:13:20.123Z",
     }
 
@@ -45,7 +45,7 @@ def test_trait_track() -> None:
         "properties": {"trait_key": "total_revenue_180_days", "total_revenue_180_days": 450.0},
         "context": {"personas": personas(TRAIT)},
         "integrations": {"All": False, "Braze": True},
-        "messageId": message_id("tra_abc", "p1", U, 3, "track"),
+        "messageId": message_id("tra_abc", "p1", U, 3, "track", 450.0),
         "timestamp": "2023-11-14T22:13:20.123Z",
     }
 
@@ -56,9 +56,9 @@ def test_audience_identify_enter_and_exit() -> None:
     base = {"type": "identify", "userId": "u123", "context": {"personas": personas(AUDIENCE)},
             "integrations": {"All": False, "Braze": True}, "timestamp": "2023-11-14T22:13:20.123Z"}
     assert enter == {**base, "traits": {"first_time_shopper": True},
-                     "messageId": message_id("aud_123", "p1", U, 1, "identify")}
+                     "messageId": message_id("aud_123", "p1", U, 1, "identify", True)}
     assert exit_ == {**base, "traits": {"first_time_shopper": False},
-                     "messageId": message_id("aud_123", "p1", U, 2, "identify")}
+                     "messageId": message_id("aud_123", "p1", U, 2, "identify", False)}
 
 
 def test_audience_track_enter_and_exit() -> None:
@@ -68,10 +68,10 @@ def test_audience_track_enter_and_exit() -> None:
             "integrations": {"All": False, "Braze": True}, "timestamp": "2023-11-14T22:13:20.123Z"}
     assert enter == {**base, "event": "Audience Entered",
                      "properties": {"audience_key": "first_time_shopper", "first_time_shopper": True},
-                     "messageId": message_id("aud_123", "p1", U, 1, "track")}
+                     "messageId": message_id("aud_123", "p1", U, 1, "track", True)}
     assert exit_ == {**base, "event": "Audience Exited",
                      "properties": {"audience_key": "first_time_shopper", "first_time_shopper": False},
-                     "messageId": message_id("aud_123", "p1", U, 2, "track")}
+                     "messageId": message_id("aud_123", "p1", U, 2, "track", False)}
 
 
 def test_renamed_events() -> None:
@@ -116,17 +116,26 @@ def test_email_only_profile_and_anonymous_ids() -> None:
 
 
 def test_message_id_is_stable_and_distinct() -> None:
-    a = message_id("tra_abc", "p1", U, 3, "identify")
-    assert a == message_id("tra_abc", "p1", U, 3, "identify")
+    a = message_id("tra_abc", "p1", U, 3, "identify", 450.0)
+    assert a == message_id("tra_abc", "p1", U, 3, "identify", 450.0)
     assert re.fullmatch(r"personas_[0-9a-f]{32}", a)
-    others = {message_id("tra_abd", "p1", U, 3, "identify"), message_id("tra_abc", "p2", U, 3, "identify"),
-              message_id("tra_abc", "p1", Identifier("user_id", "u124"), 3, "identify"),
-              message_id("tra_abc", "p1", Identifier("email", "u123"), 3, "identify"),
-              message_id("tra_abc", "p1", U, 4, "identify"), message_id("tra_abc", "p1", U, 3, "track")}
-    assert len(others) == 6 and a not in others
+    others = {message_id("tra_abd", "p1", U, 3, "identify", 450.0),
+              message_id("tra_abc", "p2", U, 3, "identify", 450.0),
+              message_id("tra_abc", "p1", Identifier("user_id", "u124"), 3, "identify", 450.0),
+              message_id("tra_abc", "p1", Identifier("email", "u123"), 3, "identify", 450.0),
+              message_id("tra_abc", "p1", U, 4, "identify", 450.0), message_id("tra_abc", "p1", U, 3, "track", 450.0),
+              message_id("tra_abc", "p1", U, 3, "identify", 451.0), message_id("tra_abc", "p1", U, 3, "identify", None)}
+    assert len(others) == 8 and a not in others
     m1 = identify_message(TRAIT, 1, U, TARGET, profile_id="p1", version=3, timestamp_ms=1)
     m2 = identify_message(TRAIT, 1, U, TARGET, profile_id="p1", version=3, timestamp_ms=99)
     assert m1["messageId"] == m2["messageId"]
+    # The value is part of the id: one id never carries two values, whatever the versions say.
+    m3 = identify_message(TRAIT, 2, U, TARGET, profile_id="p1", version=3, timestamp_ms=1)
+    assert m3["messageId"] != m1["messageId"]
+    # Audience entered, exited and entered again: three ids (versions are the causing offsets).
+    ids = [identify_message(AUDIENCE, v, U, TARGET, profile_id="p1", version=n, timestamp_ms=1)["messageId"]
+           for n, v in ((5, True), (9, False), (12, True))]
+    assert len(set(ids)) == 3
 
 
 def test_iso_timestamp() -> None:

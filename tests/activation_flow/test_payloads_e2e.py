@@ -49,22 +49,22 @@ def test_six_seed_payloads_field_for_field(flow_factory: Any, receiver: Receiver
     assert trait_identify == {
         "type": "identify", "userId": "u123", "traits": {TRAIT: 450.0},
         "context": {"personas": personas("trait", TRAIT_ID, TRAIT)}, "integrations": integrations,
-        "messageId": message_id(TRAIT_ID, "p1", U, 1, "identify"), "timestamp": TS}
+        "messageId": message_id(TRAIT_ID, "p1", U, 1, "identify", 450.0), "timestamp": TS}
     assert got[("track", "Trait Computed")] == {
         "type": "track", "event": "Trait Computed", "userId": "u123",
         "properties": {"trait_key": TRAIT, TRAIT: 450.0},
         "context": {"personas": personas("trait", TRAIT_ID, TRAIT)}, "integrations": integrations,
-        "messageId": message_id(TRAIT_ID, "p1", U, 1, "track"), "timestamp": TS}
+        "messageId": message_id(TRAIT_ID, "p1", U, 1, "track", 450.0), "timestamp": TS}
     audience_identify = next(m for m in receiver.messages() if m["type"] == "identify" and AUDIENCE in m["traits"])
     assert audience_identify == {
         "type": "identify", "userId": "u123", "traits": {AUDIENCE: True},
         "context": {"personas": personas("audience", AUDIENCE_ID, AUDIENCE)}, "integrations": integrations,
-        "messageId": message_id(AUDIENCE_ID, "p1", U, 1, "identify"), "timestamp": TS}
+        "messageId": message_id(AUDIENCE_ID, "p1", U, 1, "identify", True), "timestamp": TS}
     assert got[("track", "Audience Entered")] == {
         "type": "track", "event": "Audience Entered", "userId": "u123",
         "properties": {"audience_key": AUDIENCE, AUDIENCE: True},
         "context": {"personas": personas("audience", AUDIENCE_ID, AUDIENCE)}, "integrations": integrations,
-        "messageId": message_id(AUDIENCE_ID, "p1", U, 1, "track"), "timestamp": TS}
+        "messageId": message_id(AUDIENCE_ID, "p1", U, 1, "track", True), "timestamp": TS}
     assert len(receiver.messages()) == 4
 
     flow.result("p1", AUDIENCE, False, cause="timer", as_of_ms=1_700_000_060_000)
@@ -73,11 +73,11 @@ def test_six_seed_payloads_field_for_field(flow_factory: Any, receiver: Receiver
     assert exits == [
         {"type": "identify", "userId": "u123", "traits": {AUDIENCE: False},
          "context": {"personas": personas("audience", AUDIENCE_ID, AUDIENCE)}, "integrations": integrations,
-         "messageId": message_id(AUDIENCE_ID, "p1", U, 2, "identify"), "timestamp": "2023-11-14T22:14:20.000Z"},
+         "messageId": message_id(AUDIENCE_ID, "p1", U, 2, "identify", False), "timestamp": "2023-11-14T22:14:20.000Z"},
         {"type": "track", "event": "Audience Exited", "userId": "u123",
          "properties": {"audience_key": AUDIENCE, AUDIENCE: False},
          "context": {"personas": personas("audience", AUDIENCE_ID, AUDIENCE)}, "integrations": integrations,
-         "messageId": message_id(AUDIENCE_ID, "p1", U, 2, "track"), "timestamp": "2023-11-14T22:14:20.000Z"},
+         "messageId": message_id(AUDIENCE_ID, "p1", U, 2, "track", False), "timestamp": "2023-11-14T22:14:20.000Z"},
     ]
 
 

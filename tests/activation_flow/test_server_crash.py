@@ -59,7 +59,7 @@ def _write_results(db: Database) -> set[str]:
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (AUDIENCE, AUDIENCE_ID, "audience", pid, json.dumps(old), json.dumps(new), version,
                          1_700_000_000_000 + version, f"msg-{n}-{version}", 1_700_000_000_000))
-                    expected.add(message_id(AUDIENCE_ID, pid, Identifier("user_id", uid), version, "identify"))
+                    expected.add(message_id(AUDIENCE_ID, pid, Identifier("user_id", uid), version, "identify", new))
                 conn.execute("INSERT INTO computed_values (profile_id, computation_key, value, version, updated_at_ms)"
                              " VALUES (?, ?, ?, ?, ?)", (pid, AUDIENCE, json.dumps(len(changes) == 1),
                                                          len(changes), 1))

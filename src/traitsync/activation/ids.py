@@ -1,8 +1,11 @@
 """Stable message ids and identifier fan-out.
 
 ``messageId`` is derived, never random: the same (computation, profile, identifier, result
-version, message kind) always gives the same id, so a crash-and-rerun of activation, or a
-replay from the dead letter, sends ids a destination can deduplicate (DESIGN 1).
+version, message kind, value) always gives the same id, so a crash-and-rerun of activation, a
+replay from the dead letter, or a replay of the log into a fresh store sends ids a destination
+can deduplicate (DESIGN 1); and since the value is part of it, one id never carries two values.
+The engine's ``version`` is the log offset of the input that caused the change (see
+docs/activation.md), so it does not depend on how the engine chunked its input.
 
 Fan-out follows segment-spec 5.2 rule 4 and 5.7: without ID Sync every value of the default
 identifiers is sent (each user_id, each email, and each anonymous_id when the computation
@@ -14,6 +17,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
 
 from traitsync.activation.types import ANONYMOUS_ID, EMAIL, USER_ID, Identifier, IdStrategy
 
@@ -27,9 +33,15 @@ def _digest(parts: Iterable[str]) -> str:
     return hashlib.sha256(_SEP.join(parts).encode("utf-8")).hexdigest()[:32]
 
 
-def message_id(computation_id: str, profile_id: str, identifier: Identifier, version: int, kind: str) -> str:
-    """``personas_`` + a hash of what makes this message unique (Segment's Engage prefix)."""
-    return PREFIX + _digest((computation_id, profile_id, identifier.type, identifier.value, str(version), kind))
+def message_id(computation_id: str, profile_id: str, identifier: Identifier, version: int, kind: str,
+               value: Any) -> str:
+    """``personas_`` + a hash of what makes this message unique (Segment's Engage prefix).
+
+    ``value`` is the value the message sends (canonical JSON, keys sorted): two messages with
+    one id always send the same value, whatever the version numbers of two runs.
+    """
+    text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    return PREFIX + _digest((computation_id, profile_id, identifier.type, identifier.value, str(version), kind, text))
 
 
 def list_message_id(computation_id: str, destination_id: str, sync_id: str, action: str, batch: int,

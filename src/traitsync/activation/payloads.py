@@ -71,7 +71,7 @@ def _base(kind: str, computation: ComputationRef, target: ActivationTarget, *, p
         context["device"] = {"advertisingId": identifier.value, "type": _DEVICE_ID_TYPES[identifier.type]}
     message["context"] = context
     message["integrations"] = integrations(target.destination_name)
-    message["messageId"] = message_id(computation.id, profile_id, identifier, version, kind)
+    message["messageId"] = ""  # set by the caller once the value is known (ids.message_id)
     message["timestamp"] = iso_timestamp(timestamp_ms)
     return message, extras
 
@@ -83,6 +83,7 @@ def identify_message(computation: ComputationRef, value: Any, identifier: Identi
     message, extras = _base("identify", computation, target, profile_id=profile_id, identifier=identifier,
                             profile_identifiers=profile_identifiers, version=version, timestamp_ms=timestamp_ms)
     message["traits"] = {**extras, computation.key: value}
+    message["messageId"] = message_id(computation.id, profile_id, identifier, version, "identify", value)
     return message
 
 
@@ -101,6 +102,7 @@ def track_message(computation: ComputationRef, value: Any, identifier: Identifie
         message["properties"] = {"trait_key": computation.key, computation.key: value}
     if extras:
         message["context"]["traits"] = extras
+    message["messageId"] = message_id(computation.id, profile_id, identifier, version, "track", value)
     return message
 
 

@@ -58,7 +58,7 @@ def test_dependency_order_trait_audience_audience(harness_factory: Any) -> None:
     h.identify("u1", plan="silver")
     h.sync()
     assert h.actual(pid)["vip"] is False
-    assert h.results()[-1][:5] == ("vip", pid, "true", "false", 2)
+    assert h.results()[-1][:5] == ("vip", pid, "true", "false", 4)  # version: offset of the 4th event
     assert h.results()[-1][5] == "trait:plan"
     h.tick(7 * D)
     assert h.actual(pid) == h.expected(pid)

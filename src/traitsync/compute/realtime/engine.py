@@ -14,7 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -45,6 +45,8 @@ IDENTITY_CONSUMER = "identity"
 _PLAIN: frozenset[type] = frozenset({int, str, bool, type(None)})
 _NO_TRAITS: dict[str, Any] = {}  # shared, never written: definitions that read no trait
 Progress = Callable[[int, int], None]
+#: Chunks after which the objects frozen at the end of each chunk are thawed (see ``_transaction``).
+THAW_EVERY = 64
 
 
 _Profile = ProfileState
@@ -61,6 +63,11 @@ class _Plan:
     slow_keys: set[str]
     #: Running aggregates reading the name.
     fast: list[Compiled]
+    #: How far back (ms) a record of this name can matter to some reader (None: unbounded).
+    horizon: int | None = None
+    #: The record-reading computations with how far back a record can change their value
+    #: (None: always, e.g. unbounded history or relative dates).
+    reach: list[tuple[str, int | None]] = field(default_factory=list)
 
 
 class RealtimeEngine(OwnedConnection):
@@ -98,12 +105,15 @@ class RealtimeEngine(OwnedConnection):
         self._record_names: set[str] = set()
         self._orders: dict[frozenset[str], tuple[list[tuple[str, bool]], tuple[str, ...]]] = {}
         self._cache: OrderedDict[str, _Profile] = OrderedDict()
-        self._pending: dict[str, tuple[set[str], str]] = {}
+        #: Per profile: the touched computations with the offset of the last input touching each, and
+        #: the cause (the last item touching the profile).
+        self._pending: dict[str, tuple[dict[str, int], str]] = {}
         self._by_id_type: dict[str, set[str]] = {}
         self._conn: Connection | None = None
         self._prepared = False
         self._live = False
         self._wake = threading.Event()
+        self._chunks_frozen = 0
         #: Test hook: called inside each transaction after the writes, before the commit.
         self.before_commit: Callable[[], None] | None = None
 
@@ -133,6 +143,12 @@ class RealtimeEngine(OwnedConnection):
         containers (records, states) that all live on in the cache, and collections triggered by
         them re-scanned the young heap over and over (~20% of the engine's CPU). Nothing the
         engine builds is cyclic, so reference counting frees it; collection resumes after.
+
+        What the chunk built is then frozen (``gc.freeze``: moved out of the collector's
+        generations), because most of it lives on in the cache and the young and middle
+        collections that followed each chunk re-scanned it (~5% of the CPU at 100k events).
+        Every ``THAW_EVERY`` chunks everything is thawed back into the oldest generation, so any
+        cyclic garbage frozen with it (the process's, not the engine's) is still collected.
         """
         conn = self.connection()
         paused = gc.isenabled()
@@ -151,6 +167,12 @@ class RealtimeEngine(OwnedConnection):
             raise
         finally:
             if paused:
+                self._chunks_frozen += 1
+                if self._chunks_frozen >= THAW_EVERY:
+                    gc.unfreeze()
+                    self._chunks_frozen = 0
+                else:
+                    gc.freeze()
                 gc.enable()
 
     def prepare(self) -> None:
@@ -193,8 +215,11 @@ class RealtimeEngine(OwnedConnection):
                 else:
                     plan.slow.append(comp)
                     plan.slow_keys.add(key)
+                    plan.reach.append((key, None if comp.relative else comp.horizon))
         self._horizons = horizons
         self._record_names = set(horizons)
+        for name, plan in self._plans.items():
+            plan.horizon = horizons.get(name, 0)
 
     # -- the stream --------------------------------------------------------------------------------
     def run_once(self, max_items: int | None = None) -> int:
@@ -238,7 +263,7 @@ class RealtimeEngine(OwnedConnection):
         self._pending.clear()
         for (pos, kind, _), item in items:
             if kind == 1:
-                self._on_event(conn, item.profile_id, item.event, now, out)
+                self._on_event(conn, item.profile_id, item.event, pos, now, out)
             else:
                 self._on_change(conn, item, pos, now, out)
         self._flush_pending(conn, now, out)
@@ -248,7 +273,7 @@ class RealtimeEngine(OwnedConnection):
             self._live = False
         return len(events) + len(changes)
 
-    def _on_event(self, conn: Connection, pid: str, event: StoredEvent, now: int, out: Output) -> None:
+    def _on_event(self, conn: Connection, pid: str, event: StoredEvent, pos: int, now: int, out: Output) -> None:
         """Fold one event: its record is kept once for the record-reading computations, and folded
         into each running aggregate; only computations whose input changed are marked."""
         plan = self._plans.get(event.event or "")
@@ -258,9 +283,17 @@ class RealtimeEngine(OwnedConnection):
         rec = make_record(event, event.properties, plan.props, plan.context)
         touched: set[str] = set()
         t, received = rec[0], rec[2]
-        if plan.slow and any(c.in_history(t, received) for c in plan.slow):
+        # A record older than every reader's window can reach is never seen (it would be pruned at
+        # once), and one older than a reader's own reach cannot change that reader's value, now or
+        # later: the reader is not marked (its due time cannot move either).
+        horizon = plan.horizon
+        admitted = bool(plan.slow) and any(c.in_history(t, received) for c in plan.slow)
+        if admitted and (horizon is None or t > now - horizon):
             prof.insert(rec[4], rec)
-            touched |= plan.slow_keys
+            out.profiles[pid] = prof
+            for key, reach in plan.reach:
+                if reach is None or t > now - reach:
+                    touched.add(key)
         states = prof.states
         for comp in plan.fast:
             st = states.get(comp.key)
@@ -273,7 +306,8 @@ class RealtimeEngine(OwnedConnection):
                 touched.add(comp.key)
         if touched:
             out.profiles[pid] = prof
-            self._mark(pid, touched, event.message_id)
+        if touched or admitted:  # an admitted record is still the profile's latest cause
+            self._mark(pid, touched, event.message_id, pos)
 
     def _on_change(self, conn: Connection, change: tuple[Any, ...], pos: int, now: int, out: Output) -> None:
         _, kind, pid, other, id_type, trait_keys, event_offset, message_id = change
@@ -288,7 +322,7 @@ class RealtimeEngine(OwnedConnection):
             prof.traits = None
             touched = {k for t in keys for k in self._by_trait.get(t, ())}
             if touched:
-                self._mark(str(pid), touched, f"trait:{sorted(keys)[0]}")
+                self._mark(str(pid), touched, f"trait:{sorted(keys)[0]}", pos)
             return
         if kind in ("identifier_added", "identifier_removed"):
             prof.ids = None
@@ -297,22 +331,26 @@ class RealtimeEngine(OwnedConnection):
             if using is None:
                 using = self._by_id_type[str(id_type)] = {k for k, c in self.compiled.items() if id_type in c.eligible}
             if using:
-                self._mark(str(pid), using, message_id or "identifier")
+                self._mark(str(pid), using, message_id or "identifier", pos)
 
-    def _mark(self, pid: str, keys: set[str], cause: str) -> None:
+    def _mark(self, pid: str, keys: set[str], cause: str, pos: int) -> None:
         """Defer evaluation to the end of the chunk (or the next merge touching the profile).
 
         All of a chunk is evaluated at the same ``now``, so folding a profile's events first and
         evaluating each touched computation once gives the same values as one evaluation per
         event, at a fraction of the cost; only intermediate values inside one chunk are not
-        emitted. The cause is the last item that touched the profile.
+        emitted. The cause is the last item that touched the profile; each computation remembers
+        the offset of the last input that touched it, which becomes the version of a change (so
+        versions, and the messageIds built from them, do not depend on chunking).
         """
         entry = self._pending.get(pid)
         if entry is None:
-            self._pending[pid] = (set(keys), cause)
+            self._pending[pid] = (dict.fromkeys(keys, pos), cause)
         else:
-            entry[0].update(keys)
-            self._pending[pid] = (entry[0], cause)
+            touched = entry[0]
+            for key in keys:
+                touched[key] = pos
+            self._pending[pid] = (touched, cause)
 
     def _flush_pending(self, conn: Connection, now: int, out: Output, only: tuple[str, ...] | None = None) -> None:
         pids = list(self._pending) if only is None else [p for p in only if p in self._pending]
@@ -327,7 +365,7 @@ class RealtimeEngine(OwnedConnection):
         for key, st in gone.states.items():
             comp = self.compiled.get(key)
             if comp is not None:
-                self._set_value(absorbed, comp, st, False if comp.audience else None, "merge", now, out)
+                self._set_value(absorbed, comp, st, False if comp.audience else None, "merge", now, out, offset)
             out.values[(absorbed, key)] = None
         out.profiles[absorbed] = None
         self._cache.pop(absorbed, None)
@@ -337,7 +375,7 @@ class RealtimeEngine(OwnedConnection):
         members = members_as_of(conn, survivor, offset)
         keys = set(self.compiled) - self.failed
         self._rebuild(conn, survivor, prof, members, keys, offset - 1, now, out)
-        self._touch(conn, survivor, prof, keys, "merge", now, out)
+        self._touch(conn, survivor, prof, dict.fromkeys(keys, offset), "merge", now, out)
 
     def _rebuild(self, conn: Connection, pid: str, prof: _Profile, members: list[str], keys: set[str],
                  upto: int, now: int, out: Output) -> None:
@@ -371,9 +409,15 @@ class RealtimeEngine(OwnedConnection):
         out.profiles[pid] = prof
 
     # -- evaluation --------------------------------------------------------------------------------
-    def _touch(self, conn: Connection, pid: str, prof: _Profile, keys: set[str], cause: str, now: int,
+    def _touch(self, conn: Connection, pid: str, prof: _Profile, keys: Mapping[str, int], cause: str, now: int,
                out: Output) -> set[str]:
-        """Re-evaluate ``keys`` and, in dependency order, whatever reads a value that changed."""
+        """Re-evaluate ``keys`` and, in dependency order, whatever reads a value that changed.
+
+        ``keys`` maps each touched computation to the offset of the last input that touched it: a
+        change's version is the largest of those offsets among what it was computed from (the
+        key itself, and the dependencies that changed), or the previous version + 1 if larger
+        (timers). It never depends on how the input was chunked.
+        """
         states = prof.states
         if prof.prune(self._horizons, now):
             out.profiles[pid] = prof
@@ -384,11 +428,19 @@ class RealtimeEngine(OwnedConnection):
         steps, deps_to_check = order
         if not all(d in states for d in deps_to_check):
             steps = self._order_for(sig, states)[0]  # a dependency never evaluated: evaluate it first
-        changed: set[str] = set()
+        changed: dict[str, int] = {}
+        top = max(keys.values(), default=0)
         compiled, failed, deps, eligibility = self.compiled, self.failed, self._deps, prof.eligible
         for key, direct in steps:
             if key in failed or (not direct and deps[key].isdisjoint(changed)):
                 continue
+            pos = keys.get(key, -1)
+            if changed:
+                for d in deps[key]:
+                    if d in changed and changed[d] > pos:
+                        pos = changed[d]
+            if pos < 0:
+                pos = top
             comp = compiled[key]
             try:
                 st = states.get(key)
@@ -399,18 +451,18 @@ class RealtimeEngine(OwnedConnection):
                 if eligible is None:
                     eligible = eligibility[comp.eligible] = comp.eligible_with(self._ids(conn, pid, prof))
                 value, due = comp.evaluate(st, prof, traits, eligible, now)
-                moved = self._set_value(pid, comp, st, value, cause, now, out)
+                moved = self._set_value(pid, comp, st, value, cause, now, out, pos)
                 if moved or due != st.due:  # otherwise the state is as stored: not rewritten
                     st.due = due
                     out.profiles[pid] = prof
                 if moved:
-                    changed.add(key)
+                    changed[key] = pos
             except Exception as exc:  # one broken definition must not stop the others
                 failed.add(key)
                 self._make_plans()
                 conn.execute("UPDATE computations SET status = 'Failed', error = ? WHERE key = ?",
                              (f"{type(exc).__name__}: {exc}", key))
-        return changed
+        return set(changed)
 
     def _order_for(self, keys: frozenset[str], states: Mapping[str, State] | None = None
                    ) -> tuple[list[tuple[str, bool]], tuple[str, ...]]:
@@ -435,7 +487,7 @@ class RealtimeEngine(OwnedConnection):
         return steps, tuple(sorted(deps))
 
     def _set_value(self, pid: str, comp: Compiled, st: State, value: Any, cause: str, now: int,
-                   out: Output) -> bool:
+                   out: Output, pos: int) -> bool:
         audience = comp.audience
         old = st.value
         if audience:
@@ -446,12 +498,16 @@ class RealtimeEngine(OwnedConnection):
                 return False
         elif dumps(old) == dumps(value):
             return False
-        st.version += 1
+        version = st.version + 1
+        if pos > version:
+            version = pos
+        st.version = version
         st.value = value
         wall = int(time.time() * 1000)
-        out.results.append((comp.key, comp.id, comp.computation_class, pid, dumps(old), dumps(value),
-                            st.version, now, cause[:120], wall))
-        out.values[(pid, comp.key)] = (value, st.version, wall)
+        text = dumps(value)
+        out.results.append((comp.key, comp.id, comp.computation_class, pid, dumps(old), text,
+                            version, now, cause[:120], wall))
+        out.values[(pid, comp.key)] = (text, version, wall)
         delta = (1 if value else -1) if audience else int(value is not None) - int(old is not None)
         if delta:
             out.size_delta[comp.key] = out.size_delta.get(comp.key, 0) + delta
@@ -545,7 +601,7 @@ class RealtimeEngine(OwnedConnection):
             due = {k for k, st in prof.states.items() if st.due is not None and st.due <= now}
             live = {k for k in due if k in self.compiled and k not in self.failed}
             if live:
-                self._touch(conn, pid, prof, live, "timer", now, out)
+                self._touch(conn, pid, prof, dict.fromkeys(live, 0), "timer", now, out)
             for k in due:  # a due time at or before now must not fire again
                 st = prof.states[k]
                 if st.due is not None and st.due <= now:
@@ -603,7 +659,7 @@ class RealtimeEngine(OwnedConnection):
                 for pid in page:
                     prof = self._profile(conn, pid)
                     self._rebuild(conn, pid, prof, members_as_of(conn, pid, upto), keys, upto, self.now_ms(), out)
-                    self._touch(conn, pid, prof, keys, "backfill", self.now_ms(), out)
+                    self._touch(conn, pid, prof, dict.fromkeys(keys, upto), "backfill", self.now_ms(), out)
                 registry.save_cursor(conn, keys, page[-1])
                 return len(page)
 

@@ -99,14 +99,18 @@ class ProfileState:
         #: Eligibility per set of eligible id types (most definitions share one), while ``ids`` holds.
         self.eligible: dict[frozenset[str], bool] = {}
 
-    def min_due(self) -> int | None:
-        return min((s.due for s in self.states.values() if s.due is not None), default=None)
-
-    def dumps(self, due: int | None) -> bytes:
+    def dumps(self) -> tuple[str, int | None]:
+        """The document and the earliest due time in it, in one pass over the states."""
         # Every state is written, empty ones too: a state exists once it has been evaluated, and
         # skipping the few empty ones cost more than their bytes.
-        states = {k: [s.value, s.version, s.agg, s.due] for k, s in self.states.items()}
-        return orjson.dumps({"r": self.records, "s": states, "d": due})
+        states: dict[str, list[Any]] = {}
+        due: int | None = None
+        for k, s in self.states.items():
+            d = s.due
+            if d is not None and (due is None or d < due):
+                due = d
+            states[k] = [s.value, s.version, s.agg, d]
+        return orjson.dumps({"r": self.records, "s": states, "d": due}).decode(), due
 
     @staticmethod
     def loads(text: str | bytes) -> ProfileState:

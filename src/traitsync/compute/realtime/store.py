@@ -125,7 +125,8 @@ class Output:
 
     #: Profiles whose state changed (None = delete): serialised once at flush however often they changed.
     profiles: dict[str, ProfileState | None] = field(default_factory=dict)
-    values: dict[tuple[str, str], tuple[Any, int, int] | None] = field(default_factory=dict)
+    #: (profile, computation) -> (value as JSON text or None, version, updated_at_ms); None = delete.
+    values: dict[tuple[str, str], tuple[str | None, int, int] | None] = field(default_factory=dict)
     results: list[tuple[Any, ...]] = field(default_factory=list)
     size_delta: dict[str, int] = field(default_factory=dict)
     last_change: dict[str, int] = field(default_factory=dict)
@@ -143,8 +144,8 @@ class Output:
                 gone.append((pid,))
                 due_gone.append((pid,))
                 continue
-            due = prof.min_due()
-            put.append((pid, prof.dumps(due).decode()))
+            doc, due = prof.dumps()
+            put.append((pid, doc))
             if due != prof.stored_due:  # the due row changes only when the profile's earliest due does
                 if due is None:
                     due_gone.append((pid,))
@@ -161,7 +162,7 @@ class Output:
                              "ON CONFLICT (profile_id) DO UPDATE SET due_at_ms = excluded.due_at_ms", due_put)
         if due_gone:
             conn.executemany("DELETE FROM compute_profile_due WHERE profile_id = ?", due_gone)
-        val_put = [(p, k, dumps(v[0]), v[1], v[2]) for (p, k), v in self.values.items() if v is not None]
+        val_put = [(p, k, *v) for (p, k), v in self.values.items() if v is not None]
         val_gone = [(p, k) for (p, k), v in self.values.items() if v is None]
         if val_put:
             conn.executemany(

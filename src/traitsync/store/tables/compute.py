@@ -22,7 +22,6 @@ computation_results = Table(
     Column("as_of_ms", BigInteger, nullable=False),
     Column("cause", String(120), nullable=False),
     Column("at_ms", BigInteger, nullable=False),
-    Index("ix_computation_results_profile", "profile_id", "computation_key"),
 )
 
 #: Current values (Profile API, preview); audiences keep only rows that were ever true.
