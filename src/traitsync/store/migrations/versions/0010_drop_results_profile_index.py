@@ -4,16 +4,16 @@
 (profile_id, computation_key) index was maintained on every one of the engine's result rows
 (~4 per event) for no reader, and cost ~7% of the engine's CPU (docs/benchmarks.md).
 
-Revision ID: 0008_drop_results_profile_index
-Revises: 0007_engine_state
+Revision ID: 0010_drop_results_profile_index
+Revises: 0009_delivery_open_rows
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0008_drop_results_profile_index"
-down_revision = "0007_engine_state"
+revision = "0010_drop_results_profile_index"
+down_revision = "0009_delivery_open_rows"
 branch_labels = None
 depends_on = None
 
