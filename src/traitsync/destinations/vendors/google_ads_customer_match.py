@@ -1,0 +1,221 @@
+"""Google Ads Customer Match: an audience becomes a CRM-based user list (contact info).
+
+The first sync creates the user list (``POST /customers/<id>/userLists:mutate`` with
+``crmBasedUserList.uploadKeyType = CONTACT_INFO``, named after the audience) and keeps its id
+from the answer's resource name (``customers/<id>/userLists/<list id>``). Each later add or
+remove operation becomes one offline user data job: ``offlineUserDataJobs:create`` naming the
+list (and the consent settings), ``<job>:addOperations`` with ``enablePartialFailure: true`` in
+requests of up to 10,000 operations (one identifier each: ``hashedEmail`` or
+``hashedPhoneNumber``), then ``<job>:run``.
+
+Identifiers: email trimmed, lowercased, dots of a gmail.com/googlemail.com local part removed,
+SHA-256; phone in E.164 (``+`` and the country code; numbers without one take
+``phone_region``), SHA-256. A value that is already a SHA-256 passes through; one that cannot be
+normalised is left out, never sent in plain text. Other identifier types cannot go to a
+CONTACT_INFO list and are left out.
+
+Partial failures come back as a 200 with ``partialFailureError`` whose errors point at
+``operations[i]``: operations that failed for a transient reason (``CONCURRENT_MODIFICATION``,
+``INTERNAL_ERROR``...) are added to the same job again (up to three rounds) before it runs;
+operations Google rejects for good (a malformed hash) are left out and counted in the outcome's
+detail. A whole request answered 400 ``CONCURRENT_MODIFICATION`` (two jobs on the same list),
+429 or 5xx is retried; ``INVALID_USER_LIST_ID`` / ``RESOURCE_NOT_FOUND`` mean the list is
+gone, so the next sync creates it again. Google processes jobs in 6 to 48 hours, hence the
+6-hour floor on the sync cadence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+
+from traitsync.destinations.auth import Token
+from traitsync.destinations.base import (
+    LIST_GONE,
+    Destination,
+    DestinationSettings,
+    Exchange,
+    Item,
+    Outcome,
+    Request,
+    Response,
+    dumps,
+)
+from traitsync.destinations.pii import InvalidIdentifier, hash_email, hash_phone_e164
+from traitsync.destinations.vendors._google import (
+    GOOGLE_AUTH,
+    RETRY_CODES,
+    classify_google,
+    google_errors,
+)
+
+DEFAULT_HOST = "https://googleads.googleapis.com/v22"
+#: Identifiers per job (Google: up to 100,000 per job; larger jobs are preferred to many small ones).
+MEMBERS_PER_JOB = 100_000
+#: Operations per ``addOperations`` request (our choice: bodies of about 1 MB).
+OPERATIONS_PER_REQUEST = 10_000
+#: Rounds of re-adding operations that failed for a transient reason before the job runs.
+READD_ROUNDS = 3
+Consent = Literal["GRANTED", "DENIED", "UNSPECIFIED"]
+
+
+class GoogleAdsCustomerMatchSettings(DestinationSettings):
+    customer_id: str = Field(pattern=r"^\d{3}-?\d{3}-?\d{4}$", description="The Google Ads account (123-456-7890).")
+    login_customer_id: str | None = Field(default=None, pattern=r"^\d{3}-?\d{3}-?\d{4}$",
+                                          description="The manager account, when access goes through one.")
+    developer_token: SecretStr = Field(description="The Google Ads API developer token.")
+    client_id: str = Field(min_length=1, description="OAuth client id.")
+    client_secret: SecretStr = Field(description="OAuth client secret.")
+    refresh_token: SecretStr = Field(description="OAuth refresh token with the adwords scope.")
+    token_url: str | None = Field(default=None, description="Override the OAuth token endpoint.")
+    ad_user_data_consent: Consent = "UNSPECIFIED"
+    ad_personalization_consent: Consent = "UNSPECIFIED"
+    membership_life_span_days: int = Field(default=540, ge=1, le=10000,
+                                           description="Days a member stays on the list (10000: no expiry).")
+    phone_region: str = Field(default="US", min_length=2, max_length=2,
+                              description="Country of phone numbers written without a country code.")
+
+    @property
+    def host(self) -> str:
+        return (self.endpoint or DEFAULT_HOST).rstrip("/")
+
+    @property
+    def customer(self) -> str:
+        return self.customer_id.replace("-", "")
+
+
+def user_identifier(member: dict[str, Any], settings: GoogleAdsCustomerMatchSettings) -> dict[str, str] | None:
+    """One ``userIdentifiers`` entry, or ``None`` when a CONTACT_INFO list cannot take the value."""
+    kind, value = str(member.get("type", "")), str(member.get("value", ""))
+    try:
+        if kind == "email":
+            return {"hashedEmail": hash_email(value, google=True)}
+        if kind == "phone":
+            return {"hashedPhoneNumber": hash_phone_e164(value, settings.phone_region)}
+    except InvalidIdentifier:
+        return None
+    return None
+
+
+def _headers(settings: GoogleAdsCustomerMatchSettings) -> dict[str, str]:
+    headers = {"Content-Type": "application/json", "developer-token": settings.developer_token.get_secret_value()}
+    if settings.login_customer_id:
+        headers["login-customer-id"] = settings.login_customer_id.replace("-", "")
+    return headers
+
+
+def _create_list(message: dict[str, Any], settings: GoogleAdsCustomerMatchSettings) -> Exchange:
+    audience = message.get("audience", {})
+    body = {"operations": [{"create": {
+        "name": audience.get("name") or audience.get("key"),
+        "description": f"traitsync audience {audience.get('key')}",
+        "membershipLifeSpan": str(settings.membership_life_span_days),
+        "crmBasedUserList": {"uploadKeyType": "CONTACT_INFO", "dataSourceType": "FIRST_PARTY"}}}]}
+    answer = yield Request("POST", f"{settings.host}/customers/{settings.customer}/userLists:mutate", dumps(body),
+                           headers=_headers(settings), purpose="create")
+    outcome = classify_google(answer)
+    if outcome.kind != "ok":
+        return [outcome]
+    results = (answer.json() or {}).get("results") if isinstance(answer.json(), dict) else None
+    name = results[0].get("resourceName") if isinstance(results, list) and results and isinstance(
+        results[0], dict) else None
+    if not isinstance(name, str) or "/userLists/" not in name:
+        return [Outcome.retry(code="GOOGLE_NO_LIST_ID", message="userLists:mutate answered without a resource name")]
+    return [Outcome.ok({"external_id": name.rsplit("/", 1)[1]})]
+
+
+def _partial_failures(answer: Response) -> dict[int, str]:
+    data = answer.json()
+    failure = data.get("partialFailureError") if isinstance(data, dict) else None
+    if not isinstance(failure, dict) or not failure.get("details"):
+        return {}
+    return {index: code for code, _, index in google_errors(failure) if index is not None}
+
+
+def _upload(message: dict[str, Any], settings: GoogleAdsCustomerMatchSettings, list_id: str) -> Exchange:
+    action = "create" if message.get("action") == "add" else "remove"
+    identifiers = [i for i in (user_identifier(m, settings) for m in message.get("members", [])) if i is not None]
+    if not identifiers:
+        return [Outcome.ok()]  # nothing Google can match
+    job_body = {"job": {"type": "CUSTOMER_MATCH_USER_LIST", "customerMatchUserListMetadata": {
+        "userList": f"customers/{settings.customer}/userLists/{list_id}",
+        "consent": {"adUserData": settings.ad_user_data_consent,
+                    "adPersonalization": settings.ad_personalization_consent}}}}
+    answer = yield Request("POST", f"{settings.host}/customers/{settings.customer}/offlineUserDataJobs:create",
+                           dumps(job_body), headers=_headers(settings), purpose="create job")
+    outcome = classify_google(answer)
+    if outcome.kind != "ok":
+        return [outcome]
+    data = answer.json()
+    job = data.get("resourceName") if isinstance(data, dict) else None
+    if not isinstance(job, str) or "/offlineUserDataJobs/" not in job:
+        return [Outcome.retry(code="GOOGLE_NO_JOB", message="offlineUserDataJobs:create answered without a job")]
+    rejected: dict[str, int] = {}
+    for start in range(0, len(identifiers), OPERATIONS_PER_REQUEST):
+        pending = [{action: {"userIdentifiers": [i]}} for i in identifiers[start:start + OPERATIONS_PER_REQUEST]]
+        for _round in range(READD_ROUNDS):
+            answer = yield Request("POST", f"{settings.host}/{job}:addOperations",
+                                   dumps({"enablePartialFailure": True, "operations": pending}),
+                                   headers=_headers(settings), purpose=f"{message.get('action')} members")
+            outcome = classify_google(answer)
+            if outcome.kind != "ok":
+                return [outcome]
+            failed = _partial_failures(answer)
+            again = [pending[i] for i, code in sorted(failed.items()) if code in RETRY_CODES and i < len(pending)]
+            for code in (c for i, c in failed.items() if c not in RETRY_CODES and i < len(pending)):
+                rejected[code] = rejected.get(code, 0) + 1
+            pending = again
+            if not pending:
+                break
+        if pending:  # still failing for a transient reason: the whole operation goes again later
+            return [Outcome.retry(code="CONCURRENT_MODIFICATION",
+                                  message=f"{len(pending)} operations kept failing transiently")]
+    answer = yield Request("POST", f"{settings.host}/{job}:run", b"{}", headers=_headers(settings), purpose="run job")
+    outcome = classify_google(answer)
+    if outcome.kind != "ok":
+        return [outcome]
+    if rejected:
+        return [Outcome.ok({"rejected_members": sum(rejected.values()), "rejected_codes": sorted(rejected)})]
+    return [Outcome.ok()]
+
+
+def exchange(items: Sequence[Item], settings: GoogleAdsCustomerMatchSettings, token: Token | None) -> Exchange:
+    """One list operation per exchange (``max_batch`` 1): create the list, or one job per add/remove."""
+    outcomes: list[Outcome] = []
+    for item in items:
+        message = item.message
+        if message.get("action") == "create":
+            outcomes.extend((yield from _create_list(message, settings)))
+            continue
+        list_id = message.get("context", {}).get("personas", {}).get("external_audience_id")
+        if not list_id:
+            outcomes.append(Outcome.drop(LIST_GONE, "no Google user list id for this list yet"))
+            continue
+        outcomes.extend((yield from _upload(message, settings, str(list_id))))
+    return outcomes
+
+
+def check(settings: GoogleAdsCustomerMatchSettings, _token: Token | None) -> Request:
+    return Request("GET", f"{settings.host}/customers:listAccessibleCustomers", headers=_headers(settings),
+                   purpose="check")
+
+
+DESTINATION: Destination[GoogleAdsCustomerMatchSettings] = Destination(
+    name="Google Ads Customer Match",
+    slug="google_ads_customer_match",
+    settings_model=GoogleAdsCustomerMatchSettings,
+    exchange=exchange,
+    auth=GOOGLE_AUTH,
+    check=check,
+    default_rate=5.0,
+    max_batch=1,
+    modes=frozenset({"list"}),
+    min_list_interval_s=21600.0,
+    list_id_before_members=True,
+    members_per_operation=MEMBERS_PER_JOB,
+    timeout_s=60.0,
+    description="Customer Match user lists (contact info) through offline user data jobs; email and phone "
+                "hashed as Google requires.",
+)
