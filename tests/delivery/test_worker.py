@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from traitsync.delivery.backoff import Backoff
-from traitsync.delivery.limiter import RateLimiter
 from traitsync.delivery.outbox import Outbox
 from traitsync.delivery.overview import delivery_overview, recent_messages
 from traitsync.delivery.target import DeliveryTarget
@@ -47,7 +46,8 @@ def webhook_worker(db: Database, receiver: Receiver, *, backoff: Backoff = FAST,
                                    timeout_s=kw.pop("timeout", 0.3), batch_size=kw.pop("batch_size", None),
                                    concurrency=kw.pop("concurrency", None), mappings=kw.pop("mappings", None),
                                    filters=kw.pop("filters", ()))
-    return DestinationWorker(db, target, backoff=backoff, limiter=RateLimiter(rate), poll_interval=0.01, **kw)
+    # The production default: the store-backed limiter (paced, shared by every worker of the destination).
+    return DestinationWorker(db, target, backoff=backoff, limiter=kw.pop("limiter", None), poll_interval=0.01, **kw)
 
 
 def states(db: Database, dest: str = "dst_hook") -> dict[str, int]:

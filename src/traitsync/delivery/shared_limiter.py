@@ -167,3 +167,15 @@ class SharedRateLimiter:
             conn.execute("UPDATE delivery_destination_state SET blocked_until_ms = ?, current_rate = ?,"
                          " updated_at_ms = ? WHERE destination_id = ?",
                          (int(blocked_ms), current_rate, int(db_now_ms), self.destination_id))
+
+    @property
+    def blocked_until(self) -> float:
+        """Until when (on the local clock) every process holds back after a 429."""
+        conn = self._conn()
+        row = conn.fetchone("SELECT blocked_until_ms FROM delivery_destination_state WHERE destination_id = ?",
+                            (self.destination_id,))
+        db_now_ms = self._db_now_ms(conn)
+        conn.commit()
+        if row is None:
+            return float("-inf")
+        return self._clock() + (float(row[0]) - db_now_ms) / 1000.0
