@@ -44,7 +44,11 @@ def any_unapplied(conn: Connection) -> bool:
 
 
 def mark_applied(conn: Connection, outbox_ids: Sequence[int]) -> None:
-    conn.executemany("UPDATE delivery_outbox SET applied = ? WHERE id = ?", [(True, i) for i in outbox_ids])
+    ids = list(outbox_ids)
+    for i in range(0, len(ids), _CHUNK):
+        part = ids[i:i + _CHUNK]
+        conn.execute(f"UPDATE delivery_outbox SET applied = ? WHERE id IN ({', '.join('?' for _ in part)})",
+                     (True, *part))
 
 
 def undelivered_meta(conn: Connection, destination_id: str, order_keys: Sequence[str]) -> list[dict[str, Any]]:
