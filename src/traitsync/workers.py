@@ -11,6 +11,7 @@ its output, so the next round resumes exactly where the last commit left it.
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from typing import Protocol
 
 import structlog
@@ -26,15 +27,16 @@ class Worker(Protocol):
     def run(self, stop: threading.Event) -> None: ...
 
 
-class PollingWorker:
+class PollingWorker(ABC):
     """``run(stop)`` for a stage that implements ``run_once()`` (and ``close()`` for its connection)."""
 
     name: str = "worker"
     poll_interval: float = 0.05
     error_pause: float = 1.0
 
+    @abstractmethod
     def run_once(self) -> int:
-        raise NotImplementedError
+        """Do one round of work; return how much was done (0: idle, so wait ``poll_interval``)."""
 
     def close(self) -> None:
         return None
