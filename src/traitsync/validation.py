@@ -19,7 +19,7 @@ class ValidationReport:
 
 
 def validate_everything(loaded: LoadedConfig) -> ValidationReport:
-    from traitsync.definitions import ir_to_dict, load_definitions
+    from traitsync.definitions import ir, ir_to_dict, load_definitions
     from traitsync.identity import load_identity_config
 
     config = loaded.config
@@ -31,7 +31,7 @@ def validate_everything(loaded: LoadedConfig) -> ValidationReport:
     definitions = load_definitions(loaded.document)
     traits = list(definitions.computed_traits)
     steps = definitions.journey_steps
-    audiences = [a for a in definitions.audiences if a not in steps]
+    audiences = [a for a in definitions.audiences if not isinstance(a, ir.JourneyStep)]
     report.lines.append(f"definitions: {len(traits)} computed trait(s), {len(audiences)} audience(s)")
     if definitions.journeys:
         report.lines.append(f"journeys: {len(definitions.journeys)} journey(s), {len(steps)} step(s)")

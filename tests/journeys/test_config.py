@@ -6,7 +6,7 @@ import pytest
 
 from traitsync.activation.config import load_activation
 from traitsync.config import load_config_text
-from traitsync.definitions import ir, load_definitions
+from traitsync.definitions import ir, ir_from_dict, ir_to_dict, load_definitions
 from traitsync.definitions.journey_model import step_computation_key
 from traitsync.errors import ConfigError
 from traitsync.validation import full_json_schema
@@ -70,6 +70,7 @@ def test_steps_compile_to_audiences() -> None:
     assert joined.rule.wait_seconds == 14 * 86400  # type: ignore[union-attr]
     assert defs[key["entry"]].options.historical and not joined.options.historical
     assert defs.order.index(key["entry"]) < defs.order.index(key["bought"]) < defs.order.index(key["joined"])
+    assert all(ir_from_dict(ir_to_dict(defs[k])) == defs[k] for k in defs)  # --show-ir round trip
     # The query form of a branch means the same as the YAML form.
     assert defs[key["by_sms"]].condition.conditions[1] == ir.TraitCondition("phone", "exists")  # type: ignore
 
