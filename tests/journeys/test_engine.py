@@ -123,23 +123,26 @@ def test_exit_after_n_then_reenter_after_n(harness_factory: Any) -> None:
     entry, welcome = step_computation_key("trial", "entry"), step_computation_key("trial", "welcome")
     a, b = step_computation_key("trial", "group_a"), step_computation_key("trial", "group_b")
     keys = (entry, welcome, a, b)
-    h.track("u", "Trial Started")
+    users = [f"u{i}" for i in range(20)]
+    for u in users:
+        h.track(u, "Trial Started")
     h.sync()
-    pid = h.profile_of("u")
-    first = steps_of(h, "u", keys)
-    assert first in ({entry, welcome, a}, {entry, welcome, b})
+    first = {u: steps_of(h, u, keys) for u in users}
+    assert all(f in ({entry, welcome, a}, {entry, welcome, b}) for f in first.values())
+    assert {a, b} <= set().union(*first.values())  # both branches taken by someone
     h.tick(2 * D - 1)
-    assert steps_of(h, "u", keys) == first
+    assert {u: steps_of(h, u, keys) for u in users} == first
     h.tick(1)  # exit: every step left at once
-    assert steps_of(h, "u", keys) == set()
+    assert all(steps_of(h, u, keys) == set() for u in users)
     exits = [r for r in h.results() if r[3] == "false"]
-    assert {r[0] for r in exits} == first and all(r[5] == "timer" for r in exits)
-    h.track("u", "Trial Started")  # too early to re-enter
+    assert len(exits) == 3 * len(users) and all(r[5] == "timer" for r in exits)
+    h.track("u0", "Trial Started")  # too early to re-enter
     h.sync()
     h.tick(7 * D - 1)
-    assert steps_of(h, "u", keys) == set()
-    h.tick(1)  # one week after the exit: the entry condition still holds, so the user is back
-    assert steps_of(h, "u", keys) == first  # and takes the same random branch
+    assert all(steps_of(h, u, keys) == set() for u in users)
+    h.tick(1)  # one week after the exit: the entry condition still holds, so users are back
+    assert {u: steps_of(h, u, keys) for u in users} == first  # each in the branch they took before
+    pid = h.profile_of("u0")
     assert [r[3] for r in h.results() if r[0] == entry and r[1] == pid] == ["true", "false", "true"]
 
 
