@@ -84,6 +84,8 @@ def test_connections_by_journey_step_and_send_steps() -> None:
         (step_computation_key("onboarding", "bought"), False, True, "onboarding", False),
         (step_computation_key("onboarding", "joined"), True, True, "onboarding", False)]
     assert links[0].computation.kind == "audience" and links[0].computation.id.startswith("aud_")
+    # A step connected later still gets its current members (the journey's entry is historical).
+    assert all(link.settings.historical for link in links)
 
 
 @pytest.mark.parametrize(("steps", "line", "key", "message"), [

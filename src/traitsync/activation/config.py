@@ -15,7 +15,7 @@ model has no separate ``mode`` key, and ``schedule`` already means "sync a list 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from traitsync.activation.types import ActivationTarget, ComputationRef, ConnectionSettings
@@ -163,7 +163,13 @@ def load_activation(loaded: LoadedConfig, definitions: Definitions) -> Activatio
             if mode == "event" and not ({"identify", "track"} & set(conn.send)):
                 raise doc.error((*path, "send"), "send must include identify or track")
             journey = definitions.journeys[definition.rule.journey] if isinstance(definition, JourneyStep) else None
-            links.append(DestinationLink(computation_ref(definition), _settings(conn, definition), path,
+            settings = _settings(conn, definition)
+            if journey is not None:
+                # Later steps read no event history, but a destination connected to one still gets
+                # its current members on first sync unless the journey itself is not historical.
+                entry = definitions[journey.entry.computation_key]
+                settings = replace(settings, historical=entry.options.historical)
+            links.append(DestinationLink(computation_ref(definition), settings, path,
                                          tuple(conn.enrich_traits), journey=journey.key if journey else None,
                                          journey_exits=journey.sends_exits if journey else True))
         target = ActivationTarget(destination_id=dest.config.id, destination_name=dest.display_name,
