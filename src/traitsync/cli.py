@@ -401,7 +401,7 @@ def preview(
         raise _fail(exc) from None
     resolved = definitions.resolve(key)
     if resolved is None:
-        raise _fail(ConfigError(f"no computed trait, audience or journey step {key!r}; defined: "
+        raise _fail(ConfigError(f"no computed trait or audience {key!r} (nor journey step <journey>.<step>); defined: "
                                 f"{', '.join(definitions.order) or 'none'}", file=loaded.file))
     key = resolved
     from traitsync.profiles import ProfileStore

@@ -191,6 +191,8 @@ def test_journey_in_serve(tmp_path: Path, receiver: Receiver, server_factory: An
         sent = min(_ms(m) for _, m in hook if m["userId"] == user)
         assert 5000 <= sent - joined < 1000 + 5000, (user, sent - joined)
         assert 5.0 <= arrived - joined / 1000 < 6.0, (user, arrived - joined / 1000)
+        print(f"{user}: step joined {sent - joined} ms after the entry, at the receiver "
+              f"{arrived - joined / 1000:.3f} s after")  # shown with -s: what docs and reports quote
 
     # Exit after 4 s sends exits; re-entry 2 s later sends entries again.
     trial = [(at, m) for at, m in _at(receiver, "/trial")][:6]
