@@ -309,7 +309,7 @@ class ActivationWorker(OwnedConnection, PollingWorker):
         """Plan one piece of work; the messages it sends are appended to ``outgoing`` (inserted in
         order, once per chunk, by ``_apply``)."""
         change = self._change_for(w, planned)
-        if change is None:
+        if change is None or _journey_holds_back(w, change, planned):
             return
         dest = w.destination
         key = (w.profile_id, change.computation.id)
@@ -336,6 +336,27 @@ class ActivationWorker(OwnedConnection, PollingWorker):
             store_snapshot(conn, dest.id, key, plan.snapshot)
         if plan.snapshot is not None:
             planned[key] = plan.snapshot
+
+
+def _journey_holds_back(w: Work, change: ResultChange, planned: dict[SnapshotKey, Snapshot]) -> bool:
+    """Journey steps: an exit of a journey without exit settings is never sent, and an entry is not
+    sent when another step of the same journey already went to this destination in this instance
+    (Journeys v1: "a user reaching the same destination twice is sent only once")."""
+    link = w.link
+    if link.journey is None:
+        return False
+    if not has_value("audience", change.new_value):
+        return not link.journey_exits
+    own = planned.get((w.profile_id, link.computation.id))
+    if own is not None and not own.baseline and has_value("audience", own.value):
+        return False  # this step was sent: re-syncs to new identifiers still go
+    for other in w.destination.links:
+        if other.journey != link.journey or other.computation.id == link.computation.id:
+            continue
+        snap = planned.get((w.profile_id, other.computation.id))
+        if snap is not None and not snap.baseline and has_value("audience", snap.value):
+            return True
+    return False
 
 
 def _adapter_input(previous: Snapshot | None, traits: dict[str, Any]) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ where it stopped. Status lifecycle: Backfilling -> Computing (catching up the st
 
 from __future__ import annotations
 
+from traitsync.compute.realtime.journey_steps import compile_for
 from traitsync.compute.realtime.state import Compiled, definition_hash
 from traitsync.compute.realtime.store import CONSUMER
 from traitsync.definitions import Definitions, ir
@@ -72,7 +73,7 @@ class Registry:
                                  (problem, key))
                     failed.add(key)
                     continue
-                compiled[key] = Compiled(defn, created)
+                compiled[key] = compile_for(defn, created)
             if consumed:
                 todo = list(changed)
                 while todo:  # readers of a changed definition are re-evaluated with it
