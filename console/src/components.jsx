@@ -13,9 +13,9 @@ export function Loading({ state }) {
   return null;
 }
 
-export function Card({ title, children, actions }) {
+export function Card({ title, children, actions, wide }) {
   return (
-    <section class="card">
+    <section class={`card${wide ? ' span2' : ''}`}>
       {(title || actions) && <header><h2>{title}</h2>{actions}</header>}
       {children}
     </section>
@@ -31,7 +31,7 @@ export function Chart({ series, labels, colors, height = 220, stacked = false, l
     const width = box.current.clientWidth || 600;
     const opts = {
       width, height,
-      legend: { live: false },
+      legend: { live: false, show: labels.length > 1 },
       scales: { x: { time: true } },
       axes: [{ stroke: '#667' }, { stroke: '#667', size: 56 }],
       series: [{}, ...labels.map((l, i) => ({

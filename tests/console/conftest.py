@@ -29,6 +29,11 @@ from traitsync.demo.sample import live_views, shop_events
 CHROMIUM = Path(os.environ.get("TRAITSYNC_CHROMIUM", "/usr/bin/chromium"))
 #: The receiver answers 400 to this user's messages while ``failing``: they become dead letters.
 FAILING_USER = "user_003"
+BAD_EVENTS = [
+    {"type": "track", "userId": "user_001", "messageId": "console-no-event"},  # no event name
+    {"type": "track", "userId": "undefined", "anonymousId": "anon-blocked", "event": "Product Viewed",
+     "messageId": "console-blocked-id"},
+]
 
 
 @dataclass
@@ -106,6 +111,9 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         with httpx.Client(base_url=base, auth=(WRITE_KEY, ""), timeout=10) as client:
             for i in range(0, len(events), 100):
                 client.post("/v1/batch", json={"batch": events[i:i + 100]}).raise_for_status()
+            # Something for the Sources and Identity pages to show: a rejected message and a
+            # blocked identifier value.
+            client.post("/v1/batch", json={"batch": BAD_EVENTS})
         fixture = Console(base, receiver)
         _wait("every computation to be live", lambda: all(
             c["status"] == "Live" for c in fixture.api("/computations")["computations"]))

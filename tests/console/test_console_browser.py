@@ -121,9 +121,13 @@ def test_sources_and_identity_pages_show_live_data(page: Any) -> None:
     page.get_by_role("link", name="Sources").click()
     page.get_by_role("heading", name=re.compile(r"^Live events \(\d+\)$")).wait_for()
     page.get_by_text("Order Completed").first.wait_for()
+    rejected = page.get_by_test_id("rejections")
+    assert rejected.locator("tbody tr code").first.inner_text()  # a rejection with its code
     shot(page, "sources")
     page.get_by_role("link", name="Identity").click()
     page.get_by_role("heading", name="Violations by category").wait_for()
+    blocked = page.locator("section.card", has=page.get_by_role("heading", name="ID value blocked", exact=True))
+    blocked.get_by_text("user_id:undefined").first.wait_for()
     page.get_by_label("identifier to explain").fill("user_id:user_002")
     page.get_by_role("button", name="Explain").click()
     page.get_by_text(re.compile(r"^identifiers \(3\)$")).wait_for()

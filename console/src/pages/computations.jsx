@@ -102,7 +102,7 @@ export function Computation({ computationKey }) {
                 ['id', <code>{c.id}</code>], ['last change', when(c.last_change_at_ms)], ['created', when(c.created_at_ms)],
                 ...(c.error ? [['why it failed', <span class="error">{c.error}</span>]] : [])]} />
             </Card>
-            <Card title="Size over time" actions={
+            <Card title="Size over time" wide actions={
               <div class="seg">{RANGES.map(([k]) => <button key={k} class={k === range ? 'on' : ''} onClick={() => setRange(k)}>{k}</button>)}</div>}>
               <SizeChart computationKey={computationKey} range={range} />
             </Card>

@@ -90,7 +90,7 @@ function DeadLetters({ id }) {
             <tbody>
               {d.dead_letters.map((x) => (
                 <tr key={x.outbox_id}>
-                  <td title={when(x.died_at_ms)}>{ago(x.died_at_ms)}</td><td>{x.message_type}</td><td><code>{x.code}</code></td>
+                  <td class="when" title={when(x.died_at_ms)}>{ago(x.died_at_ms)}</td><td>{x.message_type}</td><td><code>{x.code}</code></td>
                   <td><span class="clip" title={x.error}>{x.error}</span></td><td class="num">{x.attempts}</td>
                   <td><button onClick={() => replay([x.outbox_id])} aria-label={`Replay ${x.message_id}`}>Replay</button></td>
                 </tr>))}

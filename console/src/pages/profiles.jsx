@@ -62,7 +62,7 @@ function Events({ profileId, first }) {
           <tbody>
             {events.map((e) => (
               <tr key={e.offset}>
-                <td title={when(e.timestamp_ms)}>{ago(e.timestamp_ms)}</td><td>{e.type}</td><td>{e.event || '–'}</td>
+                <td class="when" title={when(e.timestamp_ms)}>{ago(e.timestamp_ms)}</td><td>{e.type}</td><td>{e.event || '–'}</td>
                 <td><code class="clip">{json(e.type === 'identify' ? e.traits : e.properties)}</code></td><td>{e.source_id}</td>
               </tr>))}
             {events.length === 0 && <tr><td colSpan={5} class="muted">No events.</td></tr>}
