@@ -117,7 +117,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         fixture = Console(base, receiver)
         _wait("every computation to be live", lambda: all(
             c["status"] == "Live" for c in fixture.api("/computations")["computations"]))
-        _wait("dead letters for the refused user", lambda: fixture.api("/destinations/dst_events/dead-letters")["total"] > 0)
+        _wait("dead letters for the refused user",
+              lambda: fixture.api("/destinations/dst_events/dead-letters")["total"] > 0)
         yield fixture
     finally:
         proc.terminate()

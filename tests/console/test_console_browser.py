@@ -48,7 +48,7 @@ def test_a_wrong_token_is_refused_and_shows_nothing(page: Any) -> None:
     shot(page, "sign-in")
     sign_in(page, "not-the-token")
     page.get_by_role("alert").filter(has_text="The server refused this token.").wait_for()
-    assert page.get_by_role("link", name="Computations").count() == 0
+    assert page.get_by_role("link", name="Computations", exact=True).count() == 0
     assert page.evaluate("sessionStorage.getItem('traitsync.token')") is None
 
 
@@ -82,7 +82,7 @@ def test_an_audience_shows_its_size_definition_and_members(page: Any, console: C
 
 def test_a_profile_is_found_by_email_and_explains_its_identifiers(page: Any) -> None:
     sign_in(page)
-    page.get_by_role("link", name="Profiles").click()
+    page.get_by_role("link", name="Profiles", exact=True).click()
     page.get_by_label("identifier").fill("user_005@exam")
     page.get_by_role("button", name="Search").click()
     page.get_by_role("link", name="email:user_005@example.com").click()
@@ -97,7 +97,7 @@ def test_a_profile_is_found_by_email_and_explains_its_identifiers(page: Any) -> 
 
 def test_a_dead_letter_is_replayed_from_the_destination_page(page: Any, console: Console) -> None:
     sign_in(page)
-    page.get_by_role("link", name="Destinations").click()
+    page.get_by_role("link", name="Destinations", exact=True).click()
     shot(page, "destinations")
     page.locator("a[data-id=dst_events]").click()
     page.get_by_test_id("funnel").get_by_text("Successful delivery").wait_for()
@@ -118,13 +118,13 @@ def test_a_dead_letter_is_replayed_from_the_destination_page(page: Any, console:
 
 def test_sources_and_identity_pages_show_live_data(page: Any) -> None:
     sign_in(page)
-    page.get_by_role("link", name="Sources").click()
+    page.get_by_role("link", name="Sources", exact=True).click()
     page.get_by_role("heading", name=re.compile(r"^Live events \(\d+\)$")).wait_for()
     page.get_by_text("Order Completed").first.wait_for()
     rejected = page.get_by_test_id("rejections")
     assert rejected.locator("tbody tr code").first.inner_text()  # a rejection with its code
     shot(page, "sources")
-    page.get_by_role("link", name="Identity").click()
+    page.get_by_role("link", name="Identity", exact=True).click()
     page.get_by_role("heading", name="Violations by category").wait_for()
     blocked = page.locator("section.card", has=page.get_by_role("heading", name="ID value blocked", exact=True))
     blocked.get_by_text("user_id:undefined").first.wait_for()

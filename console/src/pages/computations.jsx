@@ -84,7 +84,7 @@ export function Computation({ computationKey }) {
   const key = encodeURIComponent(computationKey);
   const summary = usePoll(`/computations/${key}?sample=0`);
   const definition = usePoll(`/computations/${key}/definition`, { interval: 0 });
-  const idents = usePoll(`/computations/${key}/identifiers`, { interval: 15000 });
+  const idents = usePoll(`/computations/${key}/identifiers`, { interval: 60000 });
   const [range, setRange] = useState('24h');
   const c = summary.data;
   const d = definition.data;
@@ -120,7 +120,7 @@ export function Computation({ computationKey }) {
             </>
           )}
         </Card>
-        <Card title="Identifiers of members">
+        <Card title="Identifiers of members" actions={idents.data && <span class="muted small">counted {ago(idents.data.counted_at_ms)}</span>}>
           {idents.data && (
             <table>
               <tbody>

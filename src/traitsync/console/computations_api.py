@@ -14,11 +14,15 @@ from fastapi import APIRouter, HTTPException, Query
 
 from traitsync.activation.routes import DAY_MS, parse_time_ms
 from traitsync.compute.realtime import computation_summaries
-from traitsync.compute.realtime.history import identifier_breakdown, members_page, size_history
+from traitsync.compute.realtime.history import SizeHistory, identifier_breakdown, members_page
 from traitsync.console.definition_text import query_text, yaml_entry
 from traitsync.console.routes import ConsoleSources
 from traitsync.definitions import Definition, ir
 from traitsync.profiles.lookup import identifiers_of
+
+#: The breakdown joins every member with its identifiers (seconds at a million members): it is
+#: counted again only when older than this.
+BREAKDOWN_TTL_MS = 300_000
 
 
 def _now_ms() -> int:
@@ -33,6 +37,8 @@ def _first(ids: dict[str, dict[str, list[str]]], profile_id: str, id_type: str) 
 def computations_console_router(src: ConsoleSources, dependencies: list[Any]) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["Console"], dependencies=dependencies)
     db, definitions = src.db, src.definitions
+    history = SizeHistory(db)
+    breakdowns: dict[str, tuple[int, dict[str, int]]] = {}
 
     def find(key: str) -> Definition:
         if key not in definitions:
@@ -56,15 +62,15 @@ def computations_console_router(src: ConsoleSources, dependencies: list[Any]) ->
 
     @router.get("/computations/{key}/size-history",
                 summary="Size over time: one point per bucket, each the size at the bucket's end")
-    def history(key: str, since: str | None = None, until: str | None = None,
-                buckets: int = Query(60, ge=1, le=500)) -> dict[str, Any]:
-        defn = find(key)
+    def size_history(key: str, since: str | None = None, until: str | None = None,
+                     buckets: int = Query(60, ge=1, le=500)) -> dict[str, Any]:
         until_ms = parse_time_ms(until, _now_ms())
         since_ms = parse_time_ms(since, until_ms - DAY_MS)
         if since_ms >= until_ms:
             raise HTTPException(400, detail={"code": "bad_range", "message": "since must be before until"})
-        points = size_history(db, key, is_audience=isinstance(defn, ir.Audience), current_size=summary(key)["size"],
-                              since_ms=since_ms, until_ms=until_ms, buckets=buckets)
+        find(key)
+        points = history.series(key, current_size=summary(key)["size"], since_ms=since_ms, until_ms=until_ms,
+                                buckets=buckets)
         return {"key": key, "since_ms": since_ms, "until_ms": until_ms,
                 "points": [{"at_ms": p.at_ms, "size": p.size} for p in points]}
 
@@ -72,7 +78,8 @@ def computations_console_router(src: ConsoleSources, dependencies: list[Any]) ->
                 "by profile id, with their user_id and email; page with `after`")
     def members(key: str, after: str | None = None, limit: int = Query(25, ge=1, le=200)) -> dict[str, Any]:
         defn = find(key)
-        rows = members_page(db, key, is_audience=isinstance(defn, ir.Audience), after=after, limit=limit + 1)
+        rows = members_page(db, key, is_audience=isinstance(defn, ir.Audience), size=summary(key)["size"],
+                            after=after, limit=limit + 1)
         page = rows[:limit]
         ids = identifiers_of(db, [pid for pid, _, _ in page])
         return {"key": key, "members": [
@@ -81,10 +88,14 @@ def computations_console_router(src: ConsoleSources, dependencies: list[Any]) ->
             for pid, value, at in page],
             "next": page[-1][0] if len(rows) > limit else None}
 
-    @router.get("/computations/{key}/identifiers", summary="How many members hold each identifier type")
+    @router.get("/computations/{key}/identifiers", summary="How many members hold each identifier type "
+                "(counted at most every 5 minutes: it reads every member)")
     def identifiers(key: str) -> dict[str, Any]:
         defn = find(key)
-        return {"key": key, "size": summary(key)["size"],
-                "identifiers": identifier_breakdown(db, key, is_audience=isinstance(defn, ir.Audience))}
+        at, counts = breakdowns.get(key, (0, {}))
+        if _now_ms() - at > BREAKDOWN_TTL_MS:
+            at, counts = _now_ms(), identifier_breakdown(db, key, is_audience=isinstance(defn, ir.Audience))
+            breakdowns[key] = (at, counts)
+        return {"key": key, "size": summary(key)["size"], "counted_at_ms": at, "identifiers": counts}
 
     return router
