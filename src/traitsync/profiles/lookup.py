@@ -9,7 +9,6 @@ types in the table would itself be a scan.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -19,7 +18,6 @@ from traitsync.store.database import Connection, Database
 DEFAULT_ID_TYPES = ("user_id", "email", "anonymous_id", "phone", "ios.idfa", "android.idfa")
 #: Sorts after every character a value can hold, so ``[q, q + _HIGH)`` is "starts with q".
 _HIGH = "\U0010ffff"
-_ID_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 
 @dataclass(frozen=True)
@@ -39,7 +37,8 @@ def search(db: Database, query: str, id_types: Iterable[str] = DEFAULT_ID_TYPES,
            limit: int = 20) -> list[Match]:
     """Profiles holding an identifier equal to, or starting with, ``query``.
 
-    ``type:value`` searches that id type only (``email:ada@`` finds every ``ada@...``).
+    ``type:value`` searches that id type only (``email:ada@`` finds every ``ada@...``) when
+    ``type`` is one of ``id_types``; otherwise the colon is part of the value.
     Exact matches come first; one profile appears once, under its first matching identifier.
     """
     text = query.strip()
@@ -47,7 +46,7 @@ def search(db: Database, query: str, id_types: Iterable[str] = DEFAULT_ID_TYPES,
         return []
     types = list(dict.fromkeys(id_types))
     head, sep, rest = text.partition(":")
-    if sep and rest and _ID_TYPE.fullmatch(head):
+    if sep and rest and head in types:  # "a:b" stays a value unless "a" is a known id type
         types, text = [head], rest
     conn = db.thread_connection()
     found: dict[str, Match] = {}
