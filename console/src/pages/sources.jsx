@@ -20,7 +20,7 @@ export function Sources({ sourceId }) {
       {d && (
         <div class="grid wide">
           <Card title={`Live events (${d.events.length})`}>
-            <ul class="debug">
+            <ul class="debug scroll">
               {d.events.map((e) => (
                 <li key={e.offset}>
                   <button class="row" onClick={() => setOpen(open === e.offset ? null : e.offset)}>
@@ -38,7 +38,7 @@ export function Sources({ sourceId }) {
                 <thead><tr><th>when</th><th>code</th><th>why</th></tr></thead>
                 <tbody>
                   {d.rejections.map((r, i) => (
-                    <tr key={i}><td>{when(r.received_at_ms)}</td><td><code>{r.code}</code></td>
+                    <tr key={i}><td class="when" title={when(r.received_at_ms)}>{ago(r.received_at_ms)}</td><td><code>{r.code}</code></td>
                       <td><span class="clip" title={r.message || r.detail}>{r.message || r.detail || JSON.stringify(r)}</span></td></tr>))}
                   {d.rejections.length === 0 && <tr><td colSpan={3} class="muted">Nothing rejected.</td></tr>}
                 </tbody>
