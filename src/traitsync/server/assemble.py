@@ -17,6 +17,7 @@ from traitsync.activation.lists import ListScheduler
 from traitsync.activation.routes import DeliveryCollector, destinations_router
 from traitsync.activation.worker import ActivationWorker
 from traitsync.compute.realtime import RealtimeEngine, computations_router, computed_traits_provider, journeys_router
+from traitsync.console import ConsoleSources, console_routers, static_router
 from traitsync.delivery.backoff import Backoff
 from traitsync.delivery.limiter import Limiter, RateLimiter
 from traitsync.delivery.shared_limiter import SharedRateLimiter
@@ -98,5 +99,17 @@ def assemble(project: Project, db: Database, *, role: str = "all", stages: Stage
     token = management.token.get_secret_value() if management else None
     routers.append(lambda _rt: destinations_router(db, project.activation, project.delivery, stages.lists,
                                                    dependencies=[Depends(ManagementAuth(token))]))
+    routers.extend(_console(project, db, token))
     runtime.metric_collectors = [DeliveryCollector(db, project.activation)]
     return runtime, routers, stages
+
+
+def _console(project: Project, db: Database, token: str | None) -> list[RouterFactory]:
+    """The web console at ``/`` and the endpoints its pages read (management token required)."""
+    from traitsync.profiles.lookup import DEFAULT_ID_TYPES
+
+    sources = ConsoleSources(db=db, definitions=project.definitions, activation=project.activation,
+                             document=project.loaded.document.data,
+                             id_types=tuple(dict.fromkeys([*project.identity.rules, *DEFAULT_ID_TYPES])))
+    routers = console_routers(sources, dependencies=[Depends(ManagementAuth(token))])
+    return [*(lambda _rt, r=r: r for r in routers), lambda _rt: static_router()]
