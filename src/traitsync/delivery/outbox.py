@@ -67,6 +67,10 @@ _SCAN_MAX = 50_000
 _ID_CHUNK = 500
 
 
+class _Contended(Exception):
+    """A row of the plan was taken or settled meanwhile: roll the claim back, take nothing."""
+
+
 def _claim_lock_key(destination_id: str) -> int:
     digest = hashlib.sha256(f"traitsync.claim:{destination_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
@@ -196,27 +200,36 @@ class Outbox:
         plan = ClaimPlan(groups, batch_size)
         if max_run is not None:
             plan.per_group = max_run
+        try:
+            ids = self._claim_ids(conn, destination_id, plan, at, lease_ms)
+        except _Contended:
+            return []
+        if not ids:
+            return []
+        rows = {row.id: row for row in self._rows(conn, ids)}
+        conn.commit()
+        return [[rows[r.id] for r in group] for group in plan.groups]
+
+    def _claim_ids(self, conn: Connection, destination_id: str, plan: ClaimPlan, at: int, lease_ms: int
+                   ) -> list[int]:
+        """Plan the claim and mark its rows in flight; the ids taken (raises ``_Contended``)."""
         postgres = self.db.dialect == "postgresql"
         if postgres:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(?)", (_claim_lock_key(destination_id),))
                 self._scan(conn, destination_id, plan, at)
                 ids = plan.ids()
-                if not ids or not self._take(conn, ids, at, lease_ms):
-                    return []
-        else:
-            self._scan(conn, destination_id, plan, at)
-            conn.commit()
-            ids = plan.ids()
-            if not ids:
-                return []
+                if ids and not self._take(conn, ids, at, lease_ms):
+                    raise _Contended
+            return ids
+        self._scan(conn, destination_id, plan, at)
+        conn.commit()
+        ids = plan.ids()
+        if ids:
             with conn.transaction():
                 if not self._take(conn, ids, at, lease_ms):
-                    conn.rollback()
-                    return []
-        rows = {row.id: row for row in self._rows(conn, ids)}
-        conn.commit()
-        return [[rows[r.id] for r in group] for group in plan.groups]
+                    raise _Contended
+        return ids
 
     def _scan(self, conn: Connection, destination_id: str, plan: ClaimPlan, at: int) -> None:
         """Feed unfinished rows to ``plan`` in ``id`` order, a page at a time, until it is full.

@@ -164,6 +164,11 @@ class DestinationWorker:
     def paused_until(self) -> float:
         return self._paused_until if self.paused else 0.0
 
+    def wake(self) -> None:
+        """New rows may be waiting (activation enqueued some): look now rather than at the next poll."""
+        with self._settled_signal:
+            self._settled_signal.notify_all()
+
     def resume(self) -> None:
         """Lift an auth pause (after the user fixed the credentials)."""
         conn = self.conn

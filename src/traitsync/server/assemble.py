@@ -75,8 +75,13 @@ def build_stages(project: Project, db: Database, *, transport: Transport | None 
         delivery[target.destination_id] = DestinationWorker(db, target, limiter=limiter, transport=transport,
                                                             poll_interval=delivery_poll, backoff=backoff,
                                                             **delivery_options)
-    return Stages(project=project, identity=identity, engine=engine,
-                  activation=ActivationWorker(db, project.activation, poll_interval=IDLE_POLL_SECONDS),
+    activation = ActivationWorker(db, project.activation, poll_interval=IDLE_POLL_SECONDS)
+    # In one process each stage wakes the next when it commits output, instead of the next
+    # noticing at its following poll.
+    identity.downstream = (engine.wake,)
+    engine.downstream = (activation.wake,)
+    activation.downstream = tuple(worker.wake for worker in delivery.values())
+    return Stages(project=project, identity=identity, engine=engine, activation=activation,
                   lists=ListScheduler(db, project.activation), delivery=delivery)
 
 
