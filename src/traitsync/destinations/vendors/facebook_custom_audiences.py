@@ -170,5 +170,6 @@ DESTINATION: Destination[FacebookCustomAudiencesSettings] = Destination(
     min_list_interval_s=3600.0,
     list_id_before_members=True,
     members_per_operation=MAX_ROWS,
+    min_list_size=100,
     description="Customer-list custom audiences; email and phone hashed as Meta requires.",
 )
