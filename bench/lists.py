@@ -183,7 +183,8 @@ def destination_yaml(vendor: str, fake: dict[str, str]) -> str:
         settings = (f'{{customer_id: "123-456-7890", developer_token: "{g.DEVELOPER_TOKEN}",'
                     f' client_id: "{g.CLIENT_ID}", client_secret: "{g.CLIENT_SECRET}",'
                     f' refresh_token: "{g.REFRESH_TOKEN}",'
-                    f' token_url: "{fake["url"]}/oauth2/token", endpoint: "{fake["base"]}"}}')
+                    f' token_url: "{fake["url"]}/oauth2/token", endpoint: "{fake["base"]}",'
+                    ' job_poll_initial_s: 0.05}')
         kind = "google_ads_customer_match"
     return (f"  - id: dst\n    kind: {kind}\n    settings: {settings}\n    rate_limit: 1000\n"
             f"    connections:\n      - computation: big\n")
