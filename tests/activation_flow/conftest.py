@@ -9,6 +9,8 @@ those stages publish, and runs the activation and delivery workers to completion
 from __future__ import annotations
 
 import json
+import re
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,8 +163,33 @@ class Flow:
         return out
 
 
+#: A plain email address or a North American phone number as the list tests write them.
+PLAIN_PII = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\.[A-Za-z0-9.]+|\(?\b\d{3}\)?[ .-]?\d{3}[ .-]?\d{4}\b")
+
+
+def shown_by_the_api(flow: Flow) -> str:
+    """Every API answer about the flow's list destinations: summary (with list status), delivery
+    overview and debugger, as JSON."""
+    from traitsync.activation.routes import debug_entry, destination_summary, overview_dict
+    from traitsync.delivery.overview import recent_messages
+
+    parts: list[Any] = []
+    conn = flow.db.connect()
+    try:
+        for dest in flow.stages.project.activation.list_destinations:
+            parts.append(destination_summary(flow.db, dest, None))
+            parts.append(overview_dict(flow.db, dest.id, 0, 2**62, lists=True))
+            parts.append([debug_entry(e) for e in recent_messages(conn, dest.id, limit=500)])
+    finally:
+        conn.close()
+    return json.dumps(parts)
+
+
 @pytest.fixture
-def flow_factory(db: Database, tmp_path: Path) -> Iterator[Any]:
+def flow_factory(db: Database, tmp_path: Path, request: pytest.FixtureRequest,
+                 capfd: pytest.CaptureFixture[str]) -> Iterator[Any]:
+    """Flows for a test; in the list destination tests, every log line the test printed and every
+    API answer about its list destinations is then scanned: no plain email or phone number."""
     made: list[Flow] = []
 
     def make(destinations: str) -> Flow:
@@ -171,8 +198,17 @@ def flow_factory(db: Database, tmp_path: Path) -> Iterator[Any]:
         return f
 
     yield make
-    for f in made:
-        f.close()
+    try:
+        if request.module.__name__.rsplit(".", 1)[-1].startswith("test_list"):
+            out, err = capfd.readouterr()
+            sys.stdout.write(out)  # still shown if the test fails
+            sys.stderr.write(err)
+            for f in made:
+                found = PLAIN_PII.findall(out + err + shown_by_the_api(f))
+                assert found == [], f"plain personal data in logs or API answers: {found[:5]}"
+    finally:
+        for f in made:
+            f.close()
 
 
 def wait_for(predicate: Any, timeout: float = 20.0) -> bool:
