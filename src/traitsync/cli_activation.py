@@ -167,21 +167,22 @@ def _when(ms: int | None) -> str:
 @destinations_app.command("list")
 def list_adapters() -> None:
     """Every adapter: what it sends, its default cap and batch size (list destinations: members per
-    operation), the list cadence floor and minimum audience size, its required settings."""
+    operation), the floor of its list sync cadence ("every") and its minimum audience size, its
+    required settings."""
     from traitsync.destinations.registry import ADAPTERS, default_rate
 
     table = Table(title="Destination adapters (kind: in traitsync.yaml)")
     table.add_column("kind", overflow="fold")
-    table.add_column("modes")
+    table.add_column("modes", no_wrap=True)
     table.add_column("cap/s", justify="right")
     table.add_column("batch", justify="right")
-    table.add_column("list cadence")
-    table.add_column("min size", justify="right")
+    table.add_column("every", no_wrap=True)
+    table.add_column("min", justify="right", no_wrap=True)
     table.add_column("required settings")
     for slug, adapter in sorted(ADAPTERS.items()):
         required = [name for name, f in adapter.settings_model.model_fields.items() if f.is_required()]
         batch = adapter.list_batch if adapter.modes == {"list"} else adapter.max_batch
-        cadence = f"every {_every(adapter.min_list_interval_s)}+" if "list" in adapter.modes else "-"
+        cadence = f"{_every(adapter.min_list_interval_s)}+" if "list" in adapter.modes else "-"
         minimum = f"{adapter.min_list_size:,}" if adapter.min_list_size else "-"
         table.add_row(slug, ", ".join(sorted(adapter.modes)), f"{default_rate(adapter):g}", f"{batch:,}",
                       cadence, minimum, " ".join(required) or "-")

@@ -73,8 +73,8 @@ def test_destinations_list_shows_every_list_adapter_with_its_cadence_and_batch()
         _kind, modes, _cap, batch, cadence, minimum, _required = rows[slug]
         assert (modes, batch) == ("list", f"{adapter.list_batch:,}"), slug
         assert minimum == (f"{adapter.min_list_size:,}" if adapter.min_list_size else "-"), slug
-        assert cadence == ("every 6h+" if adapter.min_list_interval_s == 21600 else "every 1h+"), slug
-    assert rows["facebook_custom_audiences"][3:6] == ["10,000", "every 1h+", "100"]
-    assert rows["google_ads_customer_match"][3:6] == ["100,000", "every 6h+", "100"]
-    assert rows["snapchat_audiences"][3:6] == ["100,000", "every 1h+", "-"]
+        assert cadence == ("6h+" if adapter.min_list_interval_s == 21600 else "1h+"), slug
+    assert rows["facebook_custom_audiences"][3:6] == ["10,000", "1h+", "100"]
+    assert rows["google_ads_customer_match"][3:6] == ["100,000", "6h+", "100"]
+    assert rows["snapchat_audiences"][3:6] == ["100,000", "1h+", "-"]
     assert rows["webhook"][1] == "event, list"
