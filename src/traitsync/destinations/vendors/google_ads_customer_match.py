@@ -30,14 +30,13 @@ gone, so the next sync creates it again. Google processes jobs in 6 to 48 hours,
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 
 from traitsync.destinations.auth import Token
 from traitsync.destinations.base import (
-    LIST_GONE,
     Destination,
     DestinationSettings,
     Exchange,
@@ -54,6 +53,7 @@ from traitsync.destinations.vendors._google import (
     classify_google,
     google_errors,
 )
+from traitsync.destinations.vendors._lists import Step, audience_key, audience_name, created, list_exchange
 
 DEFAULT_HOST = "https://googleads.googleapis.com/v22"
 #: Identifiers per job (Google: up to 100,000 per job; larger jobs are preferred to many small ones).
@@ -96,7 +96,7 @@ class GoogleAdsCustomerMatchSettings(DestinationSettings):
         return self.customer_id.replace("-", "")
 
 
-def user_identifier(member: dict[str, Any], settings: GoogleAdsCustomerMatchSettings) -> dict[str, str] | None:
+def user_identifier(member: Mapping[str, Any], settings: GoogleAdsCustomerMatchSettings) -> dict[str, str] | None:
     """One ``userIdentifiers`` entry, or ``None`` when a CONTACT_INFO list cannot take the value."""
     kind, value = str(member.get("type", "")), str(member.get("value", ""))
     try:
@@ -116,24 +116,22 @@ def _headers(settings: GoogleAdsCustomerMatchSettings) -> dict[str, str]:
     return headers
 
 
-def _create_list(message: dict[str, Any], settings: GoogleAdsCustomerMatchSettings) -> Exchange:
-    audience = message.get("audience", {})
+def _create(message: Mapping[str, Any], settings: GoogleAdsCustomerMatchSettings, _token: Token | None) -> Step:
     body = {"operations": [{"create": {
-        "name": audience.get("name") or audience.get("key"),
-        "description": f"traitsync audience {audience.get('key')}",
+        "name": audience_name(message),
+        "description": f"traitsync audience {audience_key(message)}",
         "membershipLifeSpan": str(settings.membership_life_span_days),
         "crmBasedUserList": {"uploadKeyType": "CONTACT_INFO", "dataSourceType": "FIRST_PARTY"}}}]}
     answer = yield Request("POST", f"{settings.host}/customers/{settings.customer}/userLists:mutate", dumps(body),
                            headers=_headers(settings), purpose="create")
     outcome = classify_google(answer)
     if outcome.kind != "ok":
-        return [outcome]
+        return outcome
     results = (answer.json() or {}).get("results") if isinstance(answer.json(), dict) else None
     name = results[0].get("resourceName") if isinstance(results, list) and results and isinstance(
         results[0], dict) else None
-    if not isinstance(name, str) or "/userLists/" not in name:
-        return [Outcome.retry(code="GOOGLE_NO_LIST_ID", message="userLists:mutate answered without a resource name")]
-    return [Outcome.ok({"external_id": name.rsplit("/", 1)[1]})]
+    return created(outcome, name.rsplit("/", 1)[1] if isinstance(name, str) and "/userLists/" in name else None,
+                   "Google")
 
 
 def _partial_failures(answer: Response) -> dict[int, str]:
@@ -144,8 +142,9 @@ def _partial_failures(answer: Response) -> dict[int, str]:
     return {index: code for code, _, index in google_errors(failure) if index is not None}
 
 
-def _upload(message: dict[str, Any], settings: GoogleAdsCustomerMatchSettings, list_id: str) -> Exchange:
-    action = "create" if message.get("action") == "add" else "remove"
+def _upload(message: Mapping[str, Any], settings: GoogleAdsCustomerMatchSettings, _token: Token | None, action: str,
+            list_id: str) -> Step:
+    operation = "create" if action == "add" else "remove"
     identifiers: list[dict[str, str]] = []
     positions: list[int] = []  # identifiers[k] is member positions[k] of the message
     for position, member in enumerate(message.get("members", [])):
@@ -154,7 +153,7 @@ def _upload(message: dict[str, Any], settings: GoogleAdsCustomerMatchSettings, l
             identifiers.append(ident)
             positions.append(position)
     if not identifiers:
-        return [Outcome.ok()]  # nothing Google can match
+        return Outcome.ok()  # nothing Google can match
     job_body = {"job": {"type": "CUSTOMER_MATCH_USER_LIST", "customerMatchUserListMetadata": {
         "userList": f"customers/{settings.customer}/userLists/{list_id}",
         "consent": {"adUserData": settings.ad_user_data_consent,
@@ -163,23 +162,23 @@ def _upload(message: dict[str, Any], settings: GoogleAdsCustomerMatchSettings, l
                            dumps(job_body), headers=_headers(settings), purpose="create job")
     outcome = classify_google(answer)
     if outcome.kind != "ok":
-        return [outcome]
+        return outcome
     data = answer.json()
     job = data.get("resourceName") if isinstance(data, dict) else None
     if not isinstance(job, str) or "/offlineUserDataJobs/" not in job:
-        return [Outcome.retry(code="GOOGLE_NO_JOB", message="offlineUserDataJobs:create answered without a job")]
+        return Outcome.retry(code="GOOGLE_NO_JOB", message="offlineUserDataJobs:create answered without a job")
     rejected: dict[int, str] = {}  # member position -> the error Google rejected it with for good
     for start in range(0, len(identifiers), OPERATIONS_PER_REQUEST):
         # (member position, operation) pairs still to add; operation i of a request is pending[i].
-        pending = [(positions[k], {action: {"userIdentifiers": [identifiers[k]]}})
+        pending = [(positions[k], {operation: {"userIdentifiers": [identifiers[k]]}})
                    for k in range(start, min(start + OPERATIONS_PER_REQUEST, len(identifiers)))]
         for _round in range(READD_ROUNDS):
             answer = yield Request("POST", f"{settings.host}/{job}:addOperations",
                                    dumps({"enablePartialFailure": True, "operations": [op for _, op in pending]}),
-                                   headers=_headers(settings), purpose=f"{message.get('action')} members")
+                                   headers=_headers(settings), purpose=f"{action} members")
             outcome = classify_google(answer)
             if outcome.kind != "ok":
-                return [outcome]
+                return outcome
             failed = {i: code for i, code in _partial_failures(answer).items() if i < len(pending)}
             for i, code in failed.items():
                 if code not in RETRY_CODES:
@@ -188,20 +187,20 @@ def _upload(message: dict[str, Any], settings: GoogleAdsCustomerMatchSettings, l
             if not pending:
                 break
         if pending:  # still failing for a transient reason: the whole operation goes again later
-            return [Outcome.retry(code="CONCURRENT_MODIFICATION",
-                                  message=f"{len(pending)} operations kept failing transiently")]
+            return Outcome.retry(code="CONCURRENT_MODIFICATION",
+                                 message=f"{len(pending)} operations kept failing transiently")
     answer = yield Request("POST", f"{settings.host}/{job}:run", b"{}", headers=_headers(settings), purpose="run job")
     outcome = classify_google(answer)
     if outcome.kind != "ok":
-        return [outcome]
+        return outcome
     status = yield from _wait_for_job(job, settings)
     if status.kind != "ok":
-        return [status]
+        return status
     detail: dict[str, Any] = dict(status.detail or {})
     if rejected:
         # Positions, never values: the outcome is stored and shown, and values are personal data.
         detail.update(rejected=sorted(rejected), rejected_codes=sorted(set(rejected.values())))
-    return [Outcome.ok(detail or None)]
+    return Outcome.ok(detail or None)
 
 
 def _job_query(job: str) -> bytes:
@@ -242,18 +241,7 @@ def _wait_for_job(job: str, settings: GoogleAdsCustomerMatchSettings) -> Generat
 
 def exchange(items: Sequence[Item], settings: GoogleAdsCustomerMatchSettings, token: Token | None) -> Exchange:
     """One list operation per exchange (``max_batch`` 1): create the list, or one job per add/remove."""
-    outcomes: list[Outcome] = []
-    for item in items:
-        message = item.message
-        if message.get("action") == "create":
-            outcomes.extend((yield from _create_list(message, settings)))
-            continue
-        list_id = message.get("context", {}).get("personas", {}).get("external_audience_id")
-        if not list_id:
-            outcomes.append(Outcome.drop(LIST_GONE, "no Google user list id for this list yet"))
-            continue
-        outcomes.extend((yield from _upload(message, settings, str(list_id))))
-    return outcomes
+    return list_exchange(items, settings, token, vendor="Google", create=_create, upload=_upload)
 
 
 def check(settings: GoogleAdsCustomerMatchSettings, _token: Token | None) -> Request:
