@@ -66,6 +66,11 @@ class ActivationDestination:
     batch_size: int
 
     @property
+    def min_audience_size(self) -> int:
+        """A new list is held until the audience has this many members (0: never held)."""
+        return self.resolved.min_audience_size if self.mode == "list" else 0
+
+    @property
     def required_traits(self) -> frozenset[str]:
         """Profile traits the adapter needs on every item (the seeds' "additional identifiers")."""
         return self.resolved.adapter.required_traits

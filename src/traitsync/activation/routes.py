@@ -18,6 +18,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from traitsync.activation.config import ActivationConfig, ActivationDestination
+from traitsync.activation.list_status import list_statuses
 from traitsync.activation.lists import ListScheduler
 from traitsync.delivery.outbox import DEAD, DELIVERED, FILTERED, IN_FLIGHT, PENDING, RETRY_WAIT, Outbox, now_ms
 from traitsync.delivery.overview import DebugEntry, delivery_overview, recent_messages
@@ -49,6 +50,7 @@ def destination_summary(db: Database, dest: ActivationDestination, target: Deliv
     try:
         counts = Outbox(db).state_counts(conn, dest.id)
         until_ms, pause_code = paused_until(conn, dest.id)
+        lists = [s.as_dict() for s in list_statuses(conn, dest.id)] if dest.mode == "list" else None
         conn.commit()
     finally:
         conn.close()
@@ -68,6 +70,8 @@ def destination_summary(db: Database, dest: ActivationDestination, target: Deliv
         "paused": paused,
         "paused_until_ms": until_ms if paused else None,
         "pause_code": pause_code if paused else None,
+        "min_audience_size": dest.min_audience_size if dest.mode == "list" else None,
+        "lists": lists,
     }
 
 
@@ -81,15 +85,22 @@ def debug_entry(entry: DebugEntry) -> dict[str, Any]:
                          for a in entry.attempts]}
 
 
-def overview_dict(db: Database, destination_id: str, since_ms: int, until_ms: int) -> dict[str, Any]:
+def overview_dict(db: Database, destination_id: str, since_ms: int, until_ms: int, *,
+                  lists: bool = False) -> dict[str, Any]:
+    """The overview's stages; with ``lists`` (a list destination) also where each audience's list
+    stands, so a sync held below the vendor's minimum size shows here with its reason."""
     conn = db.connect()
     try:
         view = delivery_overview(conn, since_ms=since_ms, until_ms=until_ms, destination_id=destination_id)
+        held = [s.as_dict() for s in list_statuses(conn, destination_id)] if lists else None
+        conn.commit()
     finally:
         conn.close()
     body = view[destination_id].as_dict()
-    return {**body, "since_ms": since_ms, "until_ms": until_ms,
-            "total": view[destination_id].total}
+    out = {**body, "since_ms": since_ms, "until_ms": until_ms, "total": view[destination_id].total}
+    if held is not None:
+        out["lists"] = held
+    return out
 
 
 def destinations_router(db: Database, config: ActivationConfig, targets: Sequence[DeliveryTarget],
@@ -112,13 +123,13 @@ def destinations_router(db: Database, config: ActivationConfig, targets: Sequenc
 
     @router.get("/destinations/{destination_id}/delivery-overview", summary="Delivery Overview stages")
     def overview(destination_id: str, since: str | None = None, until: str | None = None) -> dict[str, Any]:
-        find(destination_id)
+        dest = find(destination_id)
         now = now_ms()
         until_ms = parse_time_ms(until, now + 1)
         since_ms = parse_time_ms(since, until_ms - DAY_MS)
         if since_ms >= until_ms:
             raise HTTPException(400, detail={"code": "bad_range", "message": "since must be before until"})
-        return overview_dict(db, destination_id, since_ms, until_ms)
+        return overview_dict(db, destination_id, since_ms, until_ms, lists=dest.mode == "list")
 
     @router.get("/destinations/{destination_id}/debugger", summary="Last messages with attempts and outcomes")
     def debugger(destination_id: str, limit: int = 50) -> dict[str, Any]:
