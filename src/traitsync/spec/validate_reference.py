@@ -1,46 +1,19 @@
-"""Validate and normalise one Tracking API message, with Segment's rejection codes.
+"""The plain, readable message checks: the oracle that the fast ``validate.normalise`` is held to.
 
-Plain dict checks rather than pydantic: this runs for every event at ingest rates, and the
-codes and order of checks follow Segment's (segment-spec 1.10) rather than a generic schema.
+Each Segment rule is its own small function here, in Segment's order (segment-spec 1.10). The
+hot path in ``validate.py`` inlines the same rules into one function for speed; a property test
+(``tests/spec/test_validate.py``) feeds both the same messages and requires identical answers,
+so a change of rule is made here first, then mirrored there.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from traitsync.spec.event import event_name_of
 from traitsync.spec.timestamps import corrected_timestamp_ms, format_iso_ms, format_received_ms, parse_iso_ms
-
-MESSAGE_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
-MAX_MESSAGE_ID_CHARS = 100
-#: Keys a client may not set: the server owns them, and writeKey is a secret never stored.
-_SERVER_KEYS = ("receivedAt", "writeKey")
-
-
-@dataclass(slots=True)
-class Rejection:
-    """Why one message was refused; ``index`` is its position in a batch (None for single calls)."""
-
-    code: str
-    message: str
-    index: int | None = None
-    message_id: str | None = None
-
-
-@dataclass(slots=True)
-class Accepted:
-    """A normalised message ready for the log, with the columns the log indexes."""
-
-    message_id: str
-    type: str
-    event: str | None
-    user_id: str | None
-    anonymous_id: str | None
-    timestamp_ms: int
-    received_at_ms: int
-    body: dict[str, Any]
+from traitsync.spec.validate import MAX_MESSAGE_ID_CHARS, MESSAGE_TYPES, Accepted, Rejection
 
 
 def _is_nonempty_str(value: Any) -> bool:
@@ -165,7 +138,7 @@ def normalise(raw: Any, *, received_at_ms: int, default_type: str | None = None,
     kind = msg.get("type", default_type)
     if default_type is not None and kind != default_type:
         kind = default_type  # the route decides; Segment ignores a conflicting body type
-    if kind not in MESSAGE_TYPES:
+    if not isinstance(kind, str) or kind not in MESSAGE_TYPES:
         return Rejection("bad_request", f"type must be one of {', '.join(sorted(MESSAGE_TYPES))}")
     msg["type"] = kind
     message_id = msg.get("messageId")
@@ -227,19 +200,4 @@ def normalise(raw: Any, *, received_at_ms: int, default_type: str | None = None,
     )
 
 
-def merge_batch_defaults(item: Any, context: Any, integrations: Any) -> Any:
-    """Merge batch-level ``context`` and ``integrations`` into an item; the item's keys win."""
-    if not isinstance(item, dict):
-        return item
-    if isinstance(context, dict) and context:
-        own = item.get("context")
-        item = dict(item)
-        item["context"] = {**context, **own} if isinstance(own, dict) else dict(context)
-    if isinstance(integrations, dict) and integrations:
-        own_i = item.get("integrations")
-        item = dict(item)
-        item["integrations"] = {**integrations, **own_i} if isinstance(own_i, dict) else dict(integrations)
-    return item
-
-
-__all__ = ["MESSAGE_TYPES", "Accepted", "Rejection", "merge_batch_defaults", "normalise"]
+__all__ = ["normalise"]
