@@ -106,7 +106,8 @@ def test_batch_keeps_good_items_and_names_the_bad_one(live: LiveApp) -> None:
     response = post(live, "/v1/batch", {"batch": batch})
     assert response.status_code == 200
     assert response.json() == {
-        "success": True, "accepted": 2, "duplicates": 0, "code": "multi_user_error",
+        "success": False, "accepted": 2, "duplicates": 0, "code": "multi_user_error",
+        "message": "1 of 3 messages were refused; the others were stored",
         "rejected": [{"index": 1, "code": "event_not_defined", "message": "track requires an event name"}],
     }
     assert [e.message_id for e in stored(live)] == ["good-1", "good-2"]
@@ -130,8 +131,8 @@ def test_batch_level_context_and_integrations_merge_into_items(live: LiveApp) ->
 def test_empty_batch(live: LiveApp) -> None:
     response = post(live, "/v1/batch", {"batch": []})
     assert response.status_code == 200
-    assert response.json() == {"success": True, "accepted": 0, "duplicates": 0, "code": "empty_batch",
-                               "rejected": []}
+    assert response.json() == {"success": False, "accepted": 0, "duplicates": 0, "code": "empty_batch",
+                               "message": "batch is empty", "rejected": []}
 
 
 def test_all_items_bad_reports_empty_batch_result(live: LiveApp) -> None:

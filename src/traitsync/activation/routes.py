@@ -34,7 +34,7 @@ def parse_time_ms(value: str | None, default: int) -> int:
     if value is None or value == "":
         return default
     text = value.strip()
-    if text.lstrip("-").isdigit():
+    if text.lstrip("-").isascii() and text.lstrip("-").isdigit():  # "³".isdigit() is true, int("³") fails
         return int(text)
     try:
         return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
@@ -130,7 +130,8 @@ def destinations_router(db: Database, config: ActivationConfig, targets: Sequenc
             conn.close()
         return {"destination_id": destination_id, "messages": [debug_entry(e) for e in entries]}
 
-    @router.post("/destinations/{destination_id}/sync", summary="Sync a list destination now")
+    @router.post("/destinations/{destination_id}/sync", summary="Sync a list destination now",
+                 responses={409: {"description": "`not_a_list_destination`: event destinations sync by themselves"}})
     def sync_now(destination_id: str) -> dict[str, Any]:
         dest = find(destination_id)
         if dest.mode != "list" or scheduler is None:

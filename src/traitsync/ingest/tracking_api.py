@@ -271,16 +271,18 @@ class TrackingApi:
             self.metrics.duplicates.labels(source.id).inc(outcome.duplicates)
         for rej, _ in rejected:
             self.metrics.rejected.labels(source.id, rej.code).inc()
-        answer: dict[str, Any] = {"success": True}
+        answer: dict[str, Any] = {"success": not rejected}
         if kind is None:
             answer.update(accepted=outcome.inserted, duplicates=outcome.duplicates)
             item_errors = [r for r, _ in rejected if r.index is not None]
             if item_errors:
-                answer["code"] = "multi_user_error"
+                total = len(item_errors) + len(accepted)
+                others = "; the others were stored" if accepted else ""
+                answer.update(code="multi_user_error",
+                              message=f"{len(item_errors)} of {total} messages were refused{others}")
                 answer["rejected"] = [{"index": r.index, "code": r.code, "message": r.message} for r in item_errors]
             elif rejected:
-                answer["code"] = rejected[0][0].code
-                answer["rejected"] = []
+                answer.update(code=rejected[0][0].code, message=rejected[0][0].message, rejected=[])
         elif rejected:
             rej = rejected[0][0]
             answer = {"success": False, "code": rej.code, "message": rej.message}
@@ -296,12 +298,38 @@ def _too_large_message(kind: str | None, limit: int) -> str:
     return f"Request body is over the {_size(limit)} limit for a {what}"
 
 
+_ERROR = {"type": "object", "required": ["code", "message"],
+          "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
+#: The 200 answer. ``success`` is true exactly when nothing was refused; otherwise ``code`` says
+#: why (``empty_batch``, ``multi_user_error`` when some items were refused, or the one message's
+#: code) and ``rejected`` names each refused batch item. Accepted items are stored either way.
+_ANSWER = {
+    "type": "object", "required": ["success"],
+    "properties": {
+        "success": {"type": "boolean"},
+        "accepted": {"type": "integer", "minimum": 0, "description": "batch: messages newly stored"},
+        "duplicates": {"type": "integer", "minimum": 0,
+                       "description": "batch: messages whose messageId was already stored"},
+        "code": {"type": "string"}, "message": {"type": "string"},
+        "rejected": {"type": "array", "items": {
+            "type": "object", "required": ["index", "code", "message"],
+            "properties": {"index": {"type": "integer"}, "code": {"type": "string"},
+                           "message": {"type": "string"}}}},
+    },
+}
+
+
+def _with(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {_JSON: {"schema": schema}}}
+
+
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "Accepted (a batch may name refused items under `rejected`)"},
-    400: {"description": "Invalid JSON or oversize request: `{\"code\", \"message\"}`"},
-    401: {"description": "`unknown_source`: missing or unknown write key"},
-    429: {"description": "The source is over its rate limit; see Retry-After"},
-    503: {"description": "The event log cannot commit; nothing stored; see Retry-After"},
+    200: _with("Accepted; `success` is false, with a `code`, when a message or batch item was refused", _ANSWER),
+    400: _with("`bad_request`: invalid JSON, a body that is not an object, or an oversize request", _ERROR),
+    401: _with("`unknown_source`: missing or unknown write key", _ERROR),
+    403: _with("`source_disabled`: the source is disabled", _ERROR),
+    429: _with("`too_many_requests`: the source is over its rate limit; see Retry-After", _ERROR),
+    503: _with("`storage_unavailable`: the event log cannot commit; nothing was stored; see Retry-After", _ERROR),
 }
 
 

@@ -165,7 +165,7 @@ def normalise(raw: Any, *, received_at_ms: int, default_type: str | None = None,
     kind = msg.get("type", default_type)
     if default_type is not None and kind != default_type:
         kind = default_type  # the route decides; Segment ignores a conflicting body type
-    if kind not in MESSAGE_TYPES:
+    if not isinstance(kind, str) or kind not in MESSAGE_TYPES:  # a list or object type is unhashable
         return Rejection("bad_request", f"type must be one of {', '.join(sorted(MESSAGE_TYPES))}")
     msg["type"] = kind
     message_id = msg.get("messageId")
