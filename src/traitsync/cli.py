@@ -15,6 +15,7 @@ from rich.table import Table
 
 from traitsync.cli_activation import deliveries_app, destinations_app
 from traitsync.cli_options import ConfigOption, DatabaseOption, console, err_console, fail
+from traitsync.cli_privacy import privacy_app, tokens_app
 from traitsync.errors import ConfigError, TraitsyncError
 
 app = typer.Typer(help="traitsync: Computed Traits and Audiences in real time, activated to your tools.",
@@ -25,6 +26,8 @@ identity_app = typer.Typer(help="Explain, audit and rebuild the identity graph."
 app.add_typer(identity_app, name="identity")
 app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(destinations_app, name="destinations")
+app.add_typer(privacy_app, name="privacy")
+app.add_typer(tokens_app, name="tokens")
 
 
 _fail = fail

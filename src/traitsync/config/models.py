@@ -64,13 +64,42 @@ class SourceConfig(_Strict):
 
 
 class ProfileApiConfig(_Strict):
-    access_secret: SecretStr
+    """The space's access secrets; several may be valid at once, so a secret rotates without downtime."""
+
+    access_secret: SecretStr | None = None
+    access_secrets: list[SecretStr] = Field(default_factory=list)
+
+    def secrets(self) -> list[str]:
+        found = [s.get_secret_value() for s in ([self.access_secret] if self.access_secret else [])]
+        return found + [s.get_secret_value() for s in self.access_secrets if s.get_secret_value() not in found]
+
+
+Role = Literal["read-only", "admin"]
+
+
+class TokenConfig(_Strict):
+    """A named management token: give ``token_sha256`` (``traitsync tokens hash``) to keep the
+    token itself out of the file, or ``token`` (often ``${VAR}``)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    role: Role = "read-only"
+    token: SecretStr | None = None
+    token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
 class ManagementApiConfig(_Strict):
-    """Bearer token for ``/api/v1/*``; without one the management API answers 401 to everyone."""
+    """Bearer tokens for ``/api/v1/*``: ``token`` is an admin token named ``default``; ``tokens``
+    adds named ones with roles. Tokens made with ``traitsync tokens create`` live in the store and
+    work at once, without a restart. With none at all the management API answers 401 to everyone."""
 
-    token: SecretStr
+    token: SecretStr | None = None
+    tokens: list[TokenConfig] = Field(default_factory=list)
+
+
+class PrivacyConfig(_Strict):
+    """``send_exits``: when a profile is deleted, send its audience exits to connected destinations."""
+
+    send_exits: bool = True
 
 
 class StorageConfig(_Strict):
@@ -85,6 +114,7 @@ class TraitsyncConfig(_Strict):
     profile_api: ProfileApiConfig | None = None
     management_api: ManagementApiConfig | None = None
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     identity: dict[str, Any] | None = None
     computed_traits: list[dict[str, Any]] = Field(default_factory=list)
     audiences: list[dict[str, Any]] = Field(default_factory=list)

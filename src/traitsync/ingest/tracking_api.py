@@ -26,6 +26,7 @@ from traitsync.ingest.appender import Appender
 from traitsync.ingest.auth import SourceDirectory
 from traitsync.ingest.metrics import IngestMetrics
 from traitsync.ingest.ratelimit import RequestBucket
+from traitsync.ingest.suppressions import SUPPRESSED, SUPPRESSED_MESSAGE, Suppressions
 from traitsync.log import SourceBatch
 from traitsync.spec.validate import Accepted, Rejection, merge_batch_defaults, normalise
 
@@ -88,8 +89,9 @@ class TrackingApi:
     """The routes plus what they need: sources, the writer, metrics and per-source limits."""
 
     def __init__(self, sources: SourceDirectory, appender: Appender, metrics: IngestMetrics,
-                 debugger: Any = None) -> None:
+                 debugger: Any = None, suppressions: Suppressions | None = None) -> None:
         self.sources = sources
+        self.suppressions = suppressions
         self.appender = appender
         self.metrics = metrics
         self.buckets: dict[str, RequestBucket] = {}
@@ -178,6 +180,9 @@ class TrackingApi:
             return
         self.metrics.rejected.labels(refused.source_id, "bad_request").inc()
 
+    def _suppressed(self, message: Accepted) -> bool:
+        return self.suppressions is not None and self.suppressions.suppressed(message.body)
+
     async def _process(self, headers: Mapping[str, str], raw: bytes, kind: str | None) -> Response:
         # Any declared Content-Type is accepted: what matters is that the body is JSON. Segment's
         # libraries say application/json, browsers' beacons text/plain, and RudderStack's Node
@@ -226,6 +231,8 @@ class TrackingApi:
             result = normalise(body, received_at_ms=received_ms, default_type=kind)
             if isinstance(result, Rejection):
                 rejected.append((result, body))
+            elif self._suppressed(result):
+                rejected.append((_suppression(result, None), None))
             else:
                 accepted.append(result)
         else:
@@ -251,6 +258,8 @@ class TrackingApi:
                 if isinstance(result, Rejection):
                     result.index = index
                     rejected.append((result, item))
+                elif self._suppressed(result):
+                    rejected.append((_suppression(result, index), None))  # no body: it is the person's data
                 else:
                     accepted.append(result)
             if items and not accepted:
@@ -287,6 +296,11 @@ class TrackingApi:
             rej = rejected[0][0]
             answer = {"success": False, "code": rej.code, "message": rej.message}
         return _json(200, answer)
+
+
+def _suppression(message: Accepted, index: int | None) -> Rejection:
+    own_id = message.body.get("messageId") if not message.message_id.startswith("ts-") else None
+    return Rejection(SUPPRESSED, SUPPRESSED_MESSAGE, index, own_id)
 
 
 def _size(limit: int) -> str:

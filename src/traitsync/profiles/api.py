@@ -19,7 +19,7 @@ import hmac
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from types import MappingProxyType
 from typing import Annotated, Any, cast
 
@@ -190,7 +190,7 @@ def _external_id(e: ExternalId) -> dict[str, Any]:
             "created_at": _iso(e.created_at_ms), "encoding": "none", "first_message_id": e.first_message_id}
 
 
-def profile_api_router(db: Database, space_id: str, access_secret: str, *,
+def profile_api_router(db: Database, space_id: str, access_secret: str | Sequence[str], *,
                        computed_values: ComputedValues | None = None,
                        rate_limit_per_second: float | None = None) -> APIRouter:
     """Routes under ``/v1/spaces/{space_id}/collections/...``.
@@ -202,13 +202,14 @@ def profile_api_router(db: Database, space_id: str, access_secret: str, *,
     store = ProfileStore(db)
     bucket = _Bucket(rate_limit_per_second) if rate_limit_per_second else None
     router = APIRouter(route_class=_ProfileRoute)
-    expected = f"{access_secret}:".encode()
+    secrets = [access_secret] if isinstance(access_secret, str) else list(access_secret)
+    expected = [f"{secret}:".encode() for secret in secrets]
     # What every well-behaved client sends; compared in constant time before any parsing.
-    canonical = b"Basic " + base64.b64encode(expected)
+    canonical = [b"Basic " + base64.b64encode(e) for e in expected]
 
     def authorise(request: Request) -> None:
         raw = next((v for k, v in request.scope["headers"] if k == b"authorization"), b"")
-        ok = hmac.compare_digest(raw, canonical)
+        ok = any(hmac.compare_digest(raw, c) for c in canonical)
         header = "" if ok else raw.decode("latin-1")
         scheme, _, value = header.partition(" ")
         if not ok and scheme.lower() == "basic" and value:
@@ -217,7 +218,7 @@ def profile_api_router(db: Database, space_id: str, access_secret: str, *,
             except (binascii.Error, ValueError):
                 decoded = b""
             user = decoded.split(b":", 1)[0] + b":"
-            ok = hmac.compare_digest(user, expected)
+            ok = any(hmac.compare_digest(user, e) for e in expected)
         if not ok:
             raise ApiError(401, "authentication_error", "Send the access secret as the Basic auth user name.",
                            {"WWW-Authenticate": 'Basic realm="profiles"'})

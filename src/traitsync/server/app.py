@@ -16,10 +16,12 @@ import traitsync
 from traitsync.ingest import SourceDirectory, TrackingApi
 from traitsync.ingest.fast_path import TrackingFastPath
 from traitsync.ingest.metrics import IngestMetrics
+from traitsync.ingest.suppressions import Suppressions
 from traitsync.server.auth import ManagementAuth
 from traitsync.server.openapi import HEALTH_RESPONSES, METRICS_RESPONSES, family
 from traitsync.server.openapi import install as install_openapi
 from traitsync.server.runtime import Runtime
+from traitsync.server.tokens import TokenDirectory
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
           409: "conflict"}
@@ -39,6 +41,7 @@ def create_app(runtime: Runtime, *, extra_routers: list[RouterFactory] | None = 
         try:
             yield
         finally:
+            suppressions.stop()
             if manage_lifecycle:
                 runtime.stop()
 
@@ -55,13 +58,15 @@ def create_app(runtime: Runtime, *, extra_routers: list[RouterFactory] | None = 
     app.state.registry = registry
 
     sources = SourceDirectory(list(config.sources))
-    tracking = TrackingApi(sources, runtime.appender, metrics)
+    suppressions = Suppressions(runtime.db)
+    tracking = TrackingApi(sources, runtime.appender, metrics, suppressions=suppressions)
     if runtime.runs_api:
+        suppressions.start()
         app.include_router(tracking.router())  # declared for OpenAPI; served by the fast path below
         app.add_middleware(TrackingFastPath, tracking=tracking)
 
-    token = config.management_api.token.get_secret_value() if config.management_api else None
-    manage = APIRouter(prefix="/api/v1", tags=["Management API"], dependencies=[Depends(ManagementAuth(token))])
+    auth = ManagementAuth(TokenDirectory(config.management_api, runtime.db))
+    manage = APIRouter(prefix="/api/v1", tags=["Management API"], dependencies=[Depends(auth)])
 
     @manage.get("/sources", summary="List sources (write keys are never shown)")
     def list_sources() -> list[dict[str, Any]]:
@@ -81,7 +86,7 @@ def create_app(runtime: Runtime, *, extra_routers: list[RouterFactory] | None = 
             "rejections": runtime.event_log.recent_rejections(source_id, limit),
         }
 
-    management_auth = [Depends(ManagementAuth(token))]
+    management_auth = [Depends(auth)]
     for factory in extra_routers or []:
         router = factory(runtime)
         if router is None:

@@ -23,11 +23,14 @@ from traitsync.delivery.shared_limiter import SharedRateLimiter
 from traitsync.delivery.transport import Transport
 from traitsync.delivery.worker import DestinationWorker
 from traitsync.identity import IdentityWorker
+from traitsync.privacy import PrivacyWorker
+from traitsync.privacy.routes import regulations_router
 from traitsync.profiles.api import profile_api_router
 from traitsync.server.app import RouterFactory
 from traitsync.server.auth import ManagementAuth
 from traitsync.server.project import Project
 from traitsync.server.runtime import Runtime
+from traitsync.server.tokens import TokenDirectory
 from traitsync.store import Database
 from traitsync.workers import Worker
 
@@ -46,6 +49,7 @@ class Stages:
     engine: RealtimeEngine
     activation: ActivationWorker
     lists: ListScheduler
+    privacy: PrivacyWorker
     delivery: dict[str, DestinationWorker] = field(default_factory=dict)
 
     def workers(self) -> list[Worker]:
@@ -56,6 +60,7 @@ class Stages:
         if self.project.activation.list_destinations:
             out.append(self.lists)
         out.extend(self.delivery.values())
+        out.append(self.privacy)
         return out
 
 
@@ -76,7 +81,9 @@ def build_stages(project: Project, db: Database, *, transport: Transport | None 
                                                             **delivery_options)
     return Stages(project=project, identity=identity, engine=engine,
                   activation=ActivationWorker(db, project.activation, poll_interval=IDLE_POLL_SECONDS),
-                  lists=ListScheduler(db, project.activation), delivery=delivery)
+                  lists=ListScheduler(db, project.activation), delivery=delivery,
+                  privacy=PrivacyWorker(db, send_exits=project.loaded.config.privacy.send_exits,
+                                        activation_runs=bool(project.activation.event_destinations)))
 
 
 def assemble(project: Project, db: Database, *, role: str = "all", stages: Stages | None = None
@@ -88,14 +95,14 @@ def assemble(project: Project, db: Database, *, role: str = "all", stages: Stage
             runtime.add_service(worker)
     routers: list[RouterFactory] = [lambda _rt: computations_router(db, project.definitions)]
     profile_api = project.loaded.config.profile_api
-    if profile_api is not None and runtime.runs_api:
-        secret = profile_api.access_secret.get_secret_value()
+    if profile_api is not None and profile_api.secrets() and runtime.runs_api:
+        secrets = profile_api.secrets()
         space_id = project.space_id
-        routers.append(lambda _rt: profile_api_router(db, space_id, secret,
+        routers.append(lambda _rt: profile_api_router(db, space_id, secrets,
                                                       computed_values=computed_traits_provider(db)))
-    management = project.loaded.config.management_api
-    token = management.token.get_secret_value() if management else None
+    auth = [Depends(ManagementAuth(TokenDirectory(project.loaded.config.management_api, db)))]
     routers.append(lambda _rt: destinations_router(db, project.activation, project.delivery, stages.lists,
-                                                   dependencies=[Depends(ManagementAuth(token))]))
+                                                   dependencies=auth))
+    routers.append(lambda _rt: regulations_router(db, dependencies=auth))
     runtime.metric_collectors = [DeliveryCollector(db, project.activation)]
     return runtime, routers, stages
