@@ -316,7 +316,7 @@ def test_refused_requests_are_recorded_for_their_source(live: LiveApp) -> None:
     debugger = httpx.get(live.base_url + "/api/v1/sources/src_web/debugger",
                          headers={"Authorization": "Bearer admin-token"}).json()
     assert len(debugger["rejections"]) == 2
-    text = httpx.get(live.base_url + "/metrics").text
+    text = httpx.get(live.base_url + "/metrics", headers={"Authorization": "Bearer admin-token"}).text
     assert 'traitsync_events_rejected_total{code="bad_request",source="src_web"} 2.0' in text
     assert 'traitsync_ingest_requests_total{route="/v1/track",status="400"} 2.0' in text
 
@@ -332,7 +332,7 @@ def test_openapi_describes_every_route(live: LiveApp) -> None:
 def test_metrics_count_accepted_and_rejected_by_code(live: LiveApp) -> None:
     post(live, "/v1/batch", {"batch": [{"type": "track", "userId": "u", "event": "A"},
                                        {"type": "track", "event": "B"}]})
-    text = httpx.get(live.base_url + "/metrics").text
+    text = httpx.get(live.base_url + "/metrics", headers={"Authorization": "Bearer admin-token"}).text
     assert 'traitsync_events_accepted_total{source="src_web"} 1.0' in text
     assert 'traitsync_events_rejected_total{code="no_user_anon_id",source="src_web"} 1.0' in text
     assert "traitsync_log_append_seconds_bucket" in text

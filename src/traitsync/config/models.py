@@ -94,6 +94,8 @@ class ManagementApiConfig(_Strict):
 
     token: SecretStr | None = None
     tokens: list[TokenConfig] = Field(default_factory=list)
+    public_metrics: bool = Field(default=False, description="Serve /metrics without a token (by default it "
+                                 "needs one, read-only is enough: its labels name sources and destinations)")
 
 
 class PrivacyConfig(_Strict):

@@ -18,7 +18,7 @@ from traitsync.ingest.fast_path import TrackingFastPath
 from traitsync.ingest.metrics import IngestMetrics
 from traitsync.ingest.suppressions import Suppressions
 from traitsync.server.auth import ManagementAuth
-from traitsync.server.openapi import HEALTH_RESPONSES, METRICS_RESPONSES, family
+from traitsync.server.openapi import HEALTH_RESPONSES, METRICS_RESPONSES, METRICS_SECURITY, family
 from traitsync.server.openapi import install as install_openapi
 from traitsync.server.runtime import Runtime
 from traitsync.server.tokens import TokenDirectory
@@ -109,8 +109,12 @@ def create_app(runtime: Runtime, *, extra_routers: list[RouterFactory] | None = 
                 "storage": "ok" if ok else runtime.appender.last_error}
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics", response_class=Response,
-             responses=METRICS_RESPONSES)
+    public_metrics = config.management_api is not None and config.management_api.public_metrics
+
+    @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics (a management token, any role)",
+             response_class=Response, responses=METRICS_RESPONSES,
+             dependencies=[] if public_metrics else [Depends(auth)],
+             openapi_extra=None if public_metrics else METRICS_SECURITY)
     def prometheus_metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -121,3 +121,8 @@ METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Prometheus text exposition format",
           "content": {"text/plain": {"schema": {"type": "string"}}}},
 }
+#: /metrics takes a management token unless ``management_api.public_metrics`` is set.
+METRICS_SECURITY: dict[str, Any] = {
+    "security": [{"managementToken": []}],
+    "responses": {"401": _error("No management token, or an unknown one")},
+}
