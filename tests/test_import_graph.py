@@ -21,7 +21,7 @@ RANKS: dict[str, int] = {
     "log": 1, "ingest": 2, "identity": 3, "profiles": 4, "definitions": 5, "compute": 6,
     "destinations": 7, "delivery": 8, "activation": 9,
     # privacy reaches into every stage's tables (a deletion), so it comes after all of them
-    "privacy": 10,
+    "privacy": 10, "retention": 10,
     # composition
     "validation": 11, "server": 11, "demo": 12, "cli_options": 12, "cli_activation": 12, "cli_privacy": 12,
     "cli": 13,

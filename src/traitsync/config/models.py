@@ -110,6 +110,32 @@ class StorageConfig(_Strict):
     durability: Literal["normal", "full"] = "normal"
 
 
+_DURATION = r"^\s*\d+\s*[smhd]\s*$"
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_ms(text: str) -> int:
+    """``90s``, ``15m``, ``12h``, ``14d`` -> milliseconds."""
+    value = text.strip()
+    return int(value[:-1].strip()) * _UNIT_SECONDS[value[-1]] * 1000
+
+
+class RetentionConfig(_Strict):
+    """How long operational rows are kept; the workers delete older ones in bounded steps.
+
+    Defaults follow what reads them: the source debugger and Delivery Overview look back up to
+    two weeks. Dead-lettered outbox rows are kept (``traitsync deliveries replay`` needs them),
+    and the event log is kept: it is the truth everything is rebuilt from.
+    """
+
+    rejections: str = Field(default="14d", pattern=_DURATION)
+    delivery_attempts: str = Field(default="14d", pattern=_DURATION)
+    delivered_outbox: str = Field(default="14d", pattern=_DURATION, description="Delivered and filtered rows")
+    computation_results: str = Field(default="30d", pattern=_DURATION, description="Only rows activation has read")
+    every: str = Field(default="1m", pattern=_DURATION, description="How often the workers run it")
+    batch: int = Field(default=5000, ge=1, le=1_000_000, description="Most rows deleted per table per run")
+
+
 class TraitsyncConfig(_Strict):
     space_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
     sources: list[SourceConfig] = Field(default_factory=list)
@@ -117,6 +143,7 @@ class TraitsyncConfig(_Strict):
     management_api: ManagementApiConfig | None = None
     storage: StorageConfig = Field(default_factory=StorageConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     identity: dict[str, Any] | None = None
     computed_traits: list[dict[str, Any]] = Field(default_factory=list)
     audiences: list[dict[str, Any]] = Field(default_factory=list)

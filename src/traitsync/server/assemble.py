@@ -26,6 +26,7 @@ from traitsync.identity import IdentityWorker
 from traitsync.privacy import PrivacyWorker
 from traitsync.privacy.routes import regulations_router
 from traitsync.profiles.api import profile_api_router
+from traitsync.retention import RetentionWorker
 from traitsync.server.app import RouterFactory
 from traitsync.server.auth import ManagementAuth
 from traitsync.server.project import Project
@@ -50,6 +51,7 @@ class Stages:
     activation: ActivationWorker
     lists: ListScheduler
     privacy: PrivacyWorker
+    retention: RetentionWorker
     delivery: dict[str, DestinationWorker] = field(default_factory=dict)
 
     def workers(self) -> list[Worker]:
@@ -60,7 +62,7 @@ class Stages:
         if self.project.activation.list_destinations:
             out.append(self.lists)
         out.extend(self.delivery.values())
-        out.append(self.privacy)
+        out += [self.privacy, self.retention]
         return out
 
 
@@ -79,11 +81,13 @@ def build_stages(project: Project, db: Database, *, transport: Transport | None 
         delivery[target.destination_id] = DestinationWorker(db, target, limiter=limiter, transport=transport,
                                                             poll_interval=delivery_poll, backoff=backoff,
                                                             **delivery_options)
+    activation_runs = bool(project.activation.event_destinations)
     return Stages(project=project, identity=identity, engine=engine,
                   activation=ActivationWorker(db, project.activation, poll_interval=IDLE_POLL_SECONDS),
                   lists=ListScheduler(db, project.activation), delivery=delivery,
                   privacy=PrivacyWorker(db, send_exits=project.loaded.config.privacy.send_exits,
-                                        activation_runs=bool(project.activation.event_destinations)))
+                                        activation_runs=activation_runs),
+                  retention=RetentionWorker(db, project.loaded.config.retention, activation_runs=activation_runs))
 
 
 def assemble(project: Project, db: Database, *, role: str = "all", stages: Stages | None = None
