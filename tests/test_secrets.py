@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from tests.activation_flow.conftest import wait_for
@@ -30,6 +31,8 @@ READER_TOKEN = "rdr-SECRET-0c4d9a"
 HOOK_SECRET = "hook-SECRET-31aa7f"
 VENDOR_KEY = "vendor-SECRET-12e8b6"
 SECRETS = (WRITE_KEY, PROFILE_SECRET, ADMIN_TOKEN, READER_TOKEN, HOOK_SECRET, VENDOR_KEY)
+
+pytestmark = pytest.mark.slow  # spawns server subprocesses
 
 
 def _config(url: str, refuse_url: str) -> str:

@@ -25,6 +25,8 @@ from tests.conftest import PG_URL, ServerProcess
 from tests.delivery.conftest import Receiver, receiver  # noqa: F401  (fixture)
 from tests.ingest.test_storage_failure import TcpProxy
 
+pytestmark = pytest.mark.slow  # spawns server subprocesses
+
 
 def _config(url: str) -> str:
     return f"""\
