@@ -18,7 +18,14 @@ from traitsync.ingest.fast_path import TrackingFastPath
 from traitsync.ingest.metrics import IngestMetrics
 from traitsync.ingest.suppressions import Suppressions
 from traitsync.server.auth import ManagementAuth
-from traitsync.server.openapi import HEALTH_RESPONSES, METRICS_RESPONSES, METRICS_SECURITY, family
+from traitsync.server.openapi import (
+    HEALTH_RESPONSES,
+    METRICS_RESPONSES,
+    METRICS_SECURITY,
+    SOURCE_DEBUGGER_RESPONSES,
+    SOURCES_RESPONSES,
+    family,
+)
 from traitsync.server.openapi import install as install_openapi
 from traitsync.server.runtime import Runtime
 from traitsync.server.tokens import TokenDirectory
@@ -68,12 +75,14 @@ def create_app(runtime: Runtime, *, extra_routers: list[RouterFactory] | None = 
     auth = ManagementAuth(TokenDirectory(config.management_api, runtime.db))
     manage = APIRouter(prefix="/api/v1", tags=["Management API"], dependencies=[Depends(auth)])
 
-    @manage.get("/sources", summary="List sources (write keys are never shown)")
+    @manage.get("/sources", summary="List sources (write keys are never shown)", response_model=None,
+                responses=SOURCES_RESPONSES)
     def list_sources() -> list[dict[str, Any]]:
         return [{"id": s.id, "name": s.name, "enabled": s.enabled,
                  "rate_limit": s.rate_limit.model_dump() if s.rate_limit else None} for s in config.sources]
 
-    @manage.get("/sources/{source_id}/debugger", summary="The last events and rejections of a source")
+    @manage.get("/sources/{source_id}/debugger", summary="The last events and rejections of a source",
+                response_model=None, responses=SOURCE_DEBUGGER_RESPONSES)
     def source_debugger(source_id: str, limit: int = 50) -> dict[str, Any]:
         if source_id not in sources.by_id:
             raise HTTPException(404, detail={"code": "not_found", "message": f"no source {source_id!r}"})

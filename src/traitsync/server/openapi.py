@@ -126,3 +126,27 @@ METRICS_SECURITY: dict[str, Any] = {
     "security": [{"managementToken": []}],
     "responses": {"401": _error("No management token, or an unknown one")},
 }
+
+_SOURCE = {"type": "object", "required": ["id", "name", "enabled", "rate_limit"],
+           "properties": {"id": {"type": "string"}, "name": {"type": ["string", "null"]},
+                          "enabled": {"type": "boolean"}, "rate_limit": {"type": ["object", "null"]}}}
+SOURCES_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Every source (never its write key)",
+          "content": {"application/json": {"schema": {"type": "array", "items": _SOURCE}}}}}
+_NULLABLE = {"type": ["string", "null"]}
+SOURCE_DEBUGGER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The newest events and rejections of the source", "content": {"application/json": {
+        "schema": {"type": "object", "required": ["source_id", "events", "rejections"], "properties": {
+            "source_id": {"type": "string"},
+            "events": {"type": "array", "items": {"type": "object", "required": ["offset", "messageId", "type"],
+                       "properties": {"offset": {"type": "integer"}, "messageId": {"type": "string"},
+                                      "type": {"type": "string"}, "event": _NULLABLE, "receivedAt": _NULLABLE,
+                                      "body": {"type": "object"}}}},
+            "rejections": {"type": "array", "items": {"type": "object", "required": ["received_at_ms", "code"],
+                           "properties": {"received_at_ms": {"type": "integer"}, "code": {"type": "string"},
+                                          "message": {"type": "string"}, "message_id": _NULLABLE,
+                                          "batch_index": {"type": ["integer", "null"]},
+                                          "body": {"type": ["string", "null"],
+                                                   "description": "the refused JSON, truncated; null when it "
+                                                                  "is a suppressed person's data"}}}},
+        }}}}}}
