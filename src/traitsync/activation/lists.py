@@ -39,6 +39,7 @@ from typing import Any
 import structlog
 
 from traitsync.activation.config import ActivationConfig, ActivationDestination, DestinationLink
+from traitsync.activation.consent import consenting
 from traitsync.activation.diff import ListMember, plan_list_sync
 from traitsync.activation.ids import select_identifiers
 from traitsync.activation.payloads import list_messages
@@ -145,6 +146,9 @@ class ListScheduler(PollingWorker):
         id_first = dest.resolved.adapter.list_id_before_members
         uploaded = self._uploaded(conn, dest.id, comp.id) if created else None
         members = {} if id_first and not created else self._members(conn, comp.key, link)
+        if dest.consent_categories and members:  # a profile that withdrew consent is removed from the list
+            allowed = consenting(conn, list(members), dest.consent_categories)
+            members = {pid: ids for pid, ids in members.items() if pid in allowed}
         diff = plan_list_sync(uploaded, members)
         messages = list_messages(comp, diff, dest.target, sync_id=str(seq + 1), timestamp_ms=now,
                                  batch_size=dest.batch_size)
