@@ -15,6 +15,7 @@ from rich.table import Table
 
 from traitsync.cli_activation import deliveries_app, destinations_app
 from traitsync.cli_options import ConfigOption, DatabaseOption, console, err_console, fail
+from traitsync.cli_privacy import privacy_app, tokens_app
 from traitsync.errors import ConfigError, TraitsyncError
 
 app = typer.Typer(help="traitsync: Computed Traits and Audiences in real time, activated to your tools.",
@@ -27,6 +28,8 @@ app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(destinations_app, name="destinations")
 journeys_app = typer.Typer(help="Inspect journeys: users in each step and moves between steps.", no_args_is_help=True)
 app.add_typer(journeys_app, name="journeys")
+app.add_typer(privacy_app, name="privacy")
+app.add_typer(tokens_app, name="tokens")
 
 
 _fail = fail
@@ -247,10 +250,12 @@ def log_export(
 
 @log_app.command("stats")
 def log_stats(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
-    """Counts of stored events and of refusals by code (whole requests and single messages)."""
+    """Counts of stored events and of refusals by code, and the size of every table."""
     from traitsync.log import EventLog
+    from traitsync.retention import table_sizes
 
-    event_log = EventLog(_store(config, database_url))
+    db = _store(config, database_url)
+    event_log = EventLog(db)
     table = Table(title="Event log")
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -258,6 +263,20 @@ def log_stats(config: ConfigOption = None, database_url: DatabaseOption = None) 
     for code, count in event_log.rejection_counts().items():
         table.add_row(f"rejected: {code}", f"{count:,}")
     console.print(table)
+    sizes = Table(title="Tables (retention: see docs/retention.md)")
+    for column, justify in (("table", "left"), ("rows", "right"), ("size", "right")):
+        sizes.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for name, rows, size in table_sizes(db):
+        sizes.add_row(name, f"{rows:,}", "" if size is None else _bytes(size))
+    console.print(sizes)
+
+
+def _bytes(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024  # type: ignore[assignment]
+    return f"{size} B"
 
 
 @identity_app.command("explain")

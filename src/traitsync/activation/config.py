@@ -80,6 +80,11 @@ class ActivationDestination:
         return self.resolved.config.id
 
     @property
+    def consent_categories(self) -> tuple[str, ...]:
+        """Categories a profile must allow for this destination to receive anything about it."""
+        return tuple(self.resolved.config.consent_categories)
+
+    @property
     def name(self) -> str:
         return self.resolved.display_name
 

@@ -94,6 +94,15 @@ def stream_removes(conn: Connection, destination_id: str, computation_id: str, c
         yield _rows_to_members(rows)
 
 
+def stream_held(conn: Connection, destination_id: str, computation_id: str, size: int
+                ) -> Iterator[list[ListMember]]:
+    """Every identifier the list holds, ``size`` at a time (the consent pass reads them all)."""
+    sql = ("SELECT h.profile_id, h.id_type, h.id_value FROM activation_list_members h"
+           " WHERE h.destination_id = ? AND h.computation_id = ? ORDER BY h.id_type, h.id_value")
+    for rows in conn.stream(sql, (destination_id, computation_id), size=size):
+        yield _rows_to_members(rows)
+
+
 def count_members(conn: Connection, computation_key: str, plan: Sequence[tuple[str, IdStrategy]]) -> int:
     """Current members with at least one identifier selected for the destination: the audience
     size a vendor's minimum is held against."""

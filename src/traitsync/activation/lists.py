@@ -40,8 +40,9 @@ from dataclasses import dataclass
 import structlog
 
 from traitsync.activation.config import ActivationConfig, ActivationDestination, DestinationLink
+from traitsync.activation.consent import consenting
 from traitsync.activation.diff import ListMember
-from traitsync.activation.list_members import count_members, strategies, stream_adds, stream_removes
+from traitsync.activation.list_members import count_members, strategies, stream_adds, stream_held, stream_removes
 from traitsync.activation.payloads import list_message
 from traitsync.activation.state import LIST_META, apply_receipts
 from traitsync.activation.types import ComputationRef
@@ -155,11 +156,26 @@ class ListScheduler(PollingWorker):
         id_first = dest.resolved.adapter.list_id_before_members
         if created or not id_first:
             size = max(1, dest.batch_size)
+            categories = dest.consent_categories
+            removed: set[tuple[str, str]] = set()
             if created:  # a list never created holds nothing to remove
                 for members in stream_removes(conn, dest.id, comp.id, comp.key, plan, size):
+                    if categories:
+                        removed.update((m.identifier.type, m.identifier.value) for m in members)
                     batches.enqueue("remove", members)
+                if categories:  # a member that withdrew consent leaves the list
+                    for held in stream_held(conn, dest.id, comp.id, size):
+                        allowed = consenting(conn, [m.profile_id for m in held], categories)
+                        gone = [m for m in held if m.profile_id not in allowed
+                                and (m.identifier.type, m.identifier.value) not in removed]
+                        if gone:
+                            batches.enqueue("remove", gone)
             for members in stream_adds(conn, dest.id, comp.id, comp.key, plan, size):
-                batches.enqueue("add", members)
+                if categories:  # only consenting members are uploaded
+                    allowed = consenting(conn, [m.profile_id for m in members], categories)
+                    members = [m for m in members if m.profile_id in allowed]
+                if members:
+                    batches.enqueue("add", members)
         # A create sent alone is the first half of the first sync: the upload follows as soon as the
         # vendor's id is confirmed, not a whole schedule later.
         next_sync = now if (id_first and not created) else now + int(dest.interval_s * 1000)

@@ -93,6 +93,9 @@ class DestinationConfig(_Strict):
     filters: list[DestinationFilter] = Field(default_factory=list, description="drop_if / keep_if conditions on "
                                              "message fields; dropped messages count as filtered.")
     connections: list[LinkConfig] = Field(default_factory=list)
+    consent_categories: list[str] = Field(default_factory=list, description="End-user consent categories "
+                                          "(context.consent.categoryPreferences) a profile must allow, every one, "
+                                          "for this destination to receive anything about it")
 
     @field_validator("kind")
     @classmethod
