@@ -1,0 +1,11 @@
+"""The dialects the batch compiler renders to: name -> sqlglot dialect with our override tables."""
+
+from __future__ import annotations
+
+from sqlglot.dialects.dialect import Dialect
+
+from traitsync.compute.batch.dialects import duckdb, postgres, spark
+
+DIALECTS: dict[str, type[Dialect]] = {m.NAME: m.DIALECT for m in (duckdb, postgres, spark)}
+#: The stock sqlglot dialect each one reads back as (the round-trip check in the tests).
+STOCK: dict[str, str] = {"duckdb": "duckdb", "postgres": "postgres", "spark": "spark"}

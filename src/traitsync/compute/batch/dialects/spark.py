@@ -1,0 +1,38 @@
+"""Spark SQL (Spark 4): ``parse_json`` / ``variant_get`` keep a JSON member's type, which
+``get_json_object`` loses (it returns ``5`` for both ``5`` and ``"5"``); try_* functions keep
+parsers total under ANSI mode."""
+
+from __future__ import annotations
+
+from sqlglot.dialects.spark import Spark
+from sqlglot.generators.spark import SparkGenerator
+
+from traitsync.compute.batch import nodes
+from traitsync.compute.batch.dialects._common import path_keys, sql_string
+
+
+def _path(keys: list[str]) -> str:
+    return "$" + "".join("['" + k.replace("\\", "\\\\").replace("'", "\\'") + "']" for k in keys)
+
+
+class BatchSpark(Spark):
+    class Generator(SparkGenerator):
+        TRANSFORMS = {
+            **SparkGenerator.TRANSFORMS,
+            nodes.JsonRaw: lambda self, e: (f"NULLIF(TO_JSON(TRY_VARIANT_GET(TRY_PARSE_JSON({self.sql(e, 'this')}), "
+                                            f"{sql_string(_path(path_keys(e)))}, 'variant')), 'null')"),
+            nodes.JsonUnquote: lambda self, e: (f"TRY_VARIANT_GET(TRY_PARSE_JSON({self.sql(e, 'this')}), '$', "
+                                                "'string')"),
+            nodes.SafeDouble: lambda self, e: f"TRY_CAST({self.sql(e, 'this')} AS DOUBLE)",
+            nodes.SafeBigint: lambda self, e: f"TRY_CAST({self.sql(e, 'this')} AS BIGINT)",
+            nodes.BinaryText: lambda self, e: self.sql(e, "this"),
+            nodes.OrderedConcat: lambda self, e: (
+                f"ARRAY_JOIN(TRANSFORM(ARRAY_SORT(COLLECT_LIST(STRUCT({self.sql(e, 'order')} AS k, "
+                f"{self.sql(e, 'this')} AS v))), x -> x.v), {self.sql(e, 'separator')})"),
+            nodes.IsoMs: lambda self, e: (f"CASE WHEN {self.sql(e, 'this')} RLIKE {sql_string(nodes.ISO_PATTERN)} "
+                                          f"THEN UNIX_MILLIS(TRY_TO_TIMESTAMP({self.sql(e, 'this')})) END"),
+        }
+
+
+DIALECT = BatchSpark
+NAME = "spark"
