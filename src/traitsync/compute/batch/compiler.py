@@ -45,7 +45,6 @@ from traitsync.compute.batch.typed import (
     text_null,
 )
 from traitsync.definitions import Definitions, ir
-from traitsync.spec.event import PAGE_EVENT, SCREEN_EVENT
 
 VALUE_COLUMNS = ("k", "j", "n", "s")
 _DERIVED = {("page", "page_name"): "name", ("screen", "screen_name"): "name", ("page", "category"): "category"}
@@ -250,26 +249,38 @@ class Compiler:
         return and_(*parts), scan
 
     # -- counts --------------------------------------------------------------------------------
-    def count(self, cond: ir.Performed, hist: Hist) -> exp.Expression:
-        """This profile's number of qualifying events (0 when none): a column to join on pid."""
-        if self._simple(cond.where):
-            pred, _ = self.qualifying("e", cond.event, cond.where, cond.window, cond.exclude_sources, hist)
-            col = self._agg(("count", cond, hist.tag), exp.Sum(this=case((pred, lit(1)), default=lit(0))))
-            return exp.func("COALESCE", _col("a", col), lit(0))
-        key = ("count", cond, hist.tag)
-        cte = self.cache.get(key)
-        if cte is None:
-            pred, scan = self.qualifying("e", cond.event, cond.where, cond.window, cond.exclude_sources, hist)
-            body = scan.apply(_select(_col("e", "pid"), _alias(exp.Count(this=exp.Star()), "n"))
-                              .from_("ev AS e")).where(pred).group_by(_col("e", "pid"))
-            cte = self.cache[key] = self._cte(self._name("c"), body)
-        return exp.func("COALESCE", exp.column("n", f"b_{cte}"), lit(0))
+    def read(self, scan: _Scan, table: str, column: str) -> exp.Expression:
+        """``table.column`` for the scan's profile (``table`` is ``agg`` or a CTE keyed by pid)."""
+        alias = f"{scan.row}_{table}"
+        scan.join(alias, table, exp.EQ(this=_col(alias, "pid"), expression=_col(scan.row, "pid")))
+        return _col(alias, column)
 
-    def _agg(self, key: object, agg: exp.Expression) -> str:
-        found = self.agg_cols.get(key)
-        if found is None:
-            found = self.agg_cols[key] = (f"x{len(self.agg_cols)}", agg)
-        return found[0]
+    def count(self, cond: ir.Performed, hist: Hist) -> tuple[str, str]:
+        """Where this profile's number of qualifying events is: (table, column); no row = 0."""
+        pred, qscan = self.qualifying("e", cond.event, cond.where, cond.window, cond.exclude_sources, hist)
+        return self.aggregate(("count", cond, hist.tag), {"n": exp.Sum(this=case((pred, lit(1)), default=lit(0)))},
+                              qscan, self._simple(cond.where))["n"]
+
+    def aggregate(self, key: object, aggs: dict[str, exp.Expression], qscan: _Scan,
+                  simple: bool) -> dict[str, tuple[str, str]]:
+        """Aggregates over ``ev`` by profile: columns of the shared ``agg`` when the filter reads
+        only the event itself (one pass for all such definitions), else a CTE of their own with
+        the joins the filter needs. Returns where each aggregate can be read."""
+        if simple:
+            out: dict[str, tuple[str, str]] = {}
+            for name, agg in aggs.items():
+                found = self.agg_cols.get((key, name))
+                if found is None:
+                    found = self.agg_cols[(key, name)] = (f"x{len(self.agg_cols)}", agg)
+                out[name] = ("agg", found[0])
+            return out
+        cte = self.cache.get(key)
+        if not isinstance(cte, str):
+            body = _select(_col("e", "pid"), *(_alias(a, n) for n, a in aggs.items())).from_("ev AS e")
+            body = qscan.apply(body).group_by(_col("e", "pid"))
+            cte = self._cte(self._name("g"), body)
+            self.cache[key] = cte
+        return {name: (cte, name) for name in aggs}
 
     def funnel(self, step: ir.Performed, hist: Hist) -> str:
         """Per parent event (``ofs``): how many child events satisfy the step (rows only for > 0)."""
@@ -302,9 +313,8 @@ class Compiler:
         if isinstance(cond, ir.Performed):
             if isinstance(cond.window, ir.ParentWithin):
                 raise UnsupportedConstruct("a funnel step (within parent) outside an event's where")
-            count = self.count(cond, hist)
-            agg_alias = self._count_alias(scan, count)
-            return _count_holds(cond.comparator, _rebase(count, agg_alias), cond.n)
+            count = exp.func("COALESCE", self.read(scan, *self.count(cond, hist)), lit(0))
+            return _count_holds(cond.comparator, count, cond.n)
         if isinstance(cond, ir.TraitCondition):
             value = cond.value
             expected: object = self.trait(scan, value.key) if isinstance(value, ir.TraitRef) else (
@@ -316,17 +326,6 @@ class Compiler:
         if isinstance(cond, ir.Quantified):
             raise UnsupportedConstruct("account-level conditions (ANY / ALL over an account's users)")
         raise UnsupportedConstruct(f"{type(cond).__name__} outside an event's where")
-
-    def _count_alias(self, scan: _Scan, count: exp.Expression) -> str:
-        table = next(iter(count.find_all(exp.Column))).table
-        if table == "a":
-            alias = "b_a" if scan.row == "b" else f"{scan.row}_a"
-            scan.join(alias, "agg", exp.EQ(this=_col(alias, "pid"), expression=_col(scan.row, "pid")))
-            return alias
-        cte = table[2:]
-        alias = f"{scan.row}_{cte}"
-        scan.join(alias, cte, exp.EQ(this=_col(alias, "pid"), expression=_col(scan.row, "pid")))
-        return alias
 
     # -- values --------------------------------------------------------------------------------
     def value_cte(self, key: str, hist: Hist = NO_HIST) -> str:
@@ -346,10 +345,10 @@ class Compiler:
                     _alias(double_null(), "n"), _alias(text_null(), "s")]
         else:
             value = self.trait_value(defn, scan, hist)
-            cols = [_alias(case((eligible, getattr(value, c)), default=null), c) for c, null in
-                    (("kind", text_null()), ("raw", text_null()), ("num", double_null()), ("str", text_null()))]
-            for c, name in zip(cols, VALUE_COLUMNS, strict=True):
-                c.set("alias", exp.to_identifier(name))
+            parts = ((value.kind, text_null()), (value.raw, text_null()), (value.num, double_null()),
+                     (value.str, text_null()))
+            cols = [_alias(case((eligible.copy(), x), default=null), name)
+                    for (x, null), name in zip(parts, VALUE_COLUMNS, strict=True)]
         body = scan.apply(_select(_col("b", "pid"), *cols).from_("base AS b"))
         name = self._cte(self._name("v"), body)
         self.values[(key, hist.tag)] = name
@@ -357,9 +356,8 @@ class Compiler:
 
     def trait_value(self, t: ir.ComputedTrait, scan: _Scan, hist: Hist) -> Typed:
         if t.kind == "event_counter":
-            count = self.count(ir.Performed(t.event, t.where, "at_least", 1, t.window, t.exclude_sources), hist)
-            n = _rebase(count, self._count_alias(scan, count))
-            return Typed(lit("n"), exp.cast(n, "VARCHAR"), exp.cast(n.copy(), "DOUBLE"), text_null())
+            cond = ir.Performed(t.event, t.where, "at_least", 1, t.window, t.exclude_sources)
+            return _number(exp.func("COALESCE", self.read(scan, *self.count(cond, hist)), lit(0)))
         assert t.property is not None
         simple = self._simple(t.where)
         pred, qscan = self.qualifying("e", t.event, t.where, t.window, t.exclude_sources, hist)
@@ -367,54 +365,35 @@ class Compiler:
         pred = and_(pred, raw.present())
         numeric = t.kind == "aggregation" and not (t.function in ("min", "max") and t.value_type == "string")
         if numeric and t.function in ("sum", "avg"):
-            return self._sum(t, pred, qscan, raw, simple, scan)
+            return self._sum(t, pred, qscan, raw, simple, scan, hist)
         if t.kind == "unique_list_count":
             distinct = exp.Count(this=exp.Distinct(expressions=[case((pred, raw.text()))]))
-            alias = self._shared_or_own(("ulc", t, hist.tag), {"n": distinct}, qscan, simple, scan)
-            n = exp.func("COALESCE", _col(alias, "n"), lit(0))
-            return Typed(lit("n"), exp.cast(n, "VARCHAR"), exp.cast(n.copy(), "DOUBLE"), text_null())
+            where = self.aggregate(("ulc", t.event, t.property, t.where, t.window, t.exclude_sources, hist.tag),
+                                   {"n": distinct}, qscan, simple)
+            return _number(exp.func("COALESCE", self.read(scan, *where["n"]), lit(0)))
         return self._ranked(t, pred, qscan, raw, scan, hist)
 
-    def _shared_or_own(self, key: object, aggs: dict[str, exp.Expression], qscan: _Scan, simple: bool,
-                       scan: _Scan) -> str:
-        """Aggregates over ``ev``: columns of the shared ``agg`` when the filter reads only the
-        event, else a CTE of their own (with the joins the filter needs); the alias to read."""
-        if simple:
-            renamed = {name: self._agg((key, name), agg) for name, agg in aggs.items()}
-            alias = "b_a" if scan.row == "b" else f"{scan.row}_a"
-            scan.join(alias, "agg", exp.EQ(this=_col(alias, "pid"), expression=_col(scan.row, "pid")))
-            return _Renamed(alias, renamed).alias
-        cte = self.cache.get(key)
-        if not isinstance(cte, str):
-            body = _select(_col("e", "pid"), *(_alias(a, n) for n, a in aggs.items())).from_("ev AS e")
-            body = qscan.apply(body).group_by(_col("e", "pid"))
-            cte = self._cte(self._name("g"), body)
-            self.cache[key] = cte
-        alias = f"{scan.row}_{cte}"
-        scan.join(alias, cte, exp.EQ(this=_col(alias, "pid"), expression=_col(scan.row, "pid")))
-        return alias
-
     def _sum(self, t: ir.ComputedTrait, pred: exp.Expression, qscan: _Scan, raw: Typed, simple: bool,
-             scan: _Scan) -> Typed:
+             scan: _Scan, hist: Hist) -> Typed:
+        """Sum and average: a sum of integers stays an exact integer, as in Python."""
         num_pred = and_(pred, raw.is_("n"))
-        is_int = exp.RegexpLike(this=raw.raw, expression=lit("^-?[0-9]{1,18}$"))
+        is_int = exp.RegexpLike(this=raw.raw.copy(), expression=lit("^-?[0-9]{1,18}$"))
         aggs = {"sn": exp.Sum(this=case((num_pred, raw.num))),
-                "cn": exp.Sum(this=case((num_pred, lit(1)), default=lit(0))),
-                "ai": exp.Min(this=case((num_pred, case((is_int, lit(1)), default=lit(0))))),
-                "si": exp.Sum(this=case((num_pred, nodes.SafeBigint(this=raw.raw.copy()))))}
-        key = ("sum", t.kind, t.event, t.property, t.where, t.window, t.exclude_sources)
-        alias = self._shared_or_own(key, aggs, qscan, simple, scan)
-        cols = _Renamed.lookup(alias, aggs) if simple else {k: _col(alias, k) for k in aggs}
+                "cn": exp.Sum(this=case((num_pred.copy(), lit(1)), default=lit(0))),
+                "ai": exp.Min(this=case((num_pred.copy(), case((is_int, lit(1)), default=lit(0))))),
+                "si": exp.Sum(this=case((num_pred.copy(), nodes.SafeBigint(this=raw.raw.copy()))))}
+        key = ("sum", t.event, t.property, t.where, t.window, t.exclude_sources, hist.tag)
+        cols = {name: self.read(scan, *where) for name, where in self.aggregate(key, aggs, qscan, simple).items()}
         has = exp.GT(this=exp.func("COALESCE", cols["cn"], lit(0)), expression=lit(0))
         if t.function == "sum":
             num: exp.Expression = cols["sn"]
             text = case((exp.EQ(this=cols["ai"], expression=lit(1)), exp.cast(cols["si"], "VARCHAR")),
                         default=text_null())
         else:
-            num = exp.Div(this=cols["sn"], expression=exp.cast(cols["cn"], "DOUBLE"))
+            num = exp.Div(this=cols["sn"].copy(), expression=exp.cast(cols["cn"].copy(), "DOUBLE"))
             text = text_null()
-        return Typed(case((has, lit("n")), default=text_null()), case((has, text), default=text_null()),
-                     case((has, num), default=double_null()), text_null())
+        return Typed(case((has, lit("n")), default=text_null()), case((has.copy(), text), default=text_null()),
+                     case((has.copy(), num), default=double_null()), text_null())
 
     def _ranked(self, t: ir.ComputedTrait, pred: exp.Expression, qscan: _Scan, raw: Typed, scan: _Scan,
                 hist: Hist) -> Typed:
@@ -433,9 +412,7 @@ class Compiler:
             self._cte(inner, rows)
             self._cte(cte, self._rank(t, inner))
             self.cache[key] = cte
-        alias = f"{scan.row}_{cte}"
-        scan.join(alias, cte, exp.EQ(this=_col(alias, "pid"), expression=_col(scan.row, "pid")))
-        return Typed.columns(alias, "")
+        return Typed(*(self.read(scan, cte, c) for c in VALUE_COLUMNS))
 
     def _rank(self, t: ir.ComputedTrait, rows: str) -> exp.Expression:
         q = exp.column
@@ -506,40 +483,45 @@ class Compiler:
         return select
 
     def _events(self) -> exp.Expression:
-        names = sorted({n for k in self.order for n in _events_read(self.definitions[k])})
+        """``ev``: each property read is extracted once (inner select), then split by kind."""
+        names = sorted({n for k in self.order for n in self.definitions[k].events_read()})
         e = "e"
-        cols: list[exp.Expression] = [
+        keep = ("pid", "ofs", "name", "src", "ts", "rcv")
+        inner_cols: list[exp.Expression] = [
             _alias(exp.func("COALESCE", _col("p", "merged_into"), _col("pe", "profile_id")), "pid"),
             _alias(exp.column("offset", e, quoted=True), "ofs"), _alias(_col(e, "event"), "name"),
             _alias(_col(e, "source_id"), "src"), _alias(_col(e, "timestamp_ms"), "ts"),
             _alias(_col(e, "received_at_ms"), "rcv")]
+        outer_cols: list[exp.Expression] = [exp.column(c, "r") for c in keep]
         for (scope, path), prefix in self.props.items():
             raw: exp.Expression = nodes.JsonRaw(this=_col(e, "body"), expressions=[lit(k) for k in path])
             if scope == "properties":
                 for (kind, prop), member in _DERIVED.items():
-                    if prop == path[1]:
+                    if prop == path[1]:  # page/screen names (StoredEvent.properties)
                         raw = exp.func("COALESCE", raw, case((exp.EQ(this=_col(e, "type"), expression=lit(kind)),
                                                              nodes.JsonRaw(this=_col(e, "body"),
                                                                            expressions=[lit(member)]))))
-            cols += [_alias(x, prefix + suffix) for suffix, x in decompose(raw)]
+            inner_cols.append(_alias(raw, prefix + "r"))
+            outer_cols += [_alias(x, prefix + suffix) for suffix, x in decompose(exp.column(prefix + "r", "r"))]
         on_pe = exp.EQ(this=exp.column("offset", "pe", quoted=True), expression=exp.column("offset", e, quoted=True))
         where = and_(exp.Not(this=exp.Is(this=_col("pe", "profile_id"), expression=exp.null())),
                      exp.EQ(this=_col("p", "collection"), expression=lit("users")),
                      exp.LTE(this=_col(e, "timestamp_ms"), expression=lit(self.as_of)),
                      exp.In(this=_col(e, "event"), expressions=[lit(n) for n in names]) if names else FALSE)
-        return (_select(*cols).from_("events AS e").join("profile_events AS pe", on=on_pe, join_type="inner")
-                .join("profiles AS p", on=exp.EQ(this=_col("p", "profile_id"), expression=_col("pe", "profile_id")),
-                      join_type="inner").where(where))
+        inner = (_select(*inner_cols).from_("events AS e").join("profile_events AS pe", on=on_pe, join_type="inner")
+                 .join("profiles AS p", on=exp.EQ(this=_col("p", "profile_id"), expression=_col("pe", "profile_id")),
+                       join_type="inner").where(where))
+        return _select(*outer_cols).from_(inner.subquery("r"))
 
     def _base(self) -> exp.Expression:
         cols: list[exp.Expression] = [_alias(_col("p", "profile_id"), "pid")]
-        select = _select()
-        for types, name in self.eligible.items():
-            cols.append(_alias(_col("i", name), name))
+        cols += [_alias(_col("i", name), name) for name in self.eligible.values()]
         for parts, prefix in self.trait_paths.items():
             raw: exp.Expression = _col("tr", f"{prefix}v")
             if len(parts) > 1:
                 raw = nodes.JsonRaw(this=raw, expressions=[lit(k) for k in parts[1:]])
+            else:
+                raw = exp.func("NULLIF", raw, lit("null"))
             cols += [_alias(x, prefix + suffix) for suffix, x in decompose(raw)]
         select = _select(*cols).from_("profiles AS p")
         if self.eligible:
@@ -569,27 +551,8 @@ class Compiler:
         return _select(_col("e", "pid"), *cols).from_("ev AS e").group_by(_col("e", "pid"))
 
 
-class _Renamed:
-    """Where a shared aggregate's columns ended up (their names in ``agg``)."""
-
-    registry: dict[str, dict[str, str]] = {}
-
-    def __init__(self, alias: str, renamed: dict[str, str]) -> None:
-        self.alias = alias
-        self.renamed = renamed
-        _Renamed.registry[alias + ":" + ",".join(renamed)] = renamed
-
-    @staticmethod
-    def lookup(alias: str, aggs: Mapping[str, exp.Expression]) -> dict[str, exp.Expression]:
-        renamed = _Renamed.registry[alias + ":" + ",".join(aggs)]
-        return {k: _col(alias, v) for k, v in renamed.items()}
-
-
-def _rebase(count: exp.Expression, alias: str) -> exp.Expression:
-    out = count.copy()
-    for column in out.find_all(exp.Column):
-        column.set("table", exp.to_identifier(alias))
-    return out
+def _number(n: exp.Expression) -> Typed:
+    return Typed(lit("n"), exp.cast(n, "VARCHAR"), exp.cast(n.copy(), "DOUBLE"), text_null())
 
 
 def _count_holds(comparator: ir.Comparator, count: exp.Expression, n: int) -> exp.Expression:
@@ -604,15 +567,23 @@ def _walk_parts(key: str) -> list[str]:
     return [p.replace("\0", ".") for p in key.replace("\\.", "\0").split(".")]
 
 
-def _events_read(defn: ir.Definition) -> frozenset[str]:
-    names = set(defn.events_read())
-    return frozenset(names)
+@dataclass(frozen=True)
+class BatchQuery:
+    """One compiled run: the AST, what it computes, and the event names it reads (for pushdown)."""
+
+    ast: exp.Select
+    keys: tuple[str, ...]
+    event_names: tuple[str, ...]
+    as_of_ms: int
 
 
 def compile_definitions(definitions: Definitions, as_of_ms: int, *, created_at: Mapping[str, int] | None = None,
-                        keys: Iterable[str] | None = None) -> exp.Select:
+                        keys: Iterable[str] | None = None) -> BatchQuery:
     """The dialect-neutral query computing ``keys`` (default: all) at ``as_of_ms``."""
-    return Compiler(definitions, as_of_ms, created_at=created_at, keys=keys).compile()
+    compiler = Compiler(definitions, as_of_ms, created_at=created_at, keys=keys)
+    ast = compiler.compile()
+    names = sorted({n for k in compiler.order for n in definitions[k].events_read()})
+    return BatchQuery(ast, compiler.keys, tuple(names), as_of_ms)
 
 
-__all__ = ["PAGE_EVENT", "SCREEN_EVENT", "VALUE_COLUMNS", "Compiler", "compile_definitions"]
+__all__ = ["VALUE_COLUMNS", "BatchQuery", "Compiler", "compile_definitions"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 
-class JsonRaw(exp.Func):
+class JsonRaw(exp.Expression, exp.Func):
     """The JSON text of the member at ``expressions`` (a key path) of the JSON text ``this``.
 
     NULL when the member is missing or JSON ``null``: the reference evaluator reads both as
@@ -20,37 +20,37 @@ class JsonRaw(exp.Func):
     arg_types = {"this": True, "expressions": True}
 
 
-class JsonUnquote(exp.Func):
+class JsonUnquote(exp.Expression, exp.Func):
     """The text of a JSON string literal (``"a\\"b"`` -> ``a"b``)."""
 
     arg_types = {"this": True}
 
 
-class SafeDouble(exp.Func):
+class SafeDouble(exp.Expression, exp.Func):
     """A numeric JSON text as a double; NULL (never an error) for anything else."""
 
     arg_types = {"this": True}
 
 
-class SafeBigint(exp.Func):
+class SafeBigint(exp.Expression, exp.Func):
     """An integer JSON text as a 64-bit integer; NULL (never an error) for anything else."""
 
     arg_types = {"this": True}
 
 
-class BinaryText(exp.Func):
+class BinaryText(exp.Expression, exp.Func):
     """Text compared by code point, as Python compares strings (PostgreSQL collations do not)."""
 
     arg_types = {"this": True}
 
 
-class OrderedConcat(exp.AggFunc):
+class OrderedConcat(exp.Expression, exp.AggFunc):
     """``this`` values joined by ``separator`` in ``order`` (by code point): the unique list."""
 
     arg_types = {"this": True, "order": True, "separator": True}
 
 
-class IsoMs(exp.Func):
+class IsoMs(exp.Expression, exp.Func):
     """An ISO 8601 date or timestamp text as epoch milliseconds (UTC when no offset); NULL if not one."""
 
     arg_types = {"this": True}

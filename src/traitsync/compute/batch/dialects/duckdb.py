@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.generators.duckdb import DuckDBGenerator
 
