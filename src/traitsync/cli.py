@@ -309,26 +309,26 @@ def identity_rebuild(config: ConfigOption = None, database_url: DatabaseOption =
 
 @app.command()
 def compute(
-    engine: Annotated[str, typer.Option(help="realtime (built); duckdb, postgres and spark are the batch "
-                                             "engine, not built yet.")] = "realtime",
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluate at this ISO-8601 moment instead of now "
-                                                             "(exits due by then are fired).")] = None,
+    engine: Annotated[str, typer.Option(help="realtime (incremental, the default), or a batch SQL engine: duckdb "
+                                             "(embedded), postgres (inside a PostgreSQL store), spark (pyspark extra).")
+                      ] = "realtime",
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluate at this ISO-8601 moment instead of now. "
+                                                             "Batch engines: a past moment is written to a snapshot "
+                                                             "that destinations never receive.")] = None,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help="Batch engines: compute only this key (repeatable; what it reads is computed too).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Batch engines: print the SQL and exit.")] = False,
+    spark_master: Annotated[str, typer.Option(help="Spark master URL for --engine spark.")] = "local[1]",
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Resolve identities and compute every trait and audience over the log, once, then exit.
 
-    The same work serve does continuously, for cron-style runs and for watching a backfill: new or changed definitions backfill from the log with a progress bar, and an interrupted run resumes where its last commit left off.
+    The same work serve does continuously, for cron-style runs and for watching a backfill: new or changed definitions backfill from the log with a progress bar, and an interrupted run resumes where its last commit left off. With a batch engine (duckdb, postgres, spark) every definition is compiled to one SQL query and computed in one pass over the log.
     """  # noqa: E501 (one line per paragraph: the help wraps it to the terminal)
-    from traitsync.compute.realtime import RealtimeEngine, computation_summaries
     from traitsync.definitions import load_definitions
-    from traitsync.identity import IdentityWorker, load_identity_config
-    from traitsync.log import Checkpoints, EventLog
     from traitsync.spec.timestamps import parse_iso_ms
 
-    if engine != "realtime":
-        raise _fail(ConfigError(f"--engine {engine}: the batch SQL engine (duckdb, postgres, spark) is not built "
-                                "yet; use --engine realtime"))
     clock_ms = None
     if as_of is not None:
         clock_ms = parse_iso_ms(as_of)
@@ -337,21 +337,32 @@ def compute(
     loaded = _load(config)
     try:
         definitions = load_definitions(loaded.document)
-        identity_config = load_identity_config(loaded.document)
     except ConfigError as exc:
         raise _fail(exc) from None
     db = _database(database_url, loaded.config.storage.durability)
+    if engine != "realtime":
+        from traitsync.cli_batch import run_batch_compute
+
+        try:
+            run_batch_compute(loaded, db, definitions, engine, clock_ms, only or [], dry_run, spark_master)
+        except TraitsyncError as exc:
+            raise _fail(exc) from None
+        return
+    if only or dry_run:
+        raise _fail(ConfigError("--only and --dry-run are for the batch engines (--engine duckdb|postgres|spark)"))
+    _compute_realtime(loaded, db, definitions, clock_ms, as_of)
+
+
+def _compute_realtime(loaded: Any, db: Any, definitions: Any, clock_ms: int | None, as_of: str | None) -> None:
+    from traitsync.cli_batch import resolve_identities
+    from traitsync.compute.realtime import RealtimeEngine, computation_summaries
+    from traitsync.log import Checkpoints, EventLog
+
     head = EventLog(db).head()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console) as progress:
-        resolve = progress.add_task("resolving identities", total=head or None)
-        worker = IdentityWorker(db, identity_config)
+        resolve_identities(loaded, db, progress)
         conn = db.connect()
-        while worker.run_once(5000):
-            progress.update(resolve, completed=Checkpoints.get(conn, "identity"))
-            conn.commit()
-        progress.update(resolve, completed=head)
-        worker.close()
         backfill = progress.add_task("backfilling new definitions", total=None)
 
         def on_backfill(done: int, total: int) -> None:

@@ -54,11 +54,11 @@ def _col(table: str, name: str) -> exp.Column:
     return exp.column(name, table)
 
 
-def _select(*cols: exp.Expression) -> exp.Select:
+def _select(*cols: exp.Expr) -> exp.Select:
     return exp.Select(expressions=list(cols))
 
 
-def _alias(e: exp.Expression, name: str) -> exp.Alias:
+def _alias(e: exp.Expr, name: str) -> exp.Expr:
     return exp.alias_(e, name)
 
 
@@ -70,7 +70,7 @@ class Hist:
     historical: bool = True
     lookback_ms: int = 0
 
-    def predicate(self, row: str) -> exp.Expression:
+    def predicate(self, row: str) -> exp.Expr:
         if self.created_at_ms is None:
             return TRUE
         received = exp.GTE(this=_col(row, "rcv"), expression=lit(self.created_at_ms))
@@ -92,9 +92,9 @@ class _Scan:
     """The joins one row alias needs (traits, funnel counts, other definitions' values)."""
 
     row: str
-    joins: dict[str, tuple[str, exp.Expression]] = field(default_factory=dict)
+    joins: dict[str, tuple[str, exp.Expr]] = field(default_factory=dict)
 
-    def join(self, alias: str, table: str, on: exp.Expression) -> None:
+    def join(self, alias: str, table: str, on: exp.Expr) -> None:
         self.joins.setdefault(alias, (table, on))
 
     def apply(self, select: exp.Select) -> exp.Select:
@@ -125,11 +125,11 @@ class Compiler:
                 todo.extend(definitions.dependencies(key))
         self.keys = tuple(k for k in definitions.order if k in wanted)
         self.order = tuple(k for k in definitions.order if k in needed)
-        self.ctes: list[tuple[str, exp.Expression | None]] = []
+        self.ctes: list[tuple[str, exp.Expr | None]] = []
         self.props: dict[tuple[str, tuple[str, ...]], str] = {}
         self.trait_paths: dict[tuple[str, ...], str] = {}
         self.eligible: dict[tuple[str, ...], str] = {}
-        self.agg_cols: dict[object, tuple[str, exp.Expression]] = {}
+        self.agg_cols: dict[object, tuple[str, exp.Expr]] = {}
         self.cache: dict[object, object] = {}
         self.values: dict[tuple[str, object], str] = {}
         self._n = 0
@@ -139,7 +139,7 @@ class Compiler:
         self._n += 1
         return f"{prefix}{self._n}"
 
-    def _cte(self, name: str, body: exp.Expression | None) -> str:
+    def _cte(self, name: str, body: exp.Expr | None) -> str:
         self.ctes.append((name, body))
         return name
 
@@ -152,7 +152,7 @@ class Compiler:
             prefix = self.props[key] = f"p{len(self.props)}_"
         return Typed.columns(row, prefix)
 
-    def eligibility(self, scan: _Scan, defn: ir.Definition) -> exp.Expression:
+    def eligibility(self, scan: _Scan, defn: ir.Definition) -> exp.Expr:
         types = defn.options.eligible_id_types()
         name = self.eligible.get(types)
         if name is None:
@@ -195,7 +195,7 @@ class Compiler:
             return self.prop(row, value.name)
         return value
 
-    def matches(self, cond: ir.Condition, scan: _Scan, parent: str | None, hist: Hist) -> exp.Expression:
+    def matches(self, cond: ir.Condition, scan: _Scan, parent: str | None, hist: Hist) -> exp.Expr:
         row = scan.row
         if isinstance(cond, ir.All):
             return and_(*(self.matches(c, scan, parent, hist) for c in cond.conditions))
@@ -232,10 +232,10 @@ class Compiler:
         return False
 
     def qualifying(self, row: str, event: str, where: ir.Condition | None, window: ir.Window | None,
-                   exclude: Sequence[str], hist: Hist, parent: str | None = None) -> tuple[exp.Expression, _Scan]:
+                   exclude: Sequence[str], hist: Hist, parent: str | None = None) -> tuple[exp.Expr, _Scan]:
         """The predicate that an ``ev`` row ``row`` counts for ``event``, and the joins it needs."""
         scan = _Scan(row)
-        parts = [exp.EQ(this=_col(row, "name"), expression=lit(event))]
+        parts: list[exp.Expr] = [exp.EQ(this=_col(row, "name"), expression=lit(event))]
         if isinstance(window, ir.Within):
             parts.append(exp.GT(this=_col(row, "ts"), expression=lit(self.as_of - window.seconds * 1000)))
         elif isinstance(window, ir.Between):
@@ -249,7 +249,7 @@ class Compiler:
         return and_(*parts), scan
 
     # -- counts --------------------------------------------------------------------------------
-    def read(self, scan: _Scan, table: str, column: str) -> exp.Expression:
+    def read(self, scan: _Scan, table: str, column: str) -> exp.Expr:
         """``table.column`` for the scan's profile (``table`` is ``agg`` or a CTE keyed by pid)."""
         alias = f"{scan.row}_{table}"
         scan.join(alias, table, exp.EQ(this=_col(alias, "pid"), expression=_col(scan.row, "pid")))
@@ -261,7 +261,7 @@ class Compiler:
         return self.aggregate(("count", cond, hist.tag), {"n": exp.Sum(this=case((pred, lit(1)), default=lit(0)))},
                               qscan, self._simple(cond.where))["n"]
 
-    def aggregate(self, key: object, aggs: dict[str, exp.Expression], qscan: _Scan,
+    def aggregate(self, key: object, aggs: Mapping[str, exp.Expr], qscan: _Scan,
                   simple: bool) -> dict[str, tuple[str, str]]:
         """Aggregates over ``ev`` by profile: columns of the shared ``agg`` when the filter reads
         only the event itself (one pass for all such definitions), else a CTE of their own with
@@ -303,7 +303,7 @@ class Compiler:
         return self._cte(name, body)
 
     # -- profile-level conditions ------------------------------------------------------------
-    def holds(self, cond: ir.Condition, scan: _Scan, hist: Hist) -> exp.Expression:
+    def holds(self, cond: ir.Condition, scan: _Scan, hist: Hist) -> exp.Expr:
         if isinstance(cond, ir.All):
             return and_(*(self.holds(c, scan, hist) for c in cond.conditions))
         if isinstance(cond, ir.Any):
@@ -346,7 +346,7 @@ class Compiler:
         else:
             value = self.trait_value(defn, scan, hist)
             parts = ((value.kind, text_null()), (value.raw, text_null()), (value.num, double_null()),
-                     (value.str, text_null()))
+                     (value.string, text_null()))
             cols = [_alias(case((eligible.copy(), x), default=null), name)
                     for (x, null), name in zip(parts, VALUE_COLUMNS, strict=True)]
         body = scan.apply(_select(_col("b", "pid"), *cols).from_("base AS b"))
@@ -373,7 +373,7 @@ class Compiler:
             return _number(exp.func("COALESCE", self.read(scan, *where["n"]), lit(0)))
         return self._ranked(t, pred, qscan, raw, scan, hist)
 
-    def _sum(self, t: ir.ComputedTrait, pred: exp.Expression, qscan: _Scan, raw: Typed, simple: bool,
+    def _sum(self, t: ir.ComputedTrait, pred: exp.Expr, qscan: _Scan, raw: Typed, simple: bool,
              scan: _Scan, hist: Hist) -> Typed:
         """Sum and average: a sum of integers stays an exact integer, as in Python."""
         num_pred = and_(pred, raw.is_("n"))
@@ -386,7 +386,7 @@ class Compiler:
         cols = {name: self.read(scan, *where) for name, where in self.aggregate(key, aggs, qscan, simple).items()}
         has = exp.GT(this=exp.func("COALESCE", cols["cn"], lit(0)), expression=lit(0))
         if t.function == "sum":
-            num: exp.Expression = cols["sn"]
+            num: exp.Expr = cols["sn"]
             text = case((exp.EQ(this=cols["ai"], expression=lit(1)), exp.cast(cols["si"], "VARCHAR")),
                         default=text_null())
         else:
@@ -395,7 +395,7 @@ class Compiler:
         return Typed(case((has, lit("n")), default=text_null()), case((has.copy(), text), default=text_null()),
                      case((has.copy(), num), default=double_null()), text_null())
 
-    def _ranked(self, t: ir.ComputedTrait, pred: exp.Expression, qscan: _Scan, raw: Typed, scan: _Scan,
+    def _ranked(self, t: ir.ComputedTrait, pred: exp.Expr, qscan: _Scan, raw: Typed, scan: _Scan,
                 hist: Hist) -> Typed:
         """Traits that pick one value (or list the distinct ones): a ranking over the qualifying rows."""
         key = ("ranked", t.kind, t.event, t.property, t.function, t.value_type, t.min_frequency, t.where, t.window,
@@ -405,7 +405,7 @@ class Compiler:
             cte = self._name("r")
             inner = f"{cte}q"
             cols = [_col("e", "pid"), _alias(_col("e", "ts"), "ts"), _alias(_col("e", "ofs"), "ofs")]
-            cols += [_alias(getattr(raw, a), c) for a, c in zip(("kind", "raw", "num", "str"), VALUE_COLUMNS,
+            cols += [_alias(getattr(raw, a), c) for a, c in zip(("kind", "raw", "num", "string"), VALUE_COLUMNS,
                                                                   strict=True)]
             cols.append(_alias(raw.text(), "tx"))
             rows = qscan.apply(_select(*cols).from_("ev AS e")).where(pred)
@@ -414,17 +414,18 @@ class Compiler:
             self.cache[key] = cte
         return Typed(*(self.read(scan, cte, c) for c in VALUE_COLUMNS))
 
-    def _rank(self, t: ir.ComputedTrait, rows: str) -> exp.Expression:
+    def _rank(self, t: ir.ComputedTrait, rows: str) -> exp.Expr:
         q = exp.column
         tx = nodes.BinaryText(this=q("tx"))
         if t.kind in ("first", "last", "aggregation"):
-            where: exp.Expression = TRUE
+            where: exp.Expr = TRUE
             if t.kind == "first":
                 order = [exp.Ordered(this=q("ts")), exp.Ordered(this=q("ofs"))]
             elif t.kind == "last":
                 order = [exp.Ordered(this=q("ts"), desc=True), exp.Ordered(this=q("ofs"), desc=True)]
             else:
                 desc = t.function == "max"
+                by: exp.Expr
                 if t.value_type == "string":
                     where, by = exp.EQ(this=q("k"), expression=lit("s")), nodes.BinaryText(this=q("s"))
                 else:
@@ -479,22 +480,24 @@ class Compiler:
         assert query is not None
         select = query if isinstance(query, exp.Select) else _select(exp.Star()).from_(query.subquery("u"))
         for name, body in self.ctes:
-            select = select.with_(name, as_=bodies.get(name, body), copy=False)
+            sql_body = bodies.get(name, body)
+            assert sql_body is not None
+            select = select.with_(name, as_=sql_body, copy=False)
         return select
 
-    def _events(self) -> exp.Expression:
+    def _events(self) -> exp.Expr:
         """``ev``: each property read is extracted once (inner select), then split by kind."""
         names = sorted({n for k in self.order for n in self.definitions[k].events_read()})
         e = "e"
         keep = ("pid", "ofs", "name", "src", "ts", "rcv")
-        inner_cols: list[exp.Expression] = [
+        inner_cols: list[exp.Expr] = [
             _alias(exp.func("COALESCE", _col("p", "merged_into"), _col("pe", "profile_id")), "pid"),
             _alias(exp.column("offset", e, quoted=True), "ofs"), _alias(_col(e, "event"), "name"),
             _alias(_col(e, "source_id"), "src"), _alias(_col(e, "timestamp_ms"), "ts"),
             _alias(_col(e, "received_at_ms"), "rcv")]
-        outer_cols: list[exp.Expression] = [exp.column(c, "r") for c in keep]
+        outer_cols: list[exp.Expr] = [exp.column(c, "r") for c in keep]
         for (scope, path), prefix in self.props.items():
-            raw: exp.Expression = nodes.JsonRaw(this=_col(e, "body"), expressions=[lit(k) for k in path])
+            raw: exp.Expr = nodes.JsonRaw(this=_col(e, "body"), expressions=[lit(k) for k in path])
             if scope == "properties":
                 for (kind, prop), member in _DERIVED.items():
                     if prop == path[1]:  # page/screen names (StoredEvent.properties)
@@ -513,11 +516,11 @@ class Compiler:
                        join_type="inner").where(where))
         return _select(*outer_cols).from_(inner.subquery("r"))
 
-    def _base(self) -> exp.Expression:
-        cols: list[exp.Expression] = [_alias(_col("p", "profile_id"), "pid")]
+    def _base(self) -> exp.Expr:
+        cols: list[exp.Expr] = [_alias(_col("p", "profile_id"), "pid")]
         cols += [_alias(_col("i", name), name) for name in self.eligible.values()]
         for parts, prefix in self.trait_paths.items():
-            raw: exp.Expression = _col("tr", f"{prefix}v")
+            raw: exp.Expr = _col("tr", f"{prefix}v")
             if len(parts) > 1:
                 raw = nodes.JsonRaw(this=raw, expressions=[lit(k) for k in parts[1:]])
             else:
@@ -544,18 +547,18 @@ class Compiler:
         return select.where(and_(exp.EQ(this=_col("p", "collection"), expression=lit("users")),
                                  exp.Is(this=_col("p", "merged_into"), expression=exp.null())))
 
-    def _shared_agg(self) -> exp.Expression:
+    def _shared_agg(self) -> exp.Expr:
         cols = [_alias(agg, name) for name, agg in self.agg_cols.values()]
         if not cols:
             cols = [_alias(lit(0), "x")]
         return _select(_col("e", "pid"), *cols).from_("ev AS e").group_by(_col("e", "pid"))
 
 
-def _number(n: exp.Expression) -> Typed:
+def _number(n: exp.Expr) -> Typed:
     return Typed(lit("n"), exp.cast(n, "VARCHAR"), exp.cast(n.copy(), "DOUBLE"), text_null())
 
 
-def _count_holds(comparator: ir.Comparator, count: exp.Expression, n: int) -> exp.Expression:
+def _count_holds(comparator: ir.Comparator, count: exp.Expr, n: int) -> exp.Expr:
     if comparator == "at_least":
         return exp.GTE(this=count, expression=lit(n))
     if comparator == "at_most":
@@ -565,6 +568,19 @@ def _count_holds(comparator: ir.Comparator, count: exp.Expression, n: int) -> ex
 
 def _walk_parts(key: str) -> list[str]:
     return [p.replace("\0", ".") for p in key.replace("\\.", "\0").split(".")]
+
+
+def unsupported(definitions: Definitions, key: str) -> str | None:
+    """Why ``key`` (or something it reads) cannot be compiled, or None."""
+    defn = definitions[key]
+    root = defn.condition if isinstance(defn, ir.Audience) else defn.where
+    if defn.options.level == "account" or any(isinstance(n, ir.Quantified) for n in ir.iter_conditions(root)):
+        return "account-level definitions are not compiled by the batch engine yet"
+    for dep in definitions.dependencies(key):
+        why = unsupported(definitions, dep)
+        if why is not None:
+            return f"reads {dep}: {why}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -586,4 +602,4 @@ def compile_definitions(definitions: Definitions, as_of_ms: int, *, created_at: 
     return BatchQuery(ast, compiler.keys, tuple(names), as_of_ms)
 
 
-__all__ = ["VALUE_COLUMNS", "BatchQuery", "Compiler", "compile_definitions"]
+__all__ = ["VALUE_COLUMNS", "BatchQuery", "Compiler", "compile_definitions", "unsupported"]

@@ -8,7 +8,7 @@ from traitsync.compute.batch.dialects import DIALECTS
 from traitsync.errors import UnsupportedInDialect
 
 
-def render(query: exp.Expression, dialect: str, *, pretty: bool = False) -> str:
+def render(query: exp.Expr, dialect: str, *, pretty: bool = False) -> str:
     """The SQL of ``query`` for ``dialect`` (duckdb, postgres or spark).
 
     Unsupported constructs raise at render time (``unsupported_level=RAISE``), never render

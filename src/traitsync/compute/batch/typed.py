@@ -21,7 +21,7 @@ TRUE = exp.true()
 FALSE = exp.false()
 
 
-def lit(value: object) -> exp.Expression:
+def lit(value: object) -> exp.Expr:
     if value is None:
         return exp.null()
     if isinstance(value, bool):
@@ -31,29 +31,29 @@ def lit(value: object) -> exp.Expression:
     return exp.Literal.string(str(value))
 
 
-def text_null() -> exp.Expression:
+def text_null() -> exp.Expr:
     return exp.cast(exp.null(), "VARCHAR")
 
 
-def double_null() -> exp.Expression:
+def double_null() -> exp.Expr:
     return exp.cast(exp.null(), "DOUBLE")
 
 
-def sure(pred: exp.Expression) -> exp.Expression:
+def sure(pred: exp.Expr) -> exp.Expr:
     """``COALESCE(pred, FALSE)``: SQL's unknown becomes false, as a missing value does in Python."""
     return exp.func("COALESCE", exp.paren(pred), FALSE)
 
 
-def and_(*parts: exp.Expression) -> exp.Expression:
+def and_(*parts: exp.Expr) -> exp.Expr:
     parts = tuple(p for p in parts if p is not TRUE)
     return exp.and_(*parts) if parts else TRUE
 
 
-def or_(*parts: exp.Expression) -> exp.Expression:
+def or_(*parts: exp.Expr) -> exp.Expr:
     return exp.or_(*parts) if parts else FALSE
 
 
-def case(*whens: tuple[exp.Expression, exp.Expression], default: exp.Expression | None = None) -> exp.Expression:
+def case(*whens: tuple[exp.Expr, exp.Expr], default: exp.Expr | None = None) -> exp.Expr:
     node = exp.Case()
     for cond, then in whens:
         node = node.when(cond, then)
@@ -64,10 +64,10 @@ def case(*whens: tuple[exp.Expression, exp.Expression], default: exp.Expression 
 class Typed:
     """One JSON value as SQL expressions (see the module docstring)."""
 
-    kind: exp.Expression
-    raw: exp.Expression
-    num: exp.Expression
-    str: exp.Expression
+    kind: exp.Expr
+    raw: exp.Expr
+    num: exp.Expr
+    string: exp.Expr
 
     @classmethod
     def columns(cls, table: str, prefix: str) -> Typed:
@@ -84,20 +84,20 @@ class Typed:
             return cls(lit("n"), lit(json.dumps(value)), lit(float(value)), text_null())
         return cls(lit("s"), lit(json.dumps(value)), double_null(), lit(str(value)))
 
-    def text(self) -> exp.Expression:
+    def text(self) -> exp.Expr:
         """The reference's ``as_text``: a string itself, anything else its JSON text."""
-        return case((exp.EQ(this=self.kind, expression=lit("s")), self.str),
+        return case((exp.EQ(this=self.kind, expression=lit("s")), self.string),
                     (exp.EQ(this=self.kind, expression=lit("n")),
                      exp.func("COALESCE", self.raw, exp.cast(self.num, "VARCHAR"))), default=self.raw)
 
-    def is_(self, kind: str) -> exp.Expression:
+    def is_(self, kind: str) -> exp.Expr:
         return exp.EQ(this=self.kind, expression=lit(kind))
 
-    def present(self) -> exp.Expression:
+    def present(self) -> exp.Expr:
         return exp.Not(this=exp.Is(this=self.kind, expression=exp.null()))
 
 
-def decompose(raw: exp.Expression) -> list[tuple[str, exp.Expression]]:
+def decompose(raw: exp.Expr) -> list[tuple[str, exp.Expr]]:
     """The four columns of a value held as JSON text (a property, a custom trait), by suffix."""
     first = exp.func("SUBSTRING", raw, lit(1), lit(1))
     kind = case((exp.Is(this=raw, expression=exp.null()), text_null()),
@@ -112,27 +112,27 @@ def decompose(raw: exp.Expression) -> list[tuple[str, exp.Expression]]:
     return [("k", kind), ("j", raw.copy()), ("n", num), ("s", text)]
 
 
-def _equal(a: Typed, b: Typed) -> exp.Expression:
+def _equal(a: Typed, b: Typed) -> exp.Expr:
     return or_(and_(a.is_("n"), b.is_("n"), exp.EQ(this=a.num, expression=b.num)),
-               and_(a.is_("s"), b.is_("s"), exp.EQ(this=a.str, expression=b.str)),
+               and_(a.is_("s"), b.is_("s"), exp.EQ(this=a.string, expression=b.string)),
                and_(exp.In(this=a.kind, expressions=[lit("b"), lit("o"), lit("a")]),
                     exp.EQ(this=a.kind, expression=b.kind), exp.EQ(this=a.raw, expression=b.raw)))
 
 
-def _equal_literal(a: Typed, value: object) -> exp.Expression:
+def _equal_literal(a: Typed, value: object) -> exp.Expr:
     if isinstance(value, bool):
         return and_(a.is_("b"), exp.EQ(this=a.raw, expression=lit("true" if value else "false")))
     if isinstance(value, int | float):
         return and_(a.is_("n"), exp.EQ(this=a.num, expression=lit(float(value))))
     if isinstance(value, str):
-        return and_(a.is_("s"), exp.EQ(this=a.str, expression=lit(value)))
+        return and_(a.is_("s"), exp.EQ(this=a.string, expression=lit(value)))
     return FALSE
 
 
 _ORDER = {"greater_than": exp.GT, "greater_than_or_equal": exp.GTE, "less_than": exp.LT, "less_than_or_equal": exp.LTE}
 
 
-def compare(op: str, a: Typed, expected: object, as_of_ms: int) -> exp.Expression:
+def compare(op: str, a: Typed, expected: object, as_of_ms: int) -> exp.Expr:
     """``a <op> expected`` as :func:`traitsync.compute.reference.compare` decides it.
 
     ``expected`` is a Python literal (or tuple of them) or a :class:`Typed` (a reference).
@@ -163,19 +163,20 @@ def compare(op: str, a: Typed, expected: object, as_of_ms: int) -> exp.Expressio
         return sure(and_(a.present(), _contains(a, expected)))
     if op in ("starts_with", "ends_with"):
         if ref is not None:
-            needle, size = ref.str, exp.Length(this=ref.str)
+            needle: exp.Expr = ref.string
+            size: exp.Expr = exp.Length(this=ref.string)
             guard = ref.is_("s")
         elif isinstance(expected, str):
             needle, size, guard = lit(expected), lit(len(expected)), TRUE
         else:
             return FALSE
         side = "LEFT" if op == "starts_with" else "RIGHT"
-        return sure(and_(a.is_("s"), guard, exp.EQ(this=exp.func(side, a.str, size), expression=needle)))
+        return sure(and_(a.is_("s"), guard, exp.EQ(this=exp.func(side, a.string, size), expression=needle)))
     if op in ("one_of", "none_of"):
         options = expected if isinstance(expected, tuple) else (expected,)
         hit = sure(or_(*(_equal_literal(a, v) for v in options))) if ref is None else sure(_equal(a, ref))
         return hit if op == "one_of" else sure(and_(a.present(), exp.Not(this=hit)))
-    moment = nodes.IsoMs(this=a.str)
+    moment = nodes.IsoMs(this=a.string)
     if op in ("before_date", "after_date"):
         limit = parse_instant_ms(expected)
         if limit is None:
@@ -195,10 +196,10 @@ def compare(op: str, a: Typed, expected: object, as_of_ms: int) -> exp.Expressio
     return sure(and_(*checks))
 
 
-def _contains(a: Typed, expected: object) -> exp.Expression:
+def _contains(a: Typed, expected: object) -> exp.Expr:
     if isinstance(expected, Typed):
-        needles: list[exp.Expression] = [expected.str]
-        guard: exp.Expression = expected.is_("s")
+        needles: list[exp.Expr] = [expected.string]
+        guard: exp.Expr = expected.is_("s")
     else:
         values = expected if isinstance(expected, tuple) else (expected,)
         needles = [lit(v) for v in values if isinstance(v, str)]

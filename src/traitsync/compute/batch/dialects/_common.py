@@ -9,10 +9,10 @@ from sqlglot.generator import Generator
 
 from traitsync.errors import UnsupportedInDialect
 
-Render = Callable[[Generator, exp.Expression], str]
+Render = Callable[[Generator, exp.Expr], str]
 
 
-def path_keys(node: exp.Expression) -> list[str]:
+def path_keys(node: exp.Expr) -> list[str]:
     return [str(e.this) for e in node.expressions]
 
 
@@ -24,7 +24,7 @@ def sql_string(text: str) -> str:
 def unsupported(construct: str, dialect: str) -> Render:
     """A TRANSFORMS entry that refuses, naming the construct and the dialect."""
 
-    def render(self: Generator, node: exp.Expression) -> str:
+    def render(self: Generator, node: exp.Expr) -> str:
         raise UnsupportedInDialect(f"{construct} cannot be compiled to {dialect}")
 
     return render
