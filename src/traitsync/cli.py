@@ -396,52 +396,72 @@ def _compute_realtime(loaded: Any, db: Any, definitions: Any, clock_ms: int | No
 def preview(
     key: Annotated[str, typer.Argument(help="The audience or computed trait key.")],
     sample: Annotated[int, typer.Option(help="How many members or values to show.")] = 10,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="Preview at this past ISO-8601 moment (a snapshot from compute --as-of, else computed now "
+        "with DuckDB).")] = None,
+    overlap: Annotated[str | None, typer.Option(help="Another audience (or trait): how many members both have.")
+                       ] = None,
+    format: Annotated[str, typer.Option("--format", help="table, csv (one row per member) or json.")] = "table",
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Size, status and a sample of an audience or computed trait, as computed so far."""
-    from traitsync.compute.realtime import preview as preview_computation
+    """Size, sample members (by user_id and email), identifier mix and overlap of an audience or computed trait."""
+    from traitsync.compute.batch.preview import build_preview, members_csv, public
+    from traitsync.compute.realtime import computation_summaries
     from traitsync.definitions import load_definitions
+    from traitsync.spec.timestamps import parse_iso_ms
 
+    if format not in ("table", "csv", "json"):
+        raise _fail(ConfigError("--format must be table, csv or json"))
     loaded = _load(config)
     try:
         definitions = load_definitions(loaded.document)
     except ConfigError as exc:
         raise _fail(exc) from None
-    if key not in definitions:
-        raise _fail(ConfigError(f"no computed trait or audience {key!r}; defined: "
-                                f"{', '.join(definitions.order) or 'none'}", file=loaded.file))
-    from traitsync.profiles import ProfileStore
-
+    for name in (key, overlap):
+        if name is not None and name not in definitions:
+            raise _fail(ConfigError(f"no computed trait or audience {name!r}; defined: "
+                                    f"{', '.join(definitions.order) or 'none'}", file=loaded.file))
+    as_of_ms = None
+    if as_of is not None:
+        as_of_ms = parse_iso_ms(as_of)
+        if as_of_ms is None:
+            raise _fail(ConfigError(f"--as-of {as_of!r} is not an ISO-8601 time"))
     db = _store(config, database_url)
-    result = preview_computation(db, definitions, key, sample)
-    store = ProfileStore(db)
-    console.print(f"{key}: {result.get('status', '?')}, size {result.get('size', 0):,}", soft_wrap=True,
-                  markup=False)
+    try:
+        result = build_preview(db, definitions, key, as_of_ms=as_of_ms, overlap=overlap, sample=sample)
+    except TraitsyncError as exc:
+        raise _fail(exc) from None
+    if format == "csv":
+        sys.stdout.write(members_csv(result))
+        return
+    if format == "json":
+        sys.stdout.write(json.dumps(public(result), indent=2) + "\n")
+        return
+    if as_of is None:
+        status = next((s["status"] for s in computation_summaries(db, definitions) if s["key"] == key), "?")
+        head = f"{key}: {status}, size {result['size']:,}"
+    else:
+        head = f"{key} as of {as_of}: size {result['size']:,}"
+    console.print(head, soft_wrap=True, markup=False)
+    if result["size"]:
+        shares = ", ".join(f"{t} {share:.0%}" for t, share in result["identifier_share"].items() if share)
+        console.print(f"identifiers: {shares}", soft_wrap=True, markup=False)
+    if "overlap" in result:
+        o = result["overlap"]
+        console.print(f"overlap with {o['key']} (size {o['size']:,}): {o['both']:,} in both, "
+                      f"{o['share_of_this']:.0%} of {key}", soft_wrap=True, markup=False)
     if not result["sample"]:
         return
     table = Table()
     table.add_column("user_id", overflow="fold")
     table.add_column("email", overflow="fold")
     table.add_column("value", overflow="fold")
-    rows = [(*_who(store.external_ids(row["profile_id"]), row["profile_id"]), json.dumps(row["value"]))
-            for row in result["sample"]]
-    for row in sorted(rows):
-        table.add_row(*row)
+    for row in result["sample"]:
+        who = row["user_id"] or (f"(anonymous_id:{row['anonymous_id']})" if row["anonymous_id"] else "")
+        value = row.get("value", True)
+        table.add_row(who, row["email"], json.dumps(value))
     console.print(table)
-
-
-def _who(identifiers: list[Any], profile_id: str) -> tuple[str, str]:
-    """A profile's user_id and email as a user knows them; without a user_id, its first other identifier."""
-    values: dict[str, list[str]] = {}
-    for ext in identifiers:
-        values.setdefault(ext.id_type, []).append(ext.value)
-    emails = values.get("email", [])
-    email = emails[0] + (f" (+{len(emails) - 1})" if len(emails) > 1 else "") if emails else ""
-    if "user_id" in values:
-        return values["user_id"][0], email
-    other = next((f"{t}:{v[0]}" for t, v in values.items() if t != "email"), None)
-    return f"({other or profile_id})", email
 
 
 @app.command()

@@ -16,6 +16,7 @@ from fastapi import Depends
 from traitsync.activation.lists import ListScheduler
 from traitsync.activation.routes import DeliveryCollector, destinations_router
 from traitsync.activation.worker import ActivationWorker
+from traitsync.compute.batch.api import preview_router
 from traitsync.compute.realtime import RealtimeEngine, computations_router, computed_traits_provider
 from traitsync.delivery.backoff import Backoff
 from traitsync.delivery.limiter import Limiter, RateLimiter
@@ -86,7 +87,8 @@ def assemble(project: Project, db: Database, *, role: str = "all", stages: Stage
     if runtime.runs_workers:
         for worker in stages.workers():
             runtime.add_service(worker)
-    routers: list[RouterFactory] = [lambda _rt: computations_router(db, project.definitions)]
+    routers: list[RouterFactory] = [lambda _rt: computations_router(db, project.definitions),
+                                    lambda _rt: preview_router(db, project.definitions)]
     profile_api = project.loaded.config.profile_api
     if profile_api is not None and runtime.runs_api:
         secret = profile_api.access_secret.get_secret_value()

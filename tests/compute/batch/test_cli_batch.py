@@ -26,7 +26,8 @@ audiences:
   - key: recent_buyers
     condition: {performed: {event: Order Completed, at_least: 1, within: 7d}}
   - key: abandoned_cart
-    query: "event('Product Added').where(event('Order Completed').within(parent: 1 days).count() = 0).within(30 days).count() >= 1"
+    query: "event('Product Added').where(event('Order Completed').within(parent: 1 days).count() = 0)
+      .within(30 days).count() >= 1"
 """
 
 
