@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from traitsync.cli_activation import deliveries_app, destinations_app
 from traitsync.cli_options import ConfigOption, DatabaseOption, console, err_console, fail
@@ -25,6 +26,8 @@ identity_app = typer.Typer(help="Explain, audit and rebuild the identity graph."
 app.add_typer(identity_app, name="identity")
 app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(destinations_app, name="destinations")
+sql_traits_app = typer.Typer(help="Run SQL traits (queries on your warehouse) now.", no_args_is_help=True)
+app.add_typer(sql_traits_app, name="sql-traits")
 
 
 _fail = fail
@@ -462,6 +465,51 @@ def preview(
         value = row.get("value", True)
         table.add_row(who, row["email"], json.dumps(value))
     console.print(table)
+
+
+@sql_traits_app.command("run")
+def sql_traits_run(
+    only: Annotated[list[str] | None, typer.Option("--only", help="Run only this SQL trait (repeatable).")] = None,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Run SQL traits now (serve runs them on their schedule): query, match profiles, publish changes."""
+    from traitsync.compute.batch.sql_schedule import SqlTraitScheduler
+    from traitsync.compute.batch.sql_traits import load_sql_traits
+    from traitsync.store import migrate
+
+    loaded = _load(config)
+    try:
+        traits = load_sql_traits(loaded.document)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    known = {t.key for t in traits}
+    for key in only or []:
+        if key not in known:
+            raise _fail(ConfigError(f"no SQL trait {key!r}; defined: {', '.join(sorted(known)) or 'none'}"))
+    db = _database(database_url, loaded.config.storage.durability)
+    migrate(db)
+    scheduler = SqlTraitScheduler(db, [t for t in traits if not only or t.key in only])
+    table = Table(title="SQL traits")
+    for column in ("key", "rows", "matched", "unmatched", "changed"):
+        table.add_column(column, justify="left" if column == "key" else "right")
+    failed = False
+    for trait in scheduler.traits:
+        with err_console.status(f"running {trait.key} ..."):
+            try:
+                from traitsync.compute.batch.sql_traits import run_sql_trait
+
+                result = run_sql_trait(db, trait)
+            except TraitsyncError as exc:
+                err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
+                failed = True
+                continue
+        scheduler.record(trait, int(time.time() * 1000), None)
+        table.add_row(trait.key, f"{result.rows:,}", f"{result.matched:,}", f"{result.unmatched:,}",
+                      f"{result.changed:,}")
+    console.print(table)
+    if failed:
+        raise typer.Exit(code=2)
 
 
 @app.command()

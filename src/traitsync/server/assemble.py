@@ -17,6 +17,7 @@ from traitsync.activation.lists import ListScheduler
 from traitsync.activation.routes import DeliveryCollector, destinations_router
 from traitsync.activation.worker import ActivationWorker
 from traitsync.compute.batch.api import preview_router
+from traitsync.compute.batch.sql_schedule import SqlTraitScheduler
 from traitsync.compute.realtime import RealtimeEngine, computations_router, computed_traits_provider
 from traitsync.delivery.backoff import Backoff
 from traitsync.delivery.limiter import Limiter, RateLimiter
@@ -48,10 +49,13 @@ class Stages:
     activation: ActivationWorker
     lists: ListScheduler
     delivery: dict[str, DestinationWorker] = field(default_factory=dict)
+    sql_traits: SqlTraitScheduler | None = None
 
     def workers(self) -> list[Worker]:
         """What a worker process runs: stages with nothing to do are left out."""
         out: list[Worker] = [self.identity, self.engine]
+        if self.sql_traits is not None:
+            out.append(self.sql_traits)
         if self.project.activation.event_destinations:
             out.append(self.activation)
         if self.project.activation.list_destinations:
@@ -77,7 +81,8 @@ def build_stages(project: Project, db: Database, *, transport: Transport | None 
                                                             **delivery_options)
     return Stages(project=project, identity=identity, engine=engine,
                   activation=ActivationWorker(db, project.activation, poll_interval=IDLE_POLL_SECONDS),
-                  lists=ListScheduler(db, project.activation), delivery=delivery)
+                  lists=ListScheduler(db, project.activation), delivery=delivery,
+                  sql_traits=SqlTraitScheduler(db, project.sql_traits) if project.sql_traits else None)
 
 
 def assemble(project: Project, db: Database, *, role: str = "all", stages: Stages | None = None

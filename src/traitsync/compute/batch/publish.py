@@ -9,7 +9,8 @@ keyed by the as-of moment, which activation never reads, so a look at the past s
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ import orjson
 from traitsync.compute.batch.runners import Row
 from traitsync.compute.realtime.state import definition_hash
 from traitsync.definitions import Definitions, ir
-from traitsync.store.database import Database
+from traitsync.store.database import Connection, Database
 from traitsync.store.migrate import migrate
 
 _CHUNK = 500
@@ -79,13 +80,76 @@ def _same(audience: bool, old: Any, new: Any) -> bool:
     return _dumps(old) == _dumps(new)
 
 
+@dataclass(frozen=True)
+class Target:
+    """One computation as the results tables name it, and the value a profile gets when it leaves
+    the result (False for an audience, None for a trait, every column null for an SQL trait)."""
+
+    key: str
+    id: str
+    computation_class: str
+    audience: bool
+    gone: Any = None
+    definition_hash: str | None = None
+
+
+def publish_values(db: Database, target: Target, values: Mapping[str, Any], as_of_ms: int, cause: str,
+                   *, conn: Connection | None = None) -> Published:
+    """Diff ``values`` (profile -> value; absent = ``target.gone``) against ``computed_values`` and
+    write each change as the realtime engine does: the current value and one results row."""
+    own = conn is None
+    c = conn or db.connect()
+    wall = int(time.time() * 1000)
+    out = Published()
+    try:
+        with c.transaction() if own else nullcontext(c):
+            if target.definition_hash is not None and c.scalar("SELECT 1 FROM computations WHERE key = ?",
+                                                               (target.key,)) is None:
+                c.execute("INSERT INTO computations (key, id, class, definition_hash, status, created_at_ms, size, "
+                          "last_change_at_ms, backfill_cursor, error) VALUES (?, ?, ?, ?, 'Live', ?, 0, NULL, NULL, "
+                          "NULL)", (target.key, target.id, target.computation_class, target.definition_hash, wall))
+            current = {str(p): (_loads(v), int(ver)) for p, v, ver in c.fetchall(
+                "SELECT profile_id, value, version FROM computed_values WHERE computation_key = ?", (target.key,))}
+            results: list[tuple[Any, ...]] = []
+            rows: list[tuple[Any, ...]] = []
+            for pid in sorted(set(current) | set(values)):
+                old, version = current.get(pid, (None, 0))
+                if pid not in values and (old is None or _same(target.audience, old, target.gone)):
+                    continue
+                value = values.get(pid, target.gone)
+                if _same(target.audience, old, value):
+                    continue
+                text = _dumps(value)
+                results.append((target.key, target.id, target.computation_class, pid, _dumps(old), text, version + 1,
+                                as_of_ms, cause, wall))
+                rows.append((pid, target.key, text, version + 1, wall))
+            for i in range(0, len(rows), _CHUNK):
+                c.executemany(
+                    "INSERT INTO computed_values (profile_id, computation_key, value, version, updated_at_ms) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (profile_id, computation_key) DO UPDATE SET "
+                    "value = excluded.value, version = excluded.version, updated_at_ms = excluded.updated_at_ms",
+                    rows[i:i + _CHUNK])
+                c.executemany(
+                    "INSERT INTO computation_results (computation_key, computation_id, computation_class, "
+                    "profile_id, old_value, new_value, version, as_of_ms, cause, at_ms) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", results[i:i + _CHUNK])
+            size = sum(1 for v in values.values() if (v is True if target.audience else v is not None))
+            c.execute("UPDATE computations SET size = ?, status = 'Live', last_change_at_ms = "
+                      "COALESCE(?, last_change_at_ms) WHERE key = ?", (size, wall if results else None, target.key))
+            out.size[target.key] = size
+            out.changed[target.key] = len(results)
+        return out
+    finally:
+        if own:
+            c.close()
+
+
 def publish_live(db: Database, definitions: Definitions, keys: Sequence[str], rows: Sequence[Row], as_of_ms: int,
                  engine: str) -> Published:
-    """Write changed values as the realtime engine does (one transaction)."""
+    """Write changed values of ``keys`` as the realtime engine does (one transaction)."""
     new: dict[str, dict[str, Any]] = {k: {} for k in keys}
     for key, pid, value in rows:
         new[key][pid] = value
-    wall = int(time.time() * 1000)
     out = Published()
     conn = db.connect()
     try:
@@ -93,34 +157,10 @@ def publish_live(db: Database, definitions: Definitions, keys: Sequence[str], ro
             for key in keys:
                 defn = definitions[key]
                 audience = isinstance(defn, ir.Audience)
-                current = {str(p): (_loads(v), int(ver)) for p, v, ver in conn.fetchall(
-                    "SELECT profile_id, value, version FROM computed_values WHERE computation_key = ?", (key,))}
-                results: list[tuple[Any, ...]] = []
-                values: list[tuple[Any, ...]] = []
-                for pid in sorted(set(current) | set(new[key])):
-                    old, version = current.get(pid, (None, 0))
-                    value = new[key].get(pid, False if audience else None)
-                    if _same(audience, old, value):
-                        continue
-                    text = _dumps(value)
-                    results.append((key, defn.id, defn.computation_class, pid, _dumps(old), text, version + 1,
-                                    as_of_ms, f"batch:{engine}", wall))
-                    values.append((pid, key, text, version + 1, wall))
-                for i in range(0, len(values), _CHUNK):
-                    conn.executemany(
-                        "INSERT INTO computed_values (profile_id, computation_key, value, version, updated_at_ms) "
-                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (profile_id, computation_key) DO UPDATE SET "
-                        "value = excluded.value, version = excluded.version, updated_at_ms = excluded.updated_at_ms",
-                        values[i:i + _CHUNK])
-                    conn.executemany(
-                        "INSERT INTO computation_results (computation_key, computation_id, computation_class, "
-                        "profile_id, old_value, new_value, version, as_of_ms, cause, at_ms) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", results[i:i + _CHUNK])
-                size = sum(1 for v in new[key].values() if (v is True if audience else v is not None))
-                conn.execute("UPDATE computations SET size = ?, status = 'Live', last_change_at_ms = "
-                             "COALESCE(?, last_change_at_ms) WHERE key = ?", (size, wall if results else None, key))
-                out.size[key] = size
-                out.changed[key] = len(results)
+                target = Target(key, defn.id, defn.computation_class, audience, False if audience else None)
+                done = publish_values(db, target, new[key], as_of_ms, f"batch:{engine}", conn=conn)
+                out.size.update(done.size)
+                out.changed.update(done.changed)
         return out
     finally:
         conn.close()
@@ -173,4 +213,5 @@ def snapshot_moments(db: Database, key: str) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-__all__ = ["Published", "creation_times", "publish_live", "publish_snapshot", "snapshot_moments", "snapshot_values"]
+__all__ = ["Published", "Target", "creation_times", "publish_live", "publish_snapshot", "publish_values",
+           "snapshot_moments", "snapshot_values"]

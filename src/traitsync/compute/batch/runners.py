@@ -78,7 +78,8 @@ def spark_session(master: str = "local[1]") -> Any:
         raise ConfigError("--engine spark needs pyspark: pip install 'traitsync[spark]'") from None
     return (SparkSession.builder.master(master).appName("traitsync-batch")
             .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
-            .config("spark.sql.shuffle.partitions", "4").getOrCreate())
+            .config("spark.sql.shuffle.partitions", "2").config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.codegen.wholeStage", "false").getOrCreate())
 
 
 def run(engine: str, db: Database, query: BatchQuery, *, progress: Callable[[int], None] | None = None,
