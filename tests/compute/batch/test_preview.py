@@ -32,7 +32,7 @@ def _computed(tmp_path: Path) -> tuple[Path, str, int]:
 
 
 def test_preview_table_json_csv_and_overlap(tmp_path: Path) -> None:
-    config, url, now = _computed(tmp_path)
+    config, url, _ = _computed(tmp_path)
     args = ["-c", str(config), "--database-url", url]
     table = runner.invoke(app, ["preview", "recent_buyers", "--overlap", "abandoned_cart", *args])
     assert table.exit_code == 0, table.output

@@ -8,8 +8,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from tests.activation_flow.conftest import Flow, db, flow_factory  # noqa: F401  (fixtures)
-from tests.delivery.conftest import Receiver, pg_db, receiver, sqlite_db  # noqa: F401  (fixtures)
+from tests.activation_flow.conftest import Flow
+from tests.delivery.conftest import Receiver
 from traitsync.activation.ids import message_id
 from traitsync.activation.types import Identifier
 from traitsync.compute.batch.errors import SqlTraitError
