@@ -476,13 +476,18 @@ class Compiler:
                 exp.Not(this=exp.Is(this=exp.column("k"), expression=exp.null())),
                 exp.Not(this=exp.paren(and_(exp.EQ(this=exp.column("k"), expression=lit("b")),
                                             exp.EQ(this=exp.column("j"), expression=lit("false")))))))
-            query = part if query is None else exp.union(query, part, distinct=False)
+            query = part if query is None else exp.union(query, part, distinct=False, copy=False)
         assert query is not None
         select = query if isinstance(query, exp.Select) else _select(exp.Star()).from_(query.subquery("u"))
         for name, body in self.ctes:
             sql_body = bodies.get(name, body)
             assert sql_body is not None
             select = select.with_(name, as_=sql_body, copy=False)
+        # Every CTE is computed once: most are read by several others (``ev`` by all), and an
+        # engine that inlines them re-expands each dependency chain per reader, which grew the
+        # plan (and the work) exponentially with audience-of-audience references.
+        for cte in select.args["with_"].expressions:
+            cte.set("materialized", True)
         return select
 
     def _events(self) -> exp.Expr:
