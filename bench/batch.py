@@ -164,7 +164,8 @@ HAND = {
         FROM events e JOIN profile_events pe USING ("offset")
         JOIN (SELECT DISTINCT profile_id FROM profile_external_ids
               WHERE id_type IN ('user_id', 'email', 'android.idfa', 'ios.idfa')) i ON i.profile_id = pe.profile_id
-        WHERE e.event = 'Order Completed' AND e.timestamp_ms > {NOW} - 30 * {DAY}::BIGINT AND e.timestamp_ms <= {NOW}"""),
+        WHERE e.event = 'Order Completed' AND e.timestamp_ms > {NOW} - 30 * {DAY}::BIGINT
+          AND e.timestamp_ms <= {NOW}"""),
 }
 
 
