@@ -29,7 +29,7 @@ from typing import Any
 import duckdb
 
 from traitsync.compute.batch.compiler import compile_definitions
-from traitsync.compute.batch.render import render
+from traitsync.compute.batch.render import render, render_script
 from traitsync.config.yaml_lines import load_yaml_text
 from traitsync.definitions import Definitions, load_definitions
 
@@ -314,7 +314,10 @@ def spark(folder: Path, query: Any) -> float:
     for table in TABLES:
         session.read.parquet(str(folder / f"{table}.parquet")).createOrReplaceTempView(table)
     start = time.perf_counter()
-    session.sql(render(query.ast, "spark")).write.mode("overwrite").format("noop").save()
+    *setup, final = render_script(query.ast, "spark")
+    for statement in setup:
+        session.sql(statement)
+    session.sql(final).write.mode("overwrite").format("noop").save()
     return time.perf_counter() - start
 
 

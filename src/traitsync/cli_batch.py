@@ -65,7 +65,7 @@ def run_batch_compute(loaded: Any, db: Database, definitions: Definitions, engin
     from traitsync.compute.batch.compiler import compile_definitions
     from traitsync.compute.batch.inputs import count_events
     from traitsync.compute.batch.publish import creation_times, publish_live, publish_snapshot
-    from traitsync.compute.batch.render import render
+    from traitsync.compute.batch.render import render_script
     from traitsync.compute.batch.runners import ENGINES, run
     from traitsync.store import migrate
 
@@ -83,7 +83,7 @@ def run_batch_compute(loaded: Any, db: Database, definitions: Definitions, engin
     if dry_run:
         created = {} if snapshot else creation_times(db, definitions, definitions.order, register_at_ms=None)
         query = compile_definitions(definitions, at, created_at=created, keys=keys)
-        print(render(query.ast, engine if engine != "postgres" else "postgres", pretty=True))
+        print(";\n\n".join(render_script(query.ast, engine, pretty=True)))
         return
     columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())

@@ -491,35 +491,58 @@ class Compiler:
         return select
 
     def _events(self) -> exp.Expr:
-        """``ev``: each property read is extracted once (inner select), then split by kind."""
+        """``ev``: each body parsed once for every property read, each value split by kind once.
+
+        Three selects: join and parse (``d``), pick each member and its first character (``r``),
+        split into the four value columns. Only merged profiles are joined for the canonical id
+        (merges are rare; a join with every profile was a third of this CTE's time).
+        """
         names = sorted({n for k in self.order for n in self.definitions[k].events_read()})
         e = "e"
         keep = ("pid", "ofs", "name", "src", "ts", "rcv")
-        inner_cols: list[exp.Expr] = [
-            _alias(exp.func("COALESCE", _col("p", "merged_into"), _col("pe", "profile_id")), "pid"),
-            _alias(exp.column("offset", e, quoted=True), "ofs"), _alias(_col(e, "event"), "name"),
-            _alias(_col(e, "source_id"), "src"), _alias(_col(e, "timestamp_ms"), "ts"),
-            _alias(_col(e, "received_at_ms"), "rcv")]
-        outer_cols: list[exp.Expr] = [exp.column(c, "r") for c in keep]
+        paths: list[tuple[str, ...]] = []
+
+        def index(path: tuple[str, ...]) -> int:
+            if path not in paths:
+                paths.append(path)
+            return paths.index(path)
+
+        def pick(path: tuple[str, ...]) -> exp.Expr:
+            return nodes.JsonPick(this=exp.column("doc", "d"), index=lit(index(path)),
+                                  expressions=[lit(k) for k in path])
+
+        picks: list[exp.Expr] = [exp.column(c, "d") for c in keep]
+        outer: list[exp.Expr] = [exp.column(c, "r") for c in keep]
         for (scope, path), prefix in self.props.items():
-            raw: exp.Expr = nodes.JsonRaw(this=_col(e, "body"), expressions=[lit(k) for k in path])
+            raw: exp.Expr = pick(path)
             if scope == "properties":
                 for (kind, prop), member in _DERIVED.items():
                     if prop == path[1]:  # page/screen names (StoredEvent.properties)
-                        raw = exp.func("COALESCE", raw, case((exp.EQ(this=_col(e, "type"), expression=lit(kind)),
-                                                             nodes.JsonRaw(this=_col(e, "body"),
-                                                                           expressions=[lit(member)]))))
-            inner_cols.append(_alias(raw, prefix + "r"))
-            outer_cols += [_alias(x, prefix + suffix) for suffix, x in decompose(exp.column(prefix + "r", "r"))]
+                        is_kind = exp.EQ(this=exp.column("type", "d"), expression=lit(kind))
+                        raw = exp.func("COALESCE", raw, case((is_kind, pick((member,)))))
+            first = exp.func("SUBSTRING", raw.copy(), lit(1), lit(1))
+            picks += [_alias(raw, prefix + "r"), _alias(first, prefix + "f")]
+            outer += [_alias(x, prefix + suffix) for suffix, x in decompose(exp.column(prefix + "r", "r"),
+                                                                            exp.column(prefix + "f", "r"))]
+        merged = _select(exp.column("profile_id"), exp.column("merged_into")).from_("profiles").where(
+            exp.Not(this=exp.Is(this=exp.column("merged_into"), expression=exp.null())))
+        cols: list[exp.Expr] = [
+            _alias(exp.func("COALESCE", _col("m", "merged_into"), _col("pe", "profile_id")), "pid"),
+            _alias(exp.column("offset", e, quoted=True), "ofs"), _alias(_col(e, "event"), "name"),
+            _alias(_col(e, "source_id"), "src"), _alias(_col(e, "timestamp_ms"), "ts"),
+            _alias(_col(e, "received_at_ms"), "rcv"), _alias(_col(e, "type"), "type")]
+        if paths:
+            cols.append(_alias(nodes.JsonDoc(this=_col(e, "body"), expressions=[
+                exp.Tuple(expressions=[lit(k) for k in p]) for p in paths]), "doc"))
         on_pe = exp.EQ(this=exp.column("offset", "pe", quoted=True), expression=exp.column("offset", e, quoted=True))
         where = and_(exp.Not(this=exp.Is(this=_col("pe", "profile_id"), expression=exp.null())),
-                     exp.EQ(this=_col("p", "collection"), expression=lit("users")),
                      exp.LTE(this=_col(e, "timestamp_ms"), expression=lit(self.as_of)),
                      exp.In(this=_col(e, "event"), expressions=[lit(n) for n in names]) if names else FALSE)
-        inner = (_select(*inner_cols).from_("events AS e").join("profile_events AS pe", on=on_pe, join_type="inner")
-                 .join("profiles AS p", on=exp.EQ(this=_col("p", "profile_id"), expression=_col("pe", "profile_id")),
-                       join_type="inner").where(where))
-        return _select(*outer_cols).from_(inner.subquery("r"))
+        joined = (_select(*cols).from_("events AS e").join("profile_events AS pe", on=on_pe, join_type="inner")
+                  .join(merged.subquery("m"), join_type="left",
+                        on=exp.EQ(this=_col("m", "profile_id"), expression=_col("pe", "profile_id"))).where(where))
+        picked = _select(*picks).from_(joined.subquery("d"))
+        return _select(*outer).from_(picked.subquery("r"))
 
     def _base(self) -> exp.Expr:
         cols: list[exp.Expr] = [_alias(_col("p", "profile_id"), "pid")]

@@ -20,6 +20,22 @@ class JsonRaw(exp.Expression, exp.Func):
     arg_types = {"this": True, "expressions": True}
 
 
+class JsonDoc(exp.Expression, exp.Func):
+    """The JSON text ``this`` parsed once for the members at ``expressions`` (key-path tuples).
+
+    Engines re-parse JSON text at every extraction; an event's properties are read through one
+    :class:`JsonDoc` and several :class:`JsonPick` so that each body is parsed once.
+    """
+
+    arg_types = {"this": True, "expressions": True}
+
+
+class JsonPick(exp.Expression, exp.Func):
+    """Member ``index`` (whose key path is ``expressions``) of a :class:`JsonDoc`, as in :class:`JsonRaw`."""
+
+    arg_types = {"this": True, "index": True, "expressions": True}
+
+
 class JsonUnquote(exp.Expression, exp.Func):
     """The text of a JSON string literal (``"a\\"b"`` -> ``a"b``)."""
 

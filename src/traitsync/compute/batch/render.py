@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from traitsync.compute.batch.dialects import DIALECTS
+from traitsync.compute.batch.dialects import CTES_AS_STATEMENTS, DIALECTS
 from traitsync.errors import UnsupportedInDialect
 
 
@@ -23,3 +23,19 @@ def render(query: exp.Expr, dialect: str, *, pretty: bool = False) -> str:
         return cls().generate(query, pretty=pretty, unsupported_level=ErrorLevel.RAISE)
     except UnsupportedError as exc:
         raise UnsupportedInDialect(f"cannot compile to {dialect}: {exc}") from None
+
+
+def render_script(query: exp.Expr, dialect: str, *, pretty: bool = False) -> list[str]:
+    """The statements to run for ``dialect``: the one query, or (where CTEs are not computed once)
+    one ``CACHE TABLE`` per CTE, in order, then the final select."""
+    if dialect not in CTES_AS_STATEMENTS:
+        return [render(query, dialect, pretty=pretty)]
+    select = query.copy()
+    with_ = select.args.get("with_")
+    statements: list[str] = []
+    if with_ is not None:
+        for cte in with_.expressions:
+            statements.append(f"CACHE TABLE {cte.alias} AS " + render(cte.this, dialect, pretty=pretty))
+        select.set("with_", None)
+    statements.append(render(select, dialect, pretty=pretty))
+    return statements

@@ -16,7 +16,7 @@ from typing import Any
 
 from traitsync.compute.batch.compiler import BatchQuery
 from traitsync.compute.batch.inputs import read_tables
-from traitsync.compute.batch.render import render
+from traitsync.compute.batch.render import render, render_script
 from traitsync.compute.batch.values import decode
 from traitsync.errors import ConfigError
 from traitsync.store.database import Database
@@ -67,7 +67,14 @@ def run_spark_on(session: Any, folder: Path, query: BatchQuery) -> list[Row]:
     """Run on an existing SparkSession over the Parquet inputs in ``folder``."""
     for path in sorted(folder.glob("*.parquet")):
         session.read.parquet(str(path)).createOrReplaceTempView(path.stem)
-    return list(_decode([tuple(r) for r in session.sql(render(query.ast, "spark")).collect()]))
+    *setup, final = render_script(query.ast, "spark")
+    try:
+        for statement in setup:
+            session.sql(statement)
+        return list(_decode([tuple(r) for r in session.sql(final).collect()]))
+    finally:
+        for statement in setup:
+            session.sql("UNCACHE TABLE IF EXISTS " + statement.split()[2])
 
 
 def spark_session(master: str = "local[1]") -> Any:

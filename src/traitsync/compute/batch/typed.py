@@ -97,18 +97,25 @@ class Typed:
         return exp.Not(this=exp.Is(this=self.kind, expression=exp.null()))
 
 
-def decompose(raw: exp.Expr) -> list[tuple[str, exp.Expr]]:
-    """The four columns of a value held as JSON text (a property, a custom trait), by suffix."""
-    first = exp.func("SUBSTRING", raw, lit(1), lit(1))
-    kind = case((exp.Is(this=raw, expression=exp.null()), text_null()),
-                (exp.EQ(this=first, expression=lit('"')), lit("s")),
-                (exp.In(this=raw, expressions=[lit("true"), lit("false")]), lit("b")),
-                (exp.EQ(this=first, expression=lit("{")), lit("o")),
-                (exp.EQ(this=first, expression=lit("[")), lit("a")), default=lit("n"))
-    num = case((exp.Not(this=exp.In(this=first, expressions=[lit('"'), lit("{"), lit("["), lit("t"), lit("f")])),
-                nodes.SafeDouble(this=raw.copy())), default=double_null())
-    text = case((exp.EQ(this=first.copy(), expression=lit('"')), nodes.JsonUnquote(this=raw.copy())),
-                default=text_null())
+def decompose(raw: exp.Expr, first: exp.Expr | None = None) -> list[tuple[str, exp.Expr]]:
+    """The four columns of a value held as JSON text (a property, a custom trait), by suffix.
+
+    The kind is read from the first character (valid JSON leaves no doubt: ``t``/``f`` start
+    only true/false, and null is already NULL). ``first`` is that character when a previous
+    select computed it once; comparisons are spelled as ``=`` chains, never ``IN`` lists, which
+    DuckDB plans as joins.
+    """
+    f = first if first is not None else exp.func("SUBSTRING", raw.copy(), lit(1), lit(1))
+
+    def is_(char: str) -> exp.Expr:
+        return exp.EQ(this=f.copy(), expression=lit(char))
+
+    kind = case((exp.Is(this=raw.copy(), expression=exp.null()), text_null()), (is_('"'), lit("s")),
+                (or_(is_("t"), is_("f")), lit("b")), (is_("{"), lit("o")), (is_("["), lit("a")), default=lit("n"))
+    number = and_(exp.Not(this=exp.Is(this=raw.copy(), expression=exp.null())),
+                  *(exp.NEQ(this=f.copy(), expression=lit(c)) for c in '"tf{['))
+    num = case((number, nodes.SafeDouble(this=raw.copy())), default=double_null())
+    text = case((is_('"'), nodes.JsonUnquote(this=raw.copy())), default=text_null())
     return [("k", kind), ("j", raw.copy()), ("n", num), ("s", text)]
 
 

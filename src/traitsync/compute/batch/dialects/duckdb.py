@@ -19,7 +19,15 @@ class BatchDuckDB(DuckDB):
             **DuckDBGenerator.TRANSFORMS,
             nodes.JsonRaw: lambda self, e: (f"NULLIF(CAST(JSON_EXTRACT({self.sql(e, 'this')}, "
                                             f"{sql_string(_json_path(path_keys(e)))}) AS VARCHAR), 'null')"),
-            nodes.JsonUnquote: lambda self, e: f"JSON_EXTRACT_STRING({self.sql(e, 'this')}, '$')",
+            nodes.JsonDoc: lambda self, e: (f"JSON_EXTRACT({self.sql(e, 'this')}, ["
+                                            + ", ".join(sql_string(_json_path([str(k.this) for k in t.expressions]))
+                                                        for t in e.expressions) + "])"),
+            nodes.JsonPick: lambda self, e: (f"NULLIF(CAST({self.sql(e, 'this')}[{int(e.args['index'].this) + 1}] "
+                                             "AS VARCHAR), 'null')"),
+            # A JSON string without escapes is its text between the quotes; only escapes need a parse.
+            nodes.JsonUnquote: lambda self, e: (f"CASE WHEN CONTAINS({self.sql(e, 'this')}, '\\') THEN "
+                                                f"JSON_EXTRACT_STRING({self.sql(e, 'this')}, '$') ELSE "
+                                                f"{self.sql(e, 'this')}[2:-2] END"),
             nodes.SafeDouble: lambda self, e: f"TRY_CAST({self.sql(e, 'this')} AS DOUBLE)",
             nodes.SafeBigint: lambda self, e: f"TRY_CAST({self.sql(e, 'this')} AS BIGINT)",
             nodes.BinaryText: lambda self, e: self.sql(e, "this"),
@@ -33,4 +41,4 @@ class BatchDuckDB(DuckDB):
 
 DIALECT = BatchDuckDB
 NAME = "duckdb"
-
+CTES_AS_STATEMENTS = False

@@ -20,6 +20,9 @@ class BatchPostgres(Postgres):
             **PostgresGenerator.TRANSFORMS,
             nodes.JsonRaw: lambda self, e: (f"NULLIF((CAST({self.sql(e, 'this')} AS JSON) #> {_path(path_keys(e))})"
                                             "::TEXT, 'null')"),
+            nodes.JsonDoc: lambda self, e: f"CAST({self.sql(e, 'this')} AS JSON)",
+            nodes.JsonPick: lambda self, e: (f"NULLIF(({self.sql(e, 'this')} #> "
+                                             f"{_path([str(k.this) for k in e.expressions])})::TEXT, 'null')"),
             nodes.JsonUnquote: lambda self, e: f"(CAST({self.sql(e, 'this')} AS JSON) #>> '{{}}')",
             nodes.SafeDouble: lambda self, e: (f"CASE WHEN {self.sql(e, 'this')} ~ "
                                                "'^-?[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?$' THEN "
@@ -37,3 +40,4 @@ class BatchPostgres(Postgres):
 
 DIALECT = BatchPostgres
 NAME = "postgres"
+CTES_AS_STATEMENTS = False

@@ -21,6 +21,10 @@ class BatchSpark(Spark):
             **SparkGenerator.TRANSFORMS,
             nodes.JsonRaw: lambda self, e: (f"NULLIF(TO_JSON(TRY_VARIANT_GET(TRY_PARSE_JSON({self.sql(e, 'this')}), "
                                             f"{sql_string(_path(path_keys(e)))}, 'variant')), 'null')"),
+            nodes.JsonDoc: lambda self, e: f"TRY_PARSE_JSON({self.sql(e, 'this')})",
+            nodes.JsonPick: lambda self, e: (f"NULLIF(TO_JSON(TRY_VARIANT_GET({self.sql(e, 'this')}, "
+                                             f"{sql_string(_path([str(k.this) for k in e.expressions]))}, 'variant')),"
+                                             " 'null')"),
             nodes.JsonUnquote: lambda self, e: (f"TRY_VARIANT_GET(TRY_PARSE_JSON({self.sql(e, 'this')}), '$', "
                                                 "'string')"),
             nodes.SafeDouble: lambda self, e: f"TRY_CAST({self.sql(e, 'this')} AS DOUBLE)",
@@ -36,3 +40,7 @@ class BatchSpark(Spark):
 
 DIALECT = BatchSpark
 NAME = "spark"
+#: Spark inlines a CTE at every reference (and cannot be told not to), which re-plans each
+#: dependency chain per reader: minutes of analysis for a hundred definitions. Each CTE is
+#: therefore run as its own ``CACHE TABLE name AS ...`` statement, computed once.
+CTES_AS_STATEMENTS = True
