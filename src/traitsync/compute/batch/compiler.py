@@ -377,17 +377,19 @@ class Compiler:
              scan: _Scan, hist: Hist) -> Typed:
         """Sum and average: a sum of integers stays an exact integer, as in Python."""
         num_pred = and_(pred, raw.is_("n"))
-        is_int = exp.RegexpLike(this=raw.raw.copy(), expression=lit("^-?[0-9]{1,18}$"))
+        as_int = nodes.SafeBigint(this=raw.raw.copy())  # NULL unless an integer literal
         aggs = {"sn": exp.Sum(this=case((num_pred, raw.num))),
                 "cn": exp.Sum(this=case((num_pred.copy(), lit(1)), default=lit(0))),
-                "ai": exp.Min(this=case((num_pred.copy(), case((is_int, lit(1)), default=lit(0))))),
-                "si": exp.Sum(this=case((num_pred.copy(), nodes.SafeBigint(this=raw.raw.copy()))))}
+                "ci": exp.Sum(this=case((and_(num_pred.copy(), exp.Not(this=exp.Is(this=as_int,
+                                                                                    expression=exp.null()))),
+                                         lit(1)), default=lit(0))),
+                "si": exp.Sum(this=case((num_pred.copy(), as_int.copy())))}
         key = ("sum", t.event, t.property, t.where, t.window, t.exclude_sources, hist.tag)
         cols = {name: self.read(scan, *where) for name, where in self.aggregate(key, aggs, qscan, simple).items()}
         has = exp.GT(this=exp.func("COALESCE", cols["cn"], lit(0)), expression=lit(0))
         if t.function == "sum":
             num: exp.Expr = cols["sn"]
-            text = case((exp.EQ(this=cols["ai"], expression=lit(1)), exp.cast(cols["si"], "VARCHAR")),
+            text = case((exp.EQ(this=cols["ci"], expression=cols["cn"].copy()), exp.cast(cols["si"], "VARCHAR")),
                         default=text_null())
         else:
             num = exp.Div(this=cols["sn"].copy(), expression=exp.cast(cols["cn"].copy(), "DOUBLE"))

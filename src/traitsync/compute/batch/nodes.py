@@ -49,7 +49,8 @@ class SafeDouble(exp.Expression, exp.Func):
 
 
 class SafeBigint(exp.Expression, exp.Func):
-    """An integer JSON text as a 64-bit integer; NULL (never an error) for anything else."""
+    """An integer JSON text (no fraction, no exponent) as a 64-bit integer; NULL (never an error)
+    for anything else, so a count of non-NULL results tells a sum of integers from one of floats."""
 
     arg_types = {"this": True}
 

@@ -29,7 +29,10 @@ class BatchDuckDB(DuckDB):
                                                 f"JSON_EXTRACT_STRING({self.sql(e, 'this')}, '$') ELSE "
                                                 f"{self.sql(e, 'this')}[2:-2] END"),
             nodes.SafeDouble: lambda self, e: f"TRY_CAST({self.sql(e, 'this')} AS DOUBLE)",
-            nodes.SafeBigint: lambda self, e: f"TRY_CAST({self.sql(e, 'this')} AS BIGINT)",
+            # TRY_CAST rounds '2.5' to 3: a fraction or an exponent is not an integer literal.
+            nodes.SafeBigint: lambda self, e: (f"CASE WHEN {self.sql(e, 'this')} LIKE '%.%' OR {self.sql(e, 'this')} "
+                                               f"LIKE '%e%' OR {self.sql(e, 'this')} LIKE '%E%' THEN NULL ELSE "
+                                               f"TRY_CAST({self.sql(e, 'this')} AS BIGINT) END"),
             nodes.BinaryText: lambda self, e: self.sql(e, "this"),
             nodes.OrderedConcat: lambda self, e: (f"STRING_AGG({self.sql(e, 'this')}, {self.sql(e, 'separator')} "
                                                   f"ORDER BY {self.sql(e, 'order')})"),

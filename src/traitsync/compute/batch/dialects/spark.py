@@ -28,7 +28,10 @@ class BatchSpark(Spark):
             nodes.JsonUnquote: lambda self, e: (f"TRY_VARIANT_GET(TRY_PARSE_JSON({self.sql(e, 'this')}), '$', "
                                                 "'string')"),
             nodes.SafeDouble: lambda self, e: f"TRY_CAST({self.sql(e, 'this')} AS DOUBLE)",
-            nodes.SafeBigint: lambda self, e: f"TRY_CAST({self.sql(e, 'this')} AS BIGINT)",
+            # TRY_CAST rounds '2.5' to 3: a fraction or an exponent is not an integer literal.
+            nodes.SafeBigint: lambda self, e: (f"CASE WHEN {self.sql(e, 'this')} LIKE '%.%' OR {self.sql(e, 'this')} "
+                                               f"LIKE '%e%' OR {self.sql(e, 'this')} LIKE '%E%' THEN NULL ELSE "
+                                               f"TRY_CAST({self.sql(e, 'this')} AS BIGINT) END"),
             nodes.BinaryText: lambda self, e: self.sql(e, "this"),
             nodes.OrderedConcat: lambda self, e: (
                 f"ARRAY_JOIN(TRANSFORM(ARRAY_SORT(COLLECT_LIST(STRUCT({self.sql(e, 'order')} AS k, "
