@@ -21,6 +21,7 @@ A deterministic generator (integer hashing in DuckDB SQL, no randomness) writes 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -130,12 +131,20 @@ def views(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
         con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{folder / table}.parquet')")
 
 
-def timed(con: duckdb.DuckDBPyConnection, sql: str, table: str) -> tuple[float, int]:
-    start = time.perf_counter()
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}")
-    seconds = time.perf_counter() - start  # wall time: DuckDB's worker threads are not this thread's CPU
+def timed(con: duckdb.DuckDBPyConnection, sql: str, table: str) -> tuple[float, int, float]:
+    """(wall seconds, rows, DuckDB CPU seconds): the machine may be shared, so CPU is reported too."""
+    import json
+
+    with tempfile.NamedTemporaryFile(suffix=".json") as prof:
+        con.execute("PRAGMA enable_profiling = 'json'")
+        con.execute(f"PRAGMA profiling_output = '{prof.name}'")
+        start = time.perf_counter()
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}")
+        seconds = time.perf_counter() - start
+        con.execute("PRAGMA disable_profiling")
+        cpu = float(json.loads(Path(prof.name).read_text()).get("query", {}).get("cpu_time", 0.0))
     rows = con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
-    return seconds, int(rows[0]) if rows else 0
+    return seconds, int(rows[0]) if rows else 0, cpu
 
 
 # Hand-written queries for the same answers as the compiled ones (counter, sum, audience).
@@ -178,8 +187,8 @@ def compare_hand(con: duckdb.DuckDBPyConnection, repeats: int) -> list[tuple[str
     out = []
     for key, (query, hand) in HAND.items():
         compiled = render(compile_definitions(single(query, key), NOW).ast, "duckdb")
-        best_c = min(timed(con, compiled, "c_out")[0] for _ in range(repeats))
-        best_h = min(timed(con, hand, "h_out")[0] for _ in range(repeats))
+        best_c = min(timed(con, compiled, "c_out")[2] for _ in range(repeats))
+        best_h = min(timed(con, hand, "h_out")[2] for _ in range(repeats))
         same = con.execute("""
             SELECT COUNT(*) FROM (SELECT pid, CAST(COALESCE(j, 'true') AS VARCHAR) v FROM c_out
                                   EXCEPT SELECT pid, CAST(n AS VARCHAR) FROM h_out)""").fetchone()
@@ -258,14 +267,16 @@ def main() -> None:
     start = time.perf_counter()
     sql = render(query.ast, "duckdb")
     compile_s = time.perf_counter() - start
-    full_s, rows = timed(con, sql, "full_out")
+    full_s, rows, full_cpu = timed(con, sql, "full_out")
     print(f"## Batch engine, scale {args.scale}: {events:,} events, {profiles:,} profiles, "
           f"{len(defs.computed_traits)} traits + {len(defs.audiences)} audiences, {args.threads} threads\n")
+    print(f"(load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)\n")
     print("| stage | seconds | note |\n|---|---:|---|")
     print(f"| generate Parquet | {gen_s:.1f} | not part of a compute |")
     print(f"| compile + render | {compile_s:.2f} | {len(sql):,} characters of SQL |")
-    print(f"| full compute (DuckDB) | {full_s:.1f} | {rows:,} (computation, profile) values |")
-    print("\n| definition | compiled s | hand-written s | ratio | same answer |\n|---|---:|---:|---:|---|")
+    print(f"| full compute (DuckDB) | {full_s:.1f} | {rows:,} (computation, profile) values; "
+          f"{full_cpu:.1f} s of DuckDB CPU |")
+    print("\n| definition | compiled CPU s | hand-written CPU s | ratio | same answer |\n|---|---:|---:|---:|---|")
     for key, c, h, same in compare_hand(con, args.repeats):
         print(f"| {key} ({HAND[key][0]}) | {c:.3f} | {h:.3f} | {c / h:.2f}x | {'yes' if same else 'NO'} |")
     if args.postgres:
