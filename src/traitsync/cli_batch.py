@@ -24,10 +24,7 @@ def resolve_identities(loaded: Any, db: Database, progress: Progress) -> None:
     from traitsync.identity import IdentityWorker, load_identity_config
     from traitsync.log import Checkpoints, EventLog
 
-    try:
-        identity_config = load_identity_config(loaded.document)
-    except ConfigError:
-        raise
+    identity_config = load_identity_config(loaded.document)
     head = EventLog(db).head()
     resolve = progress.add_task("resolving identities", total=head or None)
     worker = IdentityWorker(db, identity_config)

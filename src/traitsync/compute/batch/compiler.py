@@ -488,8 +488,15 @@ class Compiler:
         # Every CTE is computed once: most are read by several others (``ev`` by all), and an
         # engine that inlines them re-expands each dependency chain per reader, which grew the
         # plan (and the work) exponentially with audience-of-audience references.
+        # (A CTE read once is left to the engine to inline: materializing it only adds a copy.)
+        readers: dict[str, int] = {}
+        for table in select.find_all(exp.Table):
+            readers[table.name] = readers.get(table.name, 0) + 1
+        # ``ev`` with properties is always computed once: inlined, each property's JSON would be
+        # parsed again for every aggregate that reads it (10x the CPU of a sum, measured).
         for cte in select.args["with_"].expressions:
-            cte.set("materialized", True)
+            if readers.get(cte.alias, 0) > 1 or (cte.alias == "ev" and self.props):
+                cte.set("materialized", True)
         return select
 
     def _events(self) -> exp.Expr:
