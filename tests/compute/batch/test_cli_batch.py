@@ -70,10 +70,35 @@ def _members(url: str, sql: str, *params: object) -> set[str]:
         conn.close()
 
 
+HOOK = """\
+destinations:
+  - id: dst_hook
+    kind: webhook
+    settings: {url: "http://127.0.0.1:9/hook"}
+    connections: [{computation: recent_buyers, send: [identify, track]}]
+"""
+
+
+def _activate(config: Path, url: str) -> int:
+    """Run activation once, as serve would: results in, outbox rows out (nothing is delivered)."""
+    from traitsync.config import load_config
+    from traitsync.server.assemble import build_stages
+    from traitsync.server.project import resolve_project
+
+    stages = build_stages(resolve_project(load_config(str(config))), Database(url))
+    try:
+        return int(stages.activation.drain())
+    finally:
+        stages.activation.close()
+
+
 def test_live_then_as_of_snapshot_leaves_live_results_and_outbox_untouched(tmp_path: Path) -> None:
     config, url, now = _store(tmp_path)
+    config.write_text(CONFIG + HOOK)
     live = runner.invoke(app, ["compute", "--engine", "duckdb", "-c", str(config), "--database-url", url])
     assert live.exit_code == 0, live.output
+    _activate(config, url)
+    assert _counts(url)[2] == 4  # u2 entered: identify + Audience Entered, to its user_id and its email
     flat = " ".join(live.output.split())
     assert "│ recent_buyers │ audience │ 1 │ 1 │" in flat
     assert "│ abandoned_cart │ audience │ 1 │ 1 │" in flat
@@ -91,6 +116,8 @@ def test_live_then_as_of_snapshot_leaves_live_results_and_outbox_untouched(tmp_p
     assert _members(url, "SELECT profile_id FROM computation_snapshots WHERE computation_key = ? AND as_of_ms = ?",
                     "recent_buyers", now - 15 * DAY) == {"u1"}
     assert _counts(url) == before
+    _activate(config, url)
+    assert _counts(url) == before  # activation found nothing new to send
     assert _members(url, "SELECT profile_id FROM computed_values WHERE computation_key = ? AND value = 'true'",
                     "recent_buyers") == {"u2"}
 
