@@ -1,7 +1,8 @@
 """Spark (local mode) gives the reference evaluator's answers, on a smaller sample than DuckDB.
 
 pyspark is the ``spark`` extra, which ``make`` installs with the dev tools; one Spark session
-serves the module (starting one takes tens of seconds). A few random definition sets and
+serves the module (starting one takes tens of seconds, and a query minutes on a loaded 2-core
+machine, hence the long timeouts). A few random definition sets and
 streams from the shared generators, each checked at two moments, plus a fixed case covering
 every trait kind and a funnel.
 """
@@ -44,6 +45,7 @@ def _spark_table(spark: Any, h: Harness, as_of: int, tmp: Path) -> dict[str, dic
     return _table(h, run_spark_on(spark, folder, query))
 
 
+@pytest.mark.timeout(1800)
 def test_every_trait_kind_and_a_funnel(spark: Any, tmp_path: Path) -> None:
     h = Harness(f"sqlite:///{tmp_path}/s.db", defs("""
 computed_traits:
@@ -77,6 +79,7 @@ audiences:
         h.close()
 
 
+@pytest.mark.timeout(3600)
 @settings(max_examples=int(os.environ.get("SPARK_EXAMPLES", "2")), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(definitions=definition_sets(), ops=OPS, moments=MOMENTS)
