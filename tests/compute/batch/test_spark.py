@@ -80,7 +80,7 @@ audiences:
 
 
 @pytest.mark.timeout(3600)
-@settings(max_examples=int(os.environ.get("SPARK_EXAMPLES", "2")), deadline=None,
+@settings(max_examples=int(os.environ.get("SPARK_EXAMPLES", "1")), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(definitions=definition_sets(), ops=OPS, moments=MOMENTS)
 def test_spark_equals_reference(spark: Any, tmp_path: Path, definitions: Definitions, ops: list[Any],
