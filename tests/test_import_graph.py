@@ -24,7 +24,7 @@ RANKS: dict[str, int] = {
     "privacy": 10, "retention": 10,
     # composition
     "validation": 11, "console": 11, "server": 11, "demo": 12, "cli_options": 12, "cli_activation": 12,
-    "cli_privacy": 12, "cli": 13,
+    "cli_privacy": 12, "cli_batch": 12, "cli": 13,
 }
 
 

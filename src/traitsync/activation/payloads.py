@@ -82,7 +82,10 @@ def identify_message(computation: ComputationRef, value: Any, identifier: Identi
     """``identify`` with ``traits.{key: value}`` (audiences: true/false)."""
     message, extras = _base("identify", computation, target, profile_id=profile_id, identifier=identifier,
                             profile_identifiers=profile_identifiers, version=version, timestamp_ms=timestamp_ms)
-    message["traits"] = {**extras, computation.key: value}
+    if computation.spread:  # an SQL trait: every column is a trait (segment-spec 5.2)
+        message["traits"] = {**extras, **(value if isinstance(value, dict) else {})}
+    else:
+        message["traits"] = {**extras, computation.key: value}
     message["messageId"] = message_id(computation.id, profile_id, identifier, version, "identify", value)
     return message
 

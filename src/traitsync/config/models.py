@@ -148,6 +148,7 @@ class TraitsyncConfig(_Strict):
     computed_traits: list[dict[str, Any]] = Field(default_factory=list)
     audiences: list[dict[str, Any]] = Field(default_factory=list)
     journeys: list[dict[str, Any]] = Field(default_factory=list)
+    sql_traits: list[dict[str, Any]] = Field(default_factory=list)
     destinations: list[dict[str, Any]] = Field(default_factory=list)
 
     def source_by_write_key(self) -> dict[str, SourceConfig]:

@@ -16,6 +16,8 @@ from fastapi import Depends
 from traitsync.activation.lists import ListScheduler
 from traitsync.activation.routes import DeliveryCollector, destinations_router
 from traitsync.activation.worker import ActivationWorker
+from traitsync.compute.batch.api import preview_router
+from traitsync.compute.batch.sql_schedule import SqlTraitScheduler
 from traitsync.compute.realtime import RealtimeEngine, computations_router, computed_traits_provider, journeys_router
 from traitsync.console import ConsoleSources, console_routers, static_router
 from traitsync.delivery.backoff import Backoff
@@ -54,10 +56,13 @@ class Stages:
     privacy: PrivacyWorker
     retention: RetentionWorker
     delivery: dict[str, DestinationWorker] = field(default_factory=dict)
+    sql_traits: SqlTraitScheduler | None = None
 
     def workers(self) -> list[Worker]:
         """What a worker process runs: stages with nothing to do are left out."""
         out: list[Worker] = [self.identity, self.engine]
+        if self.sql_traits is not None:
+            out.append(self.sql_traits)
         if self.project.activation.event_destinations:
             out.append(self.activation)
         if self.project.activation.list_destinations:
@@ -93,7 +98,8 @@ def build_stages(project: Project, db: Database, *, transport: Transport | None 
                   lists=ListScheduler(db, project.activation), delivery=delivery,
                   privacy=PrivacyWorker(db, send_exits=project.loaded.config.privacy.send_exits,
                                         activation_runs=activation_runs),
-                  retention=RetentionWorker(db, project.loaded.config.retention, activation_runs=activation_runs))
+                  retention=RetentionWorker(db, project.loaded.config.retention, activation_runs=activation_runs),
+                  sql_traits=SqlTraitScheduler(db, project.sql_traits) if project.sql_traits else None)
 
 
 def assemble(project: Project, db: Database, *, role: str = "all", stages: Stages | None = None
@@ -104,7 +110,8 @@ def assemble(project: Project, db: Database, *, role: str = "all", stages: Stage
         for worker in stages.workers():
             runtime.add_service(worker)
     routers: list[RouterFactory] = [lambda _rt: computations_router(db, project.definitions),
-                                    lambda _rt: journeys_router(db, project.definitions)]
+                                    lambda _rt: journeys_router(db, project.definitions),
+                                    lambda _rt: preview_router(db, project.definitions)]
     profile_api = project.loaded.config.profile_api
     if profile_api is not None and profile_api.secrets() and runtime.runs_api:
         secrets = profile_api.secrets()

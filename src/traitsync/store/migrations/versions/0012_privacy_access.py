@@ -1,7 +1,7 @@
 """Privacy and access: regulations, suppressions and management tokens.
 
-Revision ID: 0011_privacy_access
-Revises: 0010_drop_results_profile_index
+Revision ID: 0012_privacy_access
+Revises: 0011_list_holds
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from alembic import op
 
 from traitsync.store.tables.privacy import PRIVACY_TABLES
 
-revision = "0011_privacy_access"
-down_revision = "0010_drop_results_profile_index"
+revision = "0012_privacy_access"
+down_revision = "0011_list_holds"
 branch_labels = None
 depends_on = None
 
