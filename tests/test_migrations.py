@@ -44,8 +44,9 @@ def test_upgrade_from_0007_marks_delivered_rows_applied_and_adds_indexes(tmp_pat
     assert {"ix_delivery_outbox_unapplied", "ix_delivery_outbox_open", "ix_delivery_outbox_open_key"} <= names
 
 
-def test_upgrade_from_0010_adds_privacy_and_token_tables(db_url: str) -> None:
-    """On SQLite and PostgreSQL alike: a store at 0010 gains the regulation, suppression and token tables."""
+def test_upgrade_from_0010_adds_privacy_token_and_snapshot_tables(db_url: str) -> None:
+    """On SQLite and PostgreSQL alike: a store at 0010 gains the regulation, suppression, token and
+    past-snapshot tables (list holds are a column)."""
     db = Database(db_url)
     engine = create_engine(db.sqlalchemy_url)
     with engine.begin() as conn:
@@ -59,4 +60,5 @@ def test_upgrade_from_0010_adds_privacy_and_token_tables(db_url: str) -> None:
     engine = create_engine(db.sqlalchemy_url)
     after = set(inspect(engine).get_table_names())
     engine.dispose()
-    assert after - before == {"privacy_regulations", "privacy_suppressions", "management_tokens"}
+    assert after - before == {"privacy_regulations", "privacy_suppressions", "management_tokens",
+                              "computation_snapshots"}
