@@ -79,12 +79,21 @@ class StorageConfig(_Strict):
     durability: Literal["normal", "full"] = "normal"
 
 
+class EngineConfig(_Strict):
+    """The realtime engine. On PostgreSQL its work is split into ``partitions`` by profile and the
+    worker processes (on any number of machines) each take an even share; every worker of one
+    store must use the same number. SQLite always runs one engine for all profiles."""
+
+    partitions: int = Field(default=16, ge=1, le=1024)
+
+
 class TraitsyncConfig(_Strict):
     space_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
     sources: list[SourceConfig] = Field(default_factory=list)
     profile_api: ProfileApiConfig | None = None
     management_api: ManagementApiConfig | None = None
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
     identity: dict[str, Any] | None = None
     computed_traits: list[dict[str, Any]] = Field(default_factory=list)
     audiences: list[dict[str, Any]] = Field(default_factory=list)

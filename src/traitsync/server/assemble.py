@@ -17,6 +17,7 @@ from traitsync.activation.lists import ListScheduler
 from traitsync.activation.routes import DeliveryCollector, destinations_router
 from traitsync.activation.worker import ActivationWorker
 from traitsync.compute.realtime import RealtimeEngine, computations_router, computed_traits_provider
+from traitsync.compute.realtime.partitioned import PartitionedEngine
 from traitsync.delivery.backoff import Backoff
 from traitsync.delivery.limiter import Limiter, RateLimiter
 from traitsync.delivery.shared_limiter import SharedRateLimiter
@@ -43,7 +44,7 @@ class Stages:
 
     project: Project
     identity: IdentityWorker
-    engine: RealtimeEngine
+    engine: RealtimeEngine | PartitionedEngine
     activation: ActivationWorker
     lists: ListScheduler
     delivery: dict[str, DestinationWorker] = field(default_factory=dict)
@@ -62,10 +63,17 @@ class Stages:
 def build_stages(project: Project, db: Database, *, transport: Transport | None = None,
                  shared_limits: bool = True, delivery_poll: float = IDLE_POLL_SECONDS,
                  backoff: Backoff | None = None, **delivery_options: Any) -> Stages:
-    """``shared_limits`` keeps each destination's cap in the store, so it holds across processes."""
+    """``shared_limits`` keeps each destination's cap in the store, so it holds across processes.
+
+    On PostgreSQL the engine is a :class:`PartitionedEngine`, so ``serve --role worker`` on
+    several machines shares the engine's work; SQLite keeps the single engine."""
     identity = IdentityWorker(db, project.identity)
     identity.poll_interval = IDLE_POLL_SECONDS
-    engine = RealtimeEngine(db, project.definitions)
+    engine: RealtimeEngine | PartitionedEngine
+    if db.dialect == "postgresql":  # any number of worker processes share the partitions
+        engine = PartitionedEngine(db, project.definitions, partitions=project.loaded.config.engine.partitions)
+    else:
+        engine = RealtimeEngine(db, project.definitions)
     engine.poll_interval = IDLE_POLL_SECONDS
     delivery: dict[str, DestinationWorker] = {}
     for target in project.delivery:
