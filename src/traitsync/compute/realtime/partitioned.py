@@ -126,6 +126,8 @@ class PartitionedEngine(OwnedConnection):
                 done += engine.run_once()
             if index in due:
                 done += engine.fire_due(now)
+            if time.monotonic() >= self._next_balance:
+                break  # re-balance first: a dead worker's partitions must not wait for a long round
         return done
 
     def next_due_ms(self) -> int | None:
