@@ -27,6 +27,7 @@ from traitsync.identity import IdentityWorker
 from traitsync.profiles.api import profile_api_router
 from traitsync.server.app import RouterFactory
 from traitsync.server.auth import ManagementAuth
+from traitsync.server.exclusive import Exclusive
 from traitsync.server.project import Project
 from traitsync.server.runtime import Runtime
 from traitsync.store import Database
@@ -36,6 +37,9 @@ from traitsync.workers import Worker
 #: add up along the pipeline; 50 ms each keeps event-to-destination latency low at the cost of
 #: one cheap query per stage every 50 ms when idle.
 IDLE_POLL_SECONDS = 0.05
+#: Stages that expect to be alone on a store, with their advisory lock keys: with worker
+#: processes on several machines, one process runs each (``server.exclusive``).
+EXCLUSIVE_STAGES = {"activation": 7352030, "lists": 7352031}
 
 
 @dataclass
@@ -93,7 +97,8 @@ def assemble(project: Project, db: Database, *, role: str = "all", stages: Stage
     stages = stages or build_stages(project, db)
     if runtime.runs_workers:
         for worker in stages.workers():
-            runtime.add_service(worker)
+            key = EXCLUSIVE_STAGES.get(worker.name)
+            runtime.add_service(worker if key is None else Exclusive(worker, db, key))
     routers: list[RouterFactory] = [lambda _rt: computations_router(db, project.definitions)]
     profile_api = project.loaded.config.profile_api
     if profile_api is not None and runtime.runs_api:
