@@ -73,11 +73,16 @@ class PartitionedEngine(OwnedConnection):
         self._joined = True
         self._next_balance = 0.0
 
+    def join(self) -> None:
+        """Announce this worker before taking partitions, so that workers starting together share
+        them at once (``balance`` joins by itself)."""
+        if not self._joined:
+            self._join(self.connection())
+
     def balance(self) -> None:
         """Take or give back partitions now (normally every ``balance_seconds``)."""
+        self.join()
         conn = self.connection()
-        if not self._joined:
-            self._join(conn)
         acquired, released = self.ownership.balance(conn, self._start)
         for index in released:
             self.engines.pop(index, None)
