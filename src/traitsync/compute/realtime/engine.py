@@ -21,8 +21,10 @@ from typing import Any
 
 import orjson
 
+from traitsync.compute.realtime.ownership import Ownership
 from traitsync.compute.realtime.partitions import (
     Partition,
+    PartitionLayoutError,
     ensure_layout,
     publish_progress,
     stored_layout,
@@ -206,7 +208,11 @@ class RealtimeEngine(OwnedConnection):
         if self._prepared:
             return
         conn = self.connection()
-        if self.partition.whole and conn.dialect == "postgresql":
+        if self.partition.whole and self._connect is None and conn.dialect == "postgresql":
+            # A lone engine on a store that partition workers run on would process their events twice.
+            if Ownership.any_alive(conn):
+                raise PartitionLayoutError("engine workers are running on this store: stop them first, "
+                                           "or let them do the work")
             with conn.transaction():  # a partitioned store must have drained into one first
                 if stored_layout(conn) != 1:
                     ensure_layout(conn, 1)

@@ -50,6 +50,14 @@ class Ownership:
         conn.commit()
         return int(value or 0) > 0
 
+    @staticmethod
+    def any_alive(conn: Connection) -> bool:
+        """Whether partition workers of any layout are running on this store (commits)."""
+        value = conn.scalar(f"SELECT COUNT(*) {_OURS} AND objid BETWEEN ? AND ?",
+                            (PRESENT_BASE + 1, PRESENT_BASE + 1024))
+        conn.commit()
+        return int(value or 0) > 0
+
     def alive(self, conn: Connection) -> int:
         """How many workers (sessions holding the "present" lock of this layout) are running."""
         value = conn.scalar(f"SELECT COUNT(*) {_OURS} AND objid = ?", (PRESENT_BASE + self.count,))
