@@ -290,3 +290,75 @@ def test_a_killed_workers_partitions_resume_elsewhere_losing_and_repeating_nothi
     assert len(expected) > 300
     assert dupes == []
     assert values == expected
+
+
+def _result(key: str) -> tuple[Any, ...]:
+    return (key, "cid", "trait", "p1", None, "1", 1, T0, "m1", T0)
+
+
+def test_results_of_concurrent_engines_commit_in_offset_order(pg_url: str) -> None:
+    """A second engine's results wait for the first's commit, so no lower offset commits late."""
+    import threading
+
+    from traitsync.compute.realtime.store import Output
+    from traitsync.store.migrate import migrate
+
+    db = Database(pg_url)
+    migrate(db)
+    first, second = db.connect(), db.connect()
+    try:
+        Output(results=[_result("a")]).flush(first)  # inserted, not committed
+        done = threading.Event()
+
+        def other() -> None:
+            Output(results=[_result("b")]).flush(second)
+            second.commit()
+            done.set()
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        assert not done.wait(0.5), "the second engine's results must wait for the first to commit"
+        first.commit()
+        thread.join(10)
+        assert done.is_set()
+        rows = first.fetchall('SELECT computation_key FROM computation_results ORDER BY "offset"')
+        assert [r[0] for r in rows] == ["a", "b"]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_layout_changes_only_when_every_partition_stands_at_the_same_offsets(pg_url: str) -> None:
+    from traitsync.compute.realtime.partitions import PartitionLayoutError, ensure_layout, stored_layout
+    from traitsync.log.event_log import Checkpoints
+    from traitsync.store.migrate import migrate
+
+    db = Database(pg_url)
+    migrate(db)
+    conn = db.connect()
+    try:
+        with conn.transaction():
+            Checkpoints.set(conn, "realtime", 40)
+            Checkpoints.set(conn, "realtime.changes", 7)
+            ensure_layout(conn, 4)  # one engine -> four partitions: each starts where the engine stood
+        assert stored_layout(conn) == 4
+        assert {Checkpoints.get(conn, Partition(i, 4).events_consumer) for i in range(4)} == {40}
+        assert {Checkpoints.get(conn, Partition(i, 4).changes_consumer) for i in range(4)} == {7}
+        conn.commit()
+        with conn.transaction():
+            Checkpoints.set(conn, Partition(2, 4).events_consumer, 55)  # one partition ahead
+        with pytest.raises(PartitionLayoutError), conn.transaction():
+            ensure_layout(conn, 8)
+        with pytest.raises(PartitionLayoutError), conn.transaction():
+            ensure_layout(conn, 1)
+        with conn.transaction():
+            for i in range(4):
+                Checkpoints.set(conn, Partition(i, 4).events_consumer, 55)
+        with pytest.raises(PartitionLayoutError), conn.transaction():
+            ensure_layout(conn, 8, others_alive=True)  # workers of the old count still run
+        with conn.transaction():
+            ensure_layout(conn, 8)
+        assert stored_layout(conn) == 8
+        assert {Checkpoints.get(conn, Partition(i, 8).events_consumer) for i in range(8)} == {55}
+    finally:
+        conn.close()
