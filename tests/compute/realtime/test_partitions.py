@@ -18,6 +18,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -46,6 +47,13 @@ PARTITIONS = 4
 
 @pytest.fixture
 def two_pg_urls() -> Iterator[tuple[str, str]]:
+    with _schemas() as urls:
+        yield urls
+
+
+@contextmanager
+def _schemas() -> Iterator[tuple[str, str]]:
+    """Two fresh PostgreSQL schemas (the same log goes into each)."""
     schemas = [f"ts_{secrets.token_hex(6)}" for _ in range(2)]
     with psycopg.connect(PG_URL, autocommit=True) as admin:
         for s in schemas:
@@ -75,7 +83,8 @@ def test_python_and_postgresql_agree_on_the_partition(pg_url: str, ids: list[str
         conn.close()
 
 
-def _run(url: str, messages: list[dict[str, Any]], partitioned: bool) -> dict[str, Any]:
+def _run(url: str, messages: list[dict[str, Any]], partitioned: bool, partitions: int = PARTITIONS,
+         workers_n: int = 2) -> dict[str, Any]:
     """Identity and engine(s) in lockstep over the log, then a day of timers; what the store holds."""
     db = Database(url)
     log = EventLog(db)
@@ -85,10 +94,12 @@ def _run(url: str, messages: list[dict[str, Any]], partitioned: bool) -> dict[st
     identity = IdentityWorker(db, default_identity_config(), chunk_size=25)
     workers: list[Any]
     if partitioned:
-        workers = [PartitionedEngine(db, defs(DEFS), partitions=PARTITIONS, clock=clock) for _ in range(2)]
-        for w in (*workers, *workers):  # the first takes all, gives half back once it sees the second
+        workers = [PartitionedEngine(db, defs(DEFS), partitions=partitions, clock=clock) for _ in range(workers_n)]
+        for w in (*workers, *workers):  # the first takes all, gives some back once it sees the others
             w.balance()
-        assert sorted(len(w.owned) for w in workers) == [2, 2]
+        share = -(-partitions // workers_n)
+        assert sum(len(w.owned) for w in workers) == partitions
+        assert all(len(w.owned) <= share for w in workers)
     else:
         workers = [RealtimeEngine(db, defs(DEFS), clock=clock)]
     try:
@@ -116,7 +127,8 @@ def _run(url: str, messages: list[dict[str, Any]], partitioned: bool) -> dict[st
         for w in workers:
             w.close()
         identity.close()
-    results = [(*r[:4], orjson.loads(r[4]), int(r[5]), int(r[6]), ids.get(str(r[3]), [])) for r in rows]
+    results = [(*r[:4], None if r[4] is None else orjson.loads(r[4]), int(r[5]), int(r[6]), ids.get(str(r[3]), []))
+               for r in rows]
     return {"values": sorted(tuple(v) for v in values), "results": results, "merges": merges}
 
 
@@ -138,6 +150,17 @@ def test_two_workers_give_exactly_the_results_of_one_engine(two_pg_urls: tuple[s
     for r in two["results"]:  # in offset order, each (profile, computation) only moves forward
         assert r[5] > last.get((r[3], r[1]), -1)
         last[(r[3], r[1])] = r[5]
+
+
+@settings(max_examples=3, deadline=None)
+@given(seed=st.integers(0, 10_000), partitions=st.sampled_from([2, 3, 5, 8]), workers_n=st.sampled_from([2, 3]))
+def test_any_split_gives_the_results_of_one_engine(seed: int, partitions: int, workers_n: int) -> None:
+    messages = log_messages(seed=seed, n=250)
+    with _schemas() as (one_url, many_url):
+        one = _run(one_url, messages, partitioned=False)
+        many = _run(many_url, messages, partitioned=True, partitions=partitions, workers_n=workers_n)
+    assert many["values"] == one["values"]
+    assert messages_by_id(many["results"]) == messages_by_id(one["results"])
 
 
 def test_a_partition_reads_only_its_profiles_and_the_merges_touching_them() -> None:
