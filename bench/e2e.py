@@ -8,6 +8,11 @@ Reported: event-to-destination latency (send of a user's first event -> its "Aud
 at the receiver), and exit lateness (receiver time of "Audience Exited" minus last event time +
 5 s).
 
+``capacity``: EVENTS of the same traffic already in the log; ``serve --role worker`` runs until
+every resulting message is at the receiver. Reported: the worker process's CPU seconds per
+event (the figure other load disturbs least) and events/s, against the log append of the same
+events in the same run.
+
 ``delivery``: the outbox holds N messages; one DestinationWorker with a cap of CAP req/s (the
 store-backed limiter every process shares) sends them to a receiver that answers each request
 after LATENCY seconds and fails FAIL_SHARE of them with 429 or 500. Reported: achieved rate (as
@@ -16,6 +21,7 @@ requests in flight at the receiver; the baseline, measured in the same run, is t
 receiver served one request at a time (what delivery did before it ran requests concurrently).
 
     .venv/bin/python bench/e2e.py e2e --rate 1000 --seconds 60 [--database-url postgresql://...]
+    .venv/bin/python bench/e2e.py capacity --events 20000 [--database-url postgresql://...]
     .venv/bin/python bench/e2e.py delivery --cap 100 --messages 3000 --latency 0.2 --fail-share 0
     .venv/bin/python bench/e2e.py delivery --cap 100 --messages 3000 --fail-share 0.1
 """
@@ -146,18 +152,58 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def e2e(rate: int, seconds: int, database_url: str | None) -> None:
-    rec = Recorder()
-    tmp = Path(tempfile.mkdtemp(prefix="traitsync-e2e-"))
+def bench_config(receiver_url: str) -> str:
+    """20 definitions, every one connected to one webhook (batches of 200, 1,000 requests/s)."""
     keys = [line.split("key: ")[1].split(",")[0] for line in TRAITS.splitlines()] + \
         [line.split("key: ")[1] for line in AUDIENCES.splitlines() if "key:" in line]
     conns = "".join(f"      - computation: {k}\n        send: [{'track' if k.startswith('seen') else 'identify'}]\n"
                     for k in keys)
-    config = (f"space_id: spa_bench\nsources:\n  - id: src\n    write_key: wk\nmanagement_api:\n  token: t\n"
-              f"computed_traits:\n{TRAITS}audiences:\n{AUDIENCES}destinations:\n  - id: dst\n    kind: webhook\n"
-              f"    rate_limit: 1000\n    settings: {{url: \"{rec.url}/hook\", batch_size: 200}}\n"
-              f"    connections:\n{conns}")
-    (tmp / "traitsync.yaml").write_text(config)
+    return (f"space_id: spa_bench\nsources:\n  - id: src\n    write_key: wk\nmanagement_api:\n  token: t\n"
+            f"computed_traits:\n{TRAITS}audiences:\n{AUDIENCES}destinations:\n  - id: dst\n    kind: webhook\n"
+            f"    rate_limit: 1000\n    settings: {{url: \"{receiver_url}/hook\", batch_size: 200}}\n"
+            f"    connections:\n{conns}")
+
+
+class Shoppers:
+    """The e2e traffic: each new user views products (sometimes orders) a few times, then goes quiet."""
+
+    def __init__(self, seed: int = 1) -> None:
+        self.rng = random.Random(seed)
+        self.user = 0
+        self.sent = 0
+        self.active: list[tuple[str, int]] = []
+        self.first_sent: dict[str, float] = {}
+        self.last_ts: dict[str, float] = {}
+
+    def batch(self, size: int, now: float) -> list[dict[str, Any]]:
+        rng = self.rng
+        batch: list[dict[str, Any]] = []
+        while len(batch) < size:
+            if not self.active or rng.random() < 0.5:
+                self.active.append((f"u{self.user:06d}", rng.randint(1, 3)))
+                self.user += 1
+            i = rng.randrange(len(self.active))
+            uid, left = self.active[i]
+            event = "Order Completed" if rng.random() < 0.2 else "Product Viewed"
+            props = {"revenue": round(rng.uniform(5, 200), 2)} if event == "Order Completed" else \
+                {"category": rng.choice(CATEGORIES)}
+            batch.append({"type": "track", "userId": uid, "event": event, "properties": props,
+                          "timestamp": iso(now), "messageId": f"{uid}-{left}-{self.sent + len(batch)}"})
+            self.first_sent.setdefault(uid, now)
+            if event == "Product Viewed":
+                self.last_ts[uid] = int(now * 1000) / 1000
+            if left <= 1:
+                self.active.pop(i)
+            else:
+                self.active[i] = (uid, left - 1)
+        self.sent += len(batch)
+        return batch
+
+
+def e2e(rate: int, seconds: int, database_url: str | None) -> None:
+    rec = Recorder()
+    tmp = Path(tempfile.mkdtemp(prefix="traitsync-e2e-"))
+    (tmp / "traitsync.yaml").write_text(bench_config(rec.url))
     url = database_url or f"sqlite:///{tmp / 'traitsync.db'}"
     port = free_port()
     log = (tmp / "server.log").open("wb")
@@ -171,41 +217,19 @@ def e2e(rate: int, seconds: int, database_url: str | None) -> None:
                 break
         except httpx.HTTPError:
             time.sleep(0.1)
-    first_sent: dict[str, float] = {}
-    last_ts: dict[str, float] = {}
-    rng = random.Random(1)
+    shoppers = Shoppers()
+    first_sent, last_ts = shoppers.first_sent, shoppers.last_ts
     client = httpx.Client(base_url=base, auth=("wk", ""), timeout=30)
     tick = 0.1
     per_tick = max(1, int(rate * tick))
-    user = 0
     start = time.time()
     sent = 0
-    active: list[tuple[str, int]] = []
     while time.time() - start < seconds:
-        batch = []
-        now = time.time()
-        while len(batch) < per_tick:
-            if not active or rng.random() < 0.5:
-                active.append((f"u{user:06d}", rng.randint(1, 3)))
-                user += 1
-            i = rng.randrange(len(active))
-            uid, left = active[i]
-            event = "Order Completed" if rng.random() < 0.2 else "Product Viewed"
-            props = {"revenue": round(rng.uniform(5, 200), 2)} if event == "Order Completed" else \
-                {"category": rng.choice(CATEGORIES)}
-            batch.append({"type": "track", "userId": uid, "event": event, "properties": props,
-                          "timestamp": iso(now),
-                          "messageId": f"{uid}-{left}-{sent + len(batch)}"})
-            first_sent.setdefault(uid, now)
-            if event == "Product Viewed":
-                last_ts[uid] = int(now * 1000) / 1000
-            if left <= 1:
-                active.pop(i)
-            else:
-                active[i] = (uid, left - 1)
+        batch = shoppers.batch(per_tick, time.time())
         client.post("/v1/batch", json={"batch": batch}).raise_for_status()
         sent += len(batch)
         time.sleep(max(0.0, start + sent / rate - time.time()))
+    user = shoppers.user
     send_s = time.time() - start
     time.sleep(15)  # let the last exits (5 s window) come through
     proc.terminate()
@@ -297,6 +321,102 @@ def delivery(cap: int, messages: int, adaptive: bool, latency: float, fail_share
                                                  / baseline["steady_requests_per_second"], 1)}, indent=2))
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a live process (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pipeline_done(db: Any) -> bool:
+    conn = db.connect()
+    try:
+        def checkpoint(name: str) -> int:
+            return int(conn.scalar('SELECT "offset" FROM checkpoints WHERE consumer = ?', (name,)) or 0)
+        head = int(conn.scalar('SELECT MAX("offset") FROM events') or 0)
+        results = int(conn.scalar('SELECT MAX("offset") FROM computation_results') or 0)
+        open_rows = int(conn.scalar("SELECT COUNT(*) FROM delivery_outbox WHERE terminal = ?", (False,)))
+        return (checkpoint("identity") >= head and checkpoint("realtime") >= head
+                and checkpoint("activation.results") >= results > 0 and open_rows == 0)
+    finally:
+        conn.close()
+
+
+def _wait_idle(db: Any, proc: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+    """Until the worker process has connected the destination and its CPU stays flat for 1 s."""
+    deadline = time.monotonic() + timeout
+    last = -1.0
+    while time.monotonic() < deadline and proc.poll() is None:
+        conn = db.connect()
+        try:
+            connected = int(conn.scalar("SELECT COUNT(*) FROM activation_connections") or 0)
+        except Exception:  # tables not created yet
+            connected = 0
+        finally:
+            conn.close()
+        cpu = _cpu_seconds(proc.pid)
+        if connected and cpu - last < 0.05:
+            return
+        last = cpu
+        time.sleep(1.0)
+
+
+def capacity(events: int, database_url: str | None) -> None:
+    """Worker capacity: EVENTS already in the log, then ``serve --role worker`` until every resulting
+    message is delivered. CPU seconds of the worker process per event is the figure other load on
+    the machine disturbs least; the baseline is the log append of the same events in this run."""
+    from traitsync.log.event_log import EventLog
+    from traitsync.store.database import Database
+
+    rec = Recorder()
+    tmp = Path(tempfile.mkdtemp(prefix="traitsync-capacity-"))
+    (tmp / "traitsync.yaml").write_text(bench_config(rec.url))
+    url = database_url or f"sqlite:///{tmp / 'traitsync.db'}"
+    db = Database(url)
+    shoppers = Shoppers()
+    log = EventLog(db)
+    out = (tmp / "worker.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "traitsync.cli", "serve", "-c", str(tmp / "traitsync.yaml"),
+                             "--database-url", url, "--role", "worker", "--log-level", "warning"],
+                            stdout=out, stderr=subprocess.STDOUT)
+    try:
+        # Start-up (imports, migrations, registering definitions, connecting destinations) is not
+        # part of the figure: wait until the workers idle, then count CPU from there.
+        _wait_idle(db, proc)
+        now = time.time()
+        batches = [shoppers.batch(500, now) for _ in range(max(1, events // 500))]
+        cpu_before = _cpu_seconds(proc.pid)
+        t0 = time.perf_counter()
+        for batch in batches:
+            log.append_messages("src", batch, received_at_ms=int(now * 1000))
+        cpu = 0.0
+        while proc.poll() is None:
+            cpu = _cpu_seconds(proc.pid) - cpu_before
+            if _pipeline_done(db):
+                break
+            time.sleep(0.2)
+        wall = time.perf_counter() - t0
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    n = sum(len(b) for b in batches)
+    scratch = EventLog(Database(f"sqlite:///{tmp / 'baseline.db'}"))  # the baseline: an append alone
+    t0 = time.perf_counter()
+    for batch in batches:
+        scratch.append_messages("src", batch, received_at_ms=int(now * 1000))
+    append_s = time.perf_counter() - t0
+    delivered = len(rec.messages())
+    print(json.dumps({
+        "benchmark": "capacity", "store": url.split(":")[0], "events": n, "messages_delivered": delivered,
+        "messages_per_event": round(delivered / n, 2),
+        "log_append_events_per_second (baseline, SQLite, alone)": round(n / append_s),
+        "pipeline_events_per_second_wall (from the first append)": round(n / wall),
+        "worker_cpu_seconds": round(cpu, 1),
+        "pipeline_events_per_cpu_second": round(n / cpu) if cpu else None,
+        "worker_cpu_ms_per_event": round(cpu * 1000 / n, 3),
+        "ratio_to_append (cpu)": round((n / cpu) / (n / append_s), 3) if cpu else None,
+    }, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -304,6 +424,9 @@ def main() -> None:
     a.add_argument("--rate", type=int, default=1000)
     a.add_argument("--seconds", type=int, default=60)
     a.add_argument("--database-url")
+    c = sub.add_parser("capacity", help="Worker CPU per event from a loaded log to delivered messages.")
+    c.add_argument("--events", type=int, default=20_000)
+    c.add_argument("--database-url")
     b = sub.add_parser("delivery")
     b.add_argument("--cap", type=int, default=100)
     b.add_argument("--messages", type=int, default=3000)
@@ -316,6 +439,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "e2e":
         e2e(args.rate, args.seconds, args.database_url)
+    elif args.what == "capacity":
+        capacity(args.events, args.database_url)
     else:
         delivery(args.cap, args.messages, not args.no_adaptive, args.latency, args.fail_share, args.batch_size,
                  args.limiter)

@@ -21,7 +21,7 @@ RANKS: dict[str, int] = {
     "log": 1, "ingest": 2, "identity": 3, "profiles": 4, "definitions": 5, "compute": 6,
     "destinations": 7, "delivery": 8, "activation": 9,
     # composition
-    "validation": 10, "server": 10, "demo": 11, "cli_options": 11, "cli_activation": 11, "cli": 12,
+    "validation": 10, "console": 10, "server": 10, "demo": 11, "cli_options": 11, "cli_activation": 11, "cli": 12,
 }
 
 

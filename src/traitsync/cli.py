@@ -25,6 +25,8 @@ identity_app = typer.Typer(help="Explain, audit and rebuild the identity graph."
 app.add_typer(identity_app, name="identity")
 app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(destinations_app, name="destinations")
+journeys_app = typer.Typer(help="Inspect journeys: users in each step and moves between steps.", no_args_is_help=True)
+app.add_typer(journeys_app, name="journeys")
 
 
 _fail = fail
@@ -397,9 +399,11 @@ def preview(
         definitions = load_definitions(loaded.document)
     except ConfigError as exc:
         raise _fail(exc) from None
-    if key not in definitions:
-        raise _fail(ConfigError(f"no computed trait or audience {key!r}; defined: "
+    resolved = definitions.resolve(key)
+    if resolved is None:
+        raise _fail(ConfigError(f"no computed trait or audience {key!r} (nor journey step <journey>.<step>); defined: "
                                 f"{', '.join(definitions.order) or 'none'}", file=loaded.file))
+    key = resolved
     from traitsync.profiles import ProfileStore
 
     db = _store(config, database_url)
@@ -418,6 +422,38 @@ def preview(
     for row in sorted(rows):
         table.add_row(*row)
     console.print(table)
+
+
+@journeys_app.command("show")
+def journeys_show(
+    key: Annotated[str, typer.Argument(help="The journey key.")],
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Users in each step of a journey now, and how many moved along each edge."""
+    from traitsync.compute.realtime import journey_report
+    from traitsync.definitions import load_definitions
+
+    loaded = _load(config)
+    try:
+        definitions = load_definitions(loaded.document)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    if key not in definitions.journeys:
+        raise _fail(ConfigError(f"no journey {key!r}; defined: {', '.join(definitions.journeys) or 'none'}",
+                                file=loaded.file))
+    report = journey_report(_store(config, database_url), definitions, key)
+    console.print(f"{report['name'] or key} ({key})", markup=False)
+    steps = Table("step", "kind", "after", "users now", "ever joined", "status", "key on profiles")
+    for step in report["steps"]:
+        after = ", ".join(step["after"]) + (f" + wait {step['wait_seconds']}s" if step["wait_seconds"] else "")
+        steps.add_row(step["key"], step["kind"] + (f" ({step['split']})" if step["split"] else ""), after,
+                      f"{step['users']:,}", f"{step['ever_joined']:,}", step["status"], step["computation_key"])
+    console.print(steps)
+    moves = Table("from", "to", "users moved")
+    for move in report["moves"]:
+        moves.add_row(move["from"], move["to"], f"{move['users']:,}")
+    console.print(moves)
 
 
 def _who(identifiers: list[Any], profile_id: str) -> tuple[str, str]:

@@ -19,7 +19,7 @@ class ValidationReport:
 
 
 def validate_everything(loaded: LoadedConfig) -> ValidationReport:
-    from traitsync.definitions import ir_to_dict, load_definitions
+    from traitsync.definitions import ir, ir_to_dict, load_definitions
     from traitsync.identity import load_identity_config
 
     config = loaded.config
@@ -30,8 +30,11 @@ def validate_everything(loaded: LoadedConfig) -> ValidationReport:
                         f"{len(identity.custom_ids)} custom identifier(s)")
     definitions = load_definitions(loaded.document)
     traits = list(definitions.computed_traits)
-    audiences = list(definitions.audiences)
+    steps = definitions.journey_steps
+    audiences = [a for a in definitions.audiences if not isinstance(a, ir.JourneyStep)]
     report.lines.append(f"definitions: {len(traits)} computed trait(s), {len(audiences)} audience(s)")
+    if definitions.journeys:
+        report.lines.append(f"journeys: {len(definitions.journeys)} journey(s), {len(steps)} step(s)")
     for extra in _stage_validators():
         report.lines.extend(extra(loaded, definitions))
     report.ir = {
@@ -61,7 +64,7 @@ def full_json_schema() -> dict[str, Any]:
     props = schema["properties"]
     definitions = definitions_json_schema()
     def_props = definitions.get("properties", {})
-    for key in ("computed_traits", "audiences"):
+    for key in ("computed_traits", "audiences", "journeys"):
         if key in def_props:
             props[key] = def_props[key]
     for name, sub in definitions.get("$defs", {}).items():

@@ -15,13 +15,13 @@ model has no separate ``mode`` key, and ``schedule`` already means "sync a list 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from traitsync.activation.types import ActivationTarget, ComputationRef, ConnectionSettings
 from traitsync.config import KeyPath, LoadedConfig
 from traitsync.definitions import Definitions
-from traitsync.definitions.ir import Audience, Definition
+from traitsync.definitions.ir import Audience, Definition, JourneyStep
 from traitsync.destinations.config import LinkConfig, ResolvedDestination, parse_destinations
 from traitsync.destinations.registry import default_rate
 
@@ -48,6 +48,10 @@ class DestinationLink:
     settings: ConnectionSettings
     path: KeyPath
     enrich_traits: tuple[str, ...] = ()
+    #: The journey of a journey step: a user reaching this destination from two of its steps is
+    #: sent once; without exit settings (``journey_exits`` False) no exit is sent.
+    journey: str | None = None
+    journey_exits: bool = True
 
 
 @dataclass(frozen=True)
@@ -136,17 +140,17 @@ def load_activation(loaded: LoadedConfig, definitions: Definitions) -> Activatio
         mode = destination_mode(dest)
         links: list[DestinationLink] = []
         seen: set[str] = set()
-        for j, conn in enumerate(dest.config.connections):
-            path: KeyPath = ("destinations", i, "connections", j)
-            definition = definitions.get(conn.computation)
+        for j, conn in _connections(dest, i, definitions):
+            path: KeyPath = ("destinations", i, "connections", j) if isinstance(j, int) else j
+            key = definitions.resolve(conn.computation)
+            definition = definitions.get(key) if key is not None else None
             if definition is None:
-                known = ", ".join(sorted(definitions)) or "none are defined"
                 raise doc.error((*path, "computation"), f"unknown computation {conn.computation!r}; "
-                                f"connect a computed trait or audience key ({known})")
-            if conn.computation in seen:
+                                f"connect a computed trait, audience or journey step ({_known(definitions)})")
+            if definition.key in seen:
                 raise doc.error((*path, "computation"), f"{conn.computation!r} is connected twice to "
                                 f"destination {dest.config.id!r}; one connection per computation")
-            seen.add(conn.computation)
+            seen.add(definition.key)
             if mode == "list" and not isinstance(definition, Audience):
                 raise doc.error((*path, "computation"), f"computed trait {conn.computation!r} cannot go to "
                                 f"list destination {dest.config.id!r}: list destinations only receive "
@@ -158,8 +162,16 @@ def load_activation(loaded: LoadedConfig, definitions: Definitions) -> Activatio
                                 "which traitsync does not activate yet; use identify and/or track")
             if mode == "event" and not ({"identify", "track"} & set(conn.send)):
                 raise doc.error((*path, "send"), "send must include identify or track")
-            links.append(DestinationLink(computation_ref(definition), _settings(conn, definition), path,
-                                         tuple(conn.enrich_traits)))
+            journey = definitions.journeys[definition.rule.journey] if isinstance(definition, JourneyStep) else None
+            settings = _settings(conn, definition)
+            if journey is not None:
+                # Later steps read no event history, but a destination connected to one still gets
+                # its current members on first sync unless the journey itself is not historical.
+                entry = definitions[journey.entry.computation_key]
+                settings = replace(settings, historical=entry.options.historical)
+            links.append(DestinationLink(computation_ref(definition), settings, path,
+                                         tuple(conn.enrich_traits), journey=journey.key if journey else None,
+                                         journey_exits=journey.sends_exits if journey else True))
         target = ActivationTarget(destination_id=dest.config.id, destination_name=dest.display_name,
                                   space_id=space_id)
         # Event destinations: messages per request; list destinations: members per list operation.
@@ -167,7 +179,40 @@ def load_activation(loaded: LoadedConfig, definitions: Definitions) -> Activatio
         batch = min(dest.config.batch_size or ceiling, ceiling)
         out.append(ActivationDestination(resolved=dest, mode=mode, target=target, links=tuple(links),
                                          interval_s=dest.list_interval_s, batch_size=batch))
+    _check_journey_sends(loaded, definitions, {d.id for d in out})
     return ActivationConfig(space_id=space_id, destinations=tuple(out))
+
+
+def _known(definitions: Definitions) -> str:
+    names = [k for k in definitions if not isinstance(definitions[k], JourneyStep)]
+    names += [f"{j.key}.{s.key}" for j in definitions.journeys.values() for s in j.steps]
+    return ", ".join(sorted(names)) or "none are defined"
+
+
+def _connections(dest: ResolvedDestination, index: int, definitions: Definitions
+                 ) -> list[tuple[int | KeyPath, LinkConfig]]:
+    """The destination's ``connections:`` plus the journey steps that name it in ``send:``.
+
+    A step's ``send: [dst]`` is the same as ``{computation: journey.step, send: [identify,
+    track]}`` on that destination (both messages, as the seeds' journey events show).
+    """
+    out: list[tuple[int | KeyPath, LinkConfig]] = list(enumerate(dest.config.connections))
+    for journey in definitions.journeys.values():
+        for step in journey.steps:
+            for dest_id, path in step.sends:
+                if dest_id == dest.config.id:
+                    out.append(((*path[:-2], "send"), LinkConfig(computation=f"{journey.key}.{step.key}",
+                                                                 send=["identify", "track"])))
+    return out
+
+
+def _check_journey_sends(loaded: LoadedConfig, definitions: Definitions, known: set[str]) -> None:
+    for journey in definitions.journeys.values():
+        for step in journey.steps:
+            for dest_id, path in step.sends:
+                if dest_id not in known:
+                    raise loaded.document.error(path, f"unknown destination {dest_id!r} "
+                                                      f"(destinations: {', '.join(sorted(known)) or 'none'})")
 
 
 def _duration(seconds: float) -> str:

@@ -79,8 +79,13 @@ def has_value(kind: str, value: Any) -> bool:
     return value is True if kind == "audience" else value is not None
 
 
+_PLAIN = frozenset({int, str, bool, type(None)})
+
+
 def same_value(a: Any, b: Any) -> bool:
     """JSON equality: ``1 == True`` in Python, but ``1`` and ``true`` are different trait values."""
+    if type(a) is type(b) and type(a) in _PLAIN:
+        return bool(a == b)
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 

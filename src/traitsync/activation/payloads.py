@@ -17,7 +17,6 @@ List operations (``audience_list``) carry batches of members for list destinatio
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from traitsync.activation.diff import EventPlan, ListDiff, ListMember, Send, Snapshot, plan_event_sync
@@ -33,13 +32,14 @@ from traitsync.activation.types import (
     ResultChange,
 )
 from traitsync.destinations.base import LIST_MESSAGE_TYPE
+from traitsync.spec.timestamps import format_iso_ms
 
 _DEVICE_ID_TYPES = {"ios.idfa": "ios", "android.idfa": "android"}
 
 
 def iso_timestamp(ms: int) -> str:
     """ISO-8601 UTC with milliseconds, the form Segment's libraries send."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return format_iso_ms(ms)
 
 
 def personas_context(computation: ComputationRef, space_id: str) -> dict[str, str]:

@@ -26,6 +26,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
+import orjson
+
 from traitsync.activation.diff import Send, Snapshot, confirm
 from traitsync.activation.types import Identifier
 from traitsync.delivery import receipts
@@ -68,8 +70,8 @@ def _send_of(meta: Mapping[str, Any]) -> tuple[Send, int]:
 
 
 def _decode(value: str | None, identifiers: str, version: int) -> Snapshot:
-    data = json.loads(identifiers)
-    return Snapshot(value=None if value is None else json.loads(value),
+    data = orjson.loads(identifiers)
+    return Snapshot(value=None if value is None else orjson.loads(value),
                     identifiers=frozenset(Identifier(t, v) for t, v in data.get("ids", [])),
                     version=int(version), baseline=bool(data.get("baseline", False)))
 
@@ -100,41 +102,73 @@ def load_planned(conn: Connection, destination_id: str, profile_ids: Sequence[st
     return snapshots, {key for key, _, _ in pending}
 
 
-def store_snapshot(conn: Connection, destination_id: str, key: SnapshotKey, snapshot: Snapshot) -> None:
+def _dumps(value: Any) -> str:
+    """Compact JSON: orjson, or the standard library for what it refuses (integers past 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"))
+
+
+_UPSERT_SNAPSHOT = (
+    "INSERT INTO activation_snapshots (destination_id, profile_id, computation_id, value, identifiers, version,"
+    " updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (destination_id, profile_id, computation_id)"
+    " DO UPDATE SET value = excluded.value, identifiers = excluded.identifiers, version = excluded.version,"
+    " updated_at_ms = excluded.updated_at_ms")
+
+
+def _snapshot_row(destination_id: str, key: SnapshotKey, snapshot: Snapshot, at_ms: int) -> tuple[Any, ...]:
     profile_id, computation_id = key
-    idents = json.dumps({"ids": [[i.type, i.value] for i in sorted(snapshot.identifiers)],
-                         "baseline": snapshot.baseline}, separators=(",", ":"))
-    conn.execute(
-        "INSERT INTO activation_snapshots (destination_id, profile_id, computation_id, value, identifiers, version,"
-        " updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (destination_id, profile_id, computation_id)"
-        " DO UPDATE SET value = excluded.value, identifiers = excluded.identifiers, version = excluded.version,"
-        " updated_at_ms = excluded.updated_at_ms",
-        (destination_id, profile_id, computation_id,
-         None if snapshot.value is None else json.dumps(snapshot.value, separators=(",", ":")),
-         idents, snapshot.version, now_ms()))
+    idents = orjson.dumps({"ids": [[i.type, i.value] for i in sorted(snapshot.identifiers)],
+                           "baseline": snapshot.baseline}).decode()
+    value = None if snapshot.value is None else _dumps(snapshot.value)
+    return (destination_id, profile_id, computation_id, value, idents, snapshot.version, at_ms)
+
+
+def store_snapshot(conn: Connection, destination_id: str, key: SnapshotKey, snapshot: Snapshot) -> None:
+    conn.execute(_UPSERT_SNAPSHOT, _snapshot_row(destination_id, key, snapshot, now_ms()))
 
 
 def confirm_event(conn: Connection, destination_id: str, meta: Mapping[str, Any]) -> None:
     """Fold one delivered event message into the confirmed snapshot (delivery's transaction)."""
-    key = (str(meta["profile_id"]), str(meta["computation_id"]))
-    send, version = _send_of(meta)
-    current = load_confirmed(conn, destination_id, [key[0]]).get(key)
-    store_snapshot(conn, destination_id, key, confirm(current, send, version))
+    _confirm_events(conn, destination_id, [meta])
+
+
+def _confirm_events(conn: Connection, destination_id: str, metas: Sequence[Mapping[str, Any]]) -> None:
+    """Fold delivered event messages of one destination, in queue order: one read of the
+    snapshots they touch and one write per snapshot (not a read and a write per message)."""
+    if not metas:
+        return
+    current = load_confirmed(conn, destination_id, [str(m["profile_id"]) for m in metas])
+    touched: dict[SnapshotKey, Snapshot] = {}
+    for meta in metas:
+        key = (str(meta["profile_id"]), str(meta["computation_id"]))
+        send, version = _send_of(meta)
+        touched[key] = current[key] = confirm(current.get(key), send, version)
+    at = now_ms()
+    conn.executemany(_UPSERT_SNAPSHOT, [_snapshot_row(destination_id, k, snap, at) for k, snap in touched.items()])
 
 
 def apply_receipts(conn: Connection, *, limit: int = 1000) -> int:
     """Fold delivered messages into what each destination holds; returns how many were folded.
 
     Event messages move ``activation_snapshots``; list operations move list membership and a
-    created list's id (``confirm_list_operation``). Runs in the caller's transaction.
+    created list's id (``confirm_list_operation``). Runs in the caller's transaction. Runs of
+    event receipts are folded together; a list operation between them keeps its place.
     """
     done = receipts.unapplied(conn, limit)
+    events: dict[str, list[Mapping[str, Any]]] = {}
     for receipt in done:
         kind = confirms(receipt.meta)
         if kind == EVENT_META:
-            confirm_event(conn, receipt.destination_id, receipt.meta)
+            events.setdefault(receipt.destination_id, []).append(receipt.meta)
         elif kind == LIST_META:
+            for dest, metas in events.items():
+                _confirm_events(conn, dest, metas)
+            events.clear()
             confirm_list_operation(conn, receipt.destination_id, receipt.meta, receipt.result)
+    for dest, metas in events.items():
+        _confirm_events(conn, dest, metas)
     receipts.mark_applied(conn, [r.outbox_id for r in done])
     return len(done)
 

@@ -278,10 +278,12 @@ class ActivationWorker(OwnedConnection, PollingWorker):
         by_dest: dict[str, list[Work]] = {}
         for w in work:
             by_dest.setdefault(w.destination.id, []).append(w)
+        outgoing: list[tuple[Any, ...]] = []
         for dest_id, items in by_dest.items():
             planned, pending = load_planned(conn, dest_id, sorted(profiles))
             for w in items:
-                self._plan_one(conn, w, planned, pending, identifiers, traits)
+                self._plan_one(conn, w, planned, pending, identifiers, traits, outgoing)
+        self.enqueued += self.outbox.enqueue_rows(conn, outgoing)
 
     def _change_for(self, w: Work, planned: dict[SnapshotKey, Snapshot]) -> ResultChange | None:
         comp = w.link.computation
@@ -302,14 +304,19 @@ class ActivationWorker(OwnedConnection, PollingWorker):
         return ResultChange(w.profile_id, comp, snap.value, gone, snap.version + 1, self.clock(), CAUSE_MERGE)
 
     def _plan_one(self, conn: DbConnection, w: Work, planned: dict[SnapshotKey, Snapshot], pending: set[SnapshotKey],
-                  identifiers: dict[str, list[Identifier]], traits: dict[str, dict[str, Any]]) -> None:
+                  identifiers: dict[str, list[Identifier]], traits: dict[str, dict[str, Any]],
+                  outgoing: list[tuple[Any, ...]]) -> None:
+        """Plan one piece of work; the messages it sends are appended to ``outgoing`` (inserted in
+        order, once per chunk, by ``_apply``)."""
         change = self._change_for(w, planned)
-        if change is None:
+        if change is None or _journey_holds_back(w, change, planned):
             return
         dest = w.destination
         key = (w.profile_id, change.computation.id)
         snap = planned.get(key)
         idents = identifiers.get(w.survivor or w.profile_id, [])
+        if w.resync == CAUSE_IDENTIFIER and snap is not None and snap.identifiers.issuperset(idents):
+            return  # every identifier already holds the value: nothing to send (the common case)
         plan, messages = activate(change, snap, idents, dest.target, w.link.settings)
         if plan.sends:
             owner = w.survivor or w.profile_id
@@ -318,10 +325,10 @@ class ActivationWorker(OwnedConnection, PollingWorker):
                                                   if k in profile_traits})
             for message, send in messages:
                 _enrich(message, {k: profile_traits[k] for k in w.link.enrich_traits if k in profile_traits})
-                if self.outbox.enqueue(conn, dest.id, w.profile_id, message, computation_id=change.computation.id,
-                                       meta=send_meta(w.profile_id, change.computation.id, send, change.version),
-                                       at_ms=self.clock(), adapter_input=adapter_input):
-                    self.enqueued += 1
+                outgoing.append(self.outbox.row(
+                    dest.id, w.profile_id, message, computation_id=change.computation.id,
+                    meta=send_meta(w.profile_id, change.computation.id, send, change.version),
+                    at_ms=self.clock(), adapter_input=adapter_input))
             pending.add(key)
         elif plan.snapshot is not None and plan.snapshot != snap and key not in pending:
             # Nothing to deliver (baseline, no identifiers yet, a newer version of the same value):
@@ -329,6 +336,27 @@ class ActivationWorker(OwnedConnection, PollingWorker):
             store_snapshot(conn, dest.id, key, plan.snapshot)
         if plan.snapshot is not None:
             planned[key] = plan.snapshot
+
+
+def _journey_holds_back(w: Work, change: ResultChange, planned: dict[SnapshotKey, Snapshot]) -> bool:
+    """Journey steps: an exit of a journey without exit settings is never sent, and an entry is not
+    sent when another step of the same journey already went to this destination in this instance
+    (Journeys v1: "a user reaching the same destination twice is sent only once")."""
+    link = w.link
+    if link.journey is None:
+        return False
+    if not has_value("audience", change.new_value):
+        return not link.journey_exits
+    own = planned.get((w.profile_id, link.computation.id))
+    if own is not None and not own.baseline and has_value("audience", own.value):
+        return False  # this step was sent: re-syncs to new identifiers still go
+    for other in w.destination.links:
+        if other.journey != link.journey or other.computation.id == link.computation.id:
+            continue
+        snap = planned.get((w.profile_id, other.computation.id))
+        if snap is not None and not snap.baseline and has_value("audience", snap.value):
+            return True
+    return False
 
 
 def _adapter_input(previous: Snapshot | None, traits: dict[str, Any]) -> dict[str, Any] | None:

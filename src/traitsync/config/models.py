@@ -97,6 +97,7 @@ class TraitsyncConfig(_Strict):
     identity: dict[str, Any] | None = None
     computed_traits: list[dict[str, Any]] = Field(default_factory=list)
     audiences: list[dict[str, Any]] = Field(default_factory=list)
+    journeys: list[dict[str, Any]] = Field(default_factory=list)
     destinations: list[dict[str, Any]] = Field(default_factory=list)
 
     def source_by_write_key(self) -> dict[str, SourceConfig]:

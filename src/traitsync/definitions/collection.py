@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 
-from traitsync.definitions.ir import Audience, ComputedTrait, Definition
+from traitsync.definitions.ir import Audience, ComputedTrait, Definition, JourneyStep
+from traitsync.definitions.journey_model import Journey
 
 
 class Definitions(Mapping[str, Definition]):
@@ -14,8 +15,10 @@ class Definitions(Mapping[str, Definition]):
     what a batch run follows so a referenced trait or audience is computed before its readers.
     """
 
-    def __init__(self, definitions: Iterable[Definition]) -> None:
+    def __init__(self, definitions: Iterable[Definition], *, journeys: Iterable[Journey] = ()) -> None:
         items = list(definitions)
+        #: Journeys by key; their steps are among the definitions (keyed ``j_o_...``).
+        self.journeys: dict[str, Journey] = {j.key: j for j in journeys}
         self._by_key: dict[str, Definition] = {d.key: d for d in items}
         if len(self._by_key) != len(items):
             raise ValueError("duplicate definition keys")
@@ -40,6 +43,18 @@ class Definitions(Mapping[str, Definition]):
 
     def __len__(self) -> int:
         return len(self._by_key)
+
+    @property
+    def journey_steps(self) -> tuple[JourneyStep, ...]:
+        return tuple(d for d in self._by_key.values() if isinstance(d, JourneyStep))
+
+    def resolve(self, name: str) -> str | None:
+        """A computation key from a key or a journey step (``<journey>.<step>``); None if neither."""
+        if name in self._by_key:
+            return name
+        journey, _, step = name.partition(".")
+        node = self.journeys[journey].step(step) if journey in self.journeys else None
+        return None if node is None else node.computation_key
 
     def dependencies(self, key: str) -> frozenset[str]:
         """Keys of the defined computations that ``key`` reads directly."""

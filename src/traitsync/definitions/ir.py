@@ -403,3 +403,44 @@ def iter_conditions(cond: Condition | None) -> list[Condition]:
     elif isinstance(cond, Performed):
         out.extend(iter_conditions(cond.where))
     return out
+
+
+# --- journeys --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StepRule:
+    """What makes a journey step more than an audience (Journeys v1).
+
+    A step's ``condition`` is evaluated like any audience's; the rule adds what an audience
+    cannot say on its own: the user must have joined a parent step at least ``wait_seconds``
+    ago, membership is sticky (users only move forward), and the whole journey instance ends
+    together ``exit_after_seconds`` after the entry (then may start again after
+    ``reenter_after_seconds``). ``sibling`` makes a true/false branch exclusive of the other
+    once either is joined; ``bucket`` is a randomised branch's share ``[lo, hi)`` of ``of``.
+    """
+
+    journey: str
+    step: str
+    parents: tuple[str, ...] = ()
+    wait_seconds: int = 0
+    exit_after_seconds: int | None = None
+    reenter_after_seconds: int | None = None
+    sibling: str | None = None
+    bucket: tuple[int, int] | None = None
+    of: int = 100
+
+    @builtins.property
+    def is_entry(self) -> bool:
+        return not self.parents
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyStep(Audience):
+    """A journey step: an audience (key ``j_o_<journey>__<step>_<suffix>``) with its :class:`StepRule`.
+
+    It is an :class:`Audience` so that everything downstream (registry, Profile API, preview,
+    activation payloads) treats it as one; only the realtime engine reads ``rule``.
+    """
+
+    rule: StepRule = field(kw_only=True)

@@ -8,11 +8,22 @@ from __future__ import annotations
 
 from typing import Any as AnyType
 
+from traitsync.definitions.journey_form import (
+    BRANCH_KEYS,
+    EXIT_KEYS,
+    JOURNEY_KEYS,
+    MAX_RANDOM_BRANCHES,
+    RANDOM_KEYS,
+    SPLIT_KEYS,
+    STEP_KEYS,
+)
 from traitsync.definitions.operators import ALIASES, OPERATORS
 from traitsync.definitions.yaml_form import CONDITION_KINDS, FUNCTIONS, TRAIT_KINDS
 
 _DURATION = {"type": "string", "pattern": "^[1-9][0-9]*[smhd]$", "examples": ["30d", "12h", "15m", "10s"]}
 _SCALAR = {"type": ["string", "number", "boolean"]}
+_SPAN = {"type": "string", "pattern": "^[1-9][0-9]*[smhdw]$", "examples": ["5s", "1d", "2w"]}
+_KEY = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -85,13 +96,15 @@ def definitions_json_schema() -> dict[str, AnyType]:
     }, ["key"])
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "traitsync computed traits and audiences",
+        "title": "traitsync computed traits, audiences and journeys",
         "type": "object",
         "properties": {"computed_traits": {"type": "array", "items": _ref("computed_trait")},
-                       "audiences": {"type": "array", "items": _ref("audience")}},
+                       "audiences": {"type": "array", "items": _ref("audience")},
+                       "journeys": {"type": "array", "items": _ref("journey")}},
         "$defs": {
             "computed_trait": trait,
             "audience": audience,
+            **_journey_defs(options),
             "condition": {"anyOf": [_one(k, v) for k, v in conditions.items()]},
             "performed": _closed({**step_body, **comparators, "between": {
                 "type": "array", "items": _DURATION, "minItems": 2, "maxItems": 2}}, ["event"]),
@@ -101,3 +114,36 @@ def definitions_json_schema() -> dict[str, AnyType]:
             "filter": filter_schema,
         },
     }
+
+
+def _journey_defs(options: dict[str, AnyType]) -> dict[str, AnyType]:
+    """``journeys:`` (see ``journey_form``): entry, exit, and steps that are conditions, sends or splits."""
+    text = {"type": "string"}
+    when = {"condition": _ref("condition"), "query": text}
+    journey = _closed({
+        "key": _KEY, "name": text, "description": text,
+        "entry": {"anyOf": [_ref("condition"), _one("query", text)]},
+        **{k: v for k, v in options.items() if k != "level"},
+        "exit": _closed({"after": _SPAN, "reenter_after": _SPAN}, ["after"]),
+        "steps": {"type": "array", "items": _ref("journey_step")},
+    }, ["key", "entry"])
+    step = _closed({
+        "key": _KEY, "name": text, "description": text,
+        "after": {"anyOf": [text, {"type": "array", "items": text, "minItems": 1}], "default": "entry"},
+        "wait": _SPAN, **when, "split": _ref("journey_split"),
+        "send": {"type": "array", "items": text, "minItems": 1},
+    }, ["key"])
+    branch = _closed({"key": _KEY, "name": text, **when}, ["key"])
+    random = _closed({"key": _KEY, "name": text, "weight": {"type": "integer", "minimum": 1, "maximum": 100}},
+                     ["key", "weight"])
+    split = {"anyOf": [
+        _closed({**when, "if_true": _KEY, "if_false": _KEY}, ["if_true", "if_false"]),
+        _closed({"branches": {"type": "array", "items": branch, "minItems": 2}}, ["branches"]),
+        _closed({"random": {"type": "array", "items": random, "minItems": 2, "maxItems": MAX_RANDOM_BRANCHES}},
+                ["random"]),
+    ]}
+    assert set(journey["properties"]) == set(JOURNEY_KEYS) and set(step["properties"]) == set(STEP_KEYS)
+    assert set(branch["properties"]) == set(BRANCH_KEYS) and set(random["properties"]) == set(RANDOM_KEYS)
+    assert set(journey["properties"]["exit"]["properties"]) == set(EXIT_KEYS)
+    assert {k for s in split["anyOf"] for k in s["properties"]} == set(SPLIT_KEYS)
+    return {"journey": journey, "journey_step": step, "journey_split": split}

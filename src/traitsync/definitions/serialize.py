@@ -165,12 +165,43 @@ def ir_to_dict(defn: ir.Definition) -> dict[str, AnyType]:
         if defn.exclude_sources:
             out["exclude_sources"] = list(defn.exclude_sources)
     out["options"] = _options_to_dict(defn.options)
+    if isinstance(defn, ir.JourneyStep):
+        out["journey"] = _rule_to_dict(defn.rule)
     return out
+
+
+def _rule_to_dict(rule: ir.StepRule) -> dict[str, AnyType]:
+    out: dict[str, AnyType] = {"journey": rule.journey, "step": rule.step, "parents": list(rule.parents)}
+    if rule.wait_seconds:
+        out["wait"] = format_duration(rule.wait_seconds)
+    if rule.exit_after_seconds is not None:
+        out["exit_after"] = format_duration(rule.exit_after_seconds)
+    if rule.reenter_after_seconds is not None:
+        out["reenter_after"] = format_duration(rule.reenter_after_seconds)
+    if rule.sibling is not None:
+        out["exclusive_with"] = rule.sibling
+    if rule.bucket is not None:
+        out["bucket"] = [*rule.bucket, rule.of]
+    return out
+
+
+def _rule_from_dict(data: dict[str, AnyType]) -> ir.StepRule:
+    def seconds(key: str) -> int | None:
+        return _seconds(data[key]) if key in data else None
+
+    bucket = data.get("bucket")
+    return ir.StepRule(journey=data["journey"], step=data["step"], parents=tuple(data["parents"]),
+                       wait_seconds=seconds("wait") or 0, exit_after_seconds=seconds("exit_after"),
+                       reenter_after_seconds=seconds("reenter_after"), sibling=data.get("exclusive_with"),
+                       bucket=(bucket[0], bucket[1]) if bucket else None, of=bucket[2] if bucket else 100)
 
 
 def ir_from_dict(data: dict[str, AnyType]) -> ir.Definition:
     """Inverse of :func:`ir_to_dict` (the ``id`` is recomputed from the key, not read)."""
     options = _options_from_dict(data["options"])
+    if data["class"] == "audience" and "journey" in data:
+        return ir.JourneyStep(key=data["key"], condition=condition_from_dict(data["condition"]),
+                              name=data.get("name"), options=options, rule=_rule_from_dict(data["journey"]))
     if data["class"] == "audience":
         return ir.Audience(key=data["key"], condition=condition_from_dict(data["condition"]),
                            name=data.get("name"), options=options)

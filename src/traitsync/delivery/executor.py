@@ -36,6 +36,10 @@ log = structlog.get_logger("traitsync.delivery")
 
 #: A request leaves at most this long after its rate-limit slot, or it takes a new slot.
 LATE_SEND_TOLERANCE = 0.01
+#: Outcomes after which a profile's later messages in the same exchange must wait (the message
+#: will be sent again, so anything after it would arrive first). Delivered and dropped (dead)
+#: messages hold nothing back.
+_HOLDING = frozenset({"retry", "auth", "unsent"})
 
 
 class Stopped(Exception):
@@ -122,20 +126,27 @@ class Executor:
 
     # -- one exchange --------------------------------------------------------------------------
 
-    def run(self, items: Sequence[Item], on_request: OnRequest | None = None) -> ExchangeResult:
+    def run(self, items: Sequence[Item], on_request: OnRequest | None = None,
+            keys: Sequence[str] | None = None) -> ExchangeResult:
         """Outcomes for ``items`` (one each), isolating items that will not build.
 
         With ``on_request``, a simple exchange reports each request's items as soon as it is
-        answered, so they are settled then (and a profile's next message can go) rather than when
-        the last request of the batch is answered.
+        answered, so they are settled then rather than when the last request of the batch is
+        answered. ``keys`` are the items' order keys (profiles): once an item is not delivered
+        (retry, auth), later requests carrying the same profile are not sent (``unsent``), so
+        they cannot overtake it.
         """
         try:
-            return self._run(items, on_request)
+            return self._run(items, on_request, keys)
         except InvalidPayload as exc:
             if len(items) == 1:
                 return ExchangeResult([Outcome.drop(exc.code.upper(), self.redact(exc.message))])
         combined = ExchangeResult([])
+        held: set[str] = set()
         for position, item in enumerate(items):
+            if keys is not None and keys[position] in held:
+                combined.outcomes.append(Outcome.unsent())
+                continue
             def shifted(indices: list[int], outcomes: list[Outcome], part: ExchangeResult,
                         at: int = position) -> None:
                 assert on_request is not None
@@ -149,9 +160,12 @@ class Executor:
             combined.http_status = one.http_status if one.http_status is not None else combined.http_status
             combined.detail = one.detail or combined.detail
             combined.sent_any = combined.sent_any or one.sent_any
+            if keys is not None and one.outcomes and one.outcomes[0].kind in _HOLDING:
+                held.add(keys[position])
         return combined
 
-    def _run(self, items: Sequence[Item], on_request: OnRequest | None = None) -> ExchangeResult:
+    def _run(self, items: Sequence[Item], on_request: OnRequest | None = None,
+             keys: Sequence[str] | None = None) -> ExchangeResult:
         result = ExchangeResult([])
         adapter = self.target.adapter
         token: Token | None = None
@@ -165,7 +179,7 @@ class Executor:
                 result.detail = self.redact(str(exc))
                 return result
         if adapter.exchange is None:
-            return self._run_requests(items, token, result, on_request)
+            return self._run_requests(items, token, result, on_request, keys)
         exchange = adapter.start(items, self.target.settings, token)
         try:
             request = next(exchange)
@@ -200,16 +214,20 @@ class Executor:
         return result
 
     def _run_requests(self, items: Sequence[Item], token: Token | None, result: ExchangeResult,
-                      on_request: OnRequest | None = None) -> ExchangeResult:
+                      on_request: OnRequest | None = None, keys: Sequence[str] | None = None) -> ExchangeResult:
         """The simple form (``build`` then ``classify`` per request), run here rather than as a
         generator so that stopping, or a pause, between two requests of a batch sends nothing
         more: the items not yet sent go back to the queue untouched."""
         adapter = self.target.adapter
         assert adapter.build is not None
         outcomes: list[Outcome] = [Outcome.unsent()] * len(items)
+        held: set[str] = set()
         for request in adapter.build(items, self.target.settings):
             if result.sent_any and (self.stop.is_set() or self.hold()):
                 break
+            if keys is not None and held and any(keys[i] in held for i in request.indices):
+                held.update(keys[i] for i in request.indices)  # everyone in it now waits too
+                continue
             logged = len(result.requests)
             try:
                 response = self._authorised_send(request, token, result)
@@ -235,6 +253,8 @@ class Executor:
                 got = [Outcome.retry(code="ADAPTER_ERROR")] * len(carried)
             for i, outcome in zip(request.indices, got, strict=True):
                 outcomes[i] = outcome
+                if keys is not None and outcome.kind in _HOLDING:
+                    held.add(keys[i])
             if on_request is not None:
                 part = ExchangeResult(got, result.requests[logged:], result.http_status, result.detail, True)
                 on_request(list(request.indices), got, part)

@@ -8,10 +8,11 @@ the outbox's columns stay delivery's business.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from traitsync.delivery.outbox import DEAD, DELIVERED
 from traitsync.store.database import Connection
@@ -34,7 +35,8 @@ def unapplied(conn: Connection, limit: int = 1000) -> list[Receipt]:
     lock = " FOR UPDATE SKIP LOCKED" if conn.dialect == "postgresql" else ""
     rows = conn.fetchall("SELECT id, destination_id, meta, result FROM delivery_outbox WHERE applied = ? AND state = ?"
                          f" ORDER BY id LIMIT ?{lock}", (False, DELIVERED, limit))
-    return [Receipt(int(i), str(d), json.loads(m) if m else {}, json.loads(r) if r else None) for i, d, m, r in rows]
+    return [Receipt(int(i), str(d), orjson.loads(m) if m else {}, orjson.loads(r) if r else None)
+            for i, d, m, r in rows]
 
 
 def any_unapplied(conn: Connection) -> bool:
@@ -64,7 +66,7 @@ def undelivered_meta(conn: Connection, destination_id: str, order_keys: Sequence
                 f" (state = ? AND applied = ?)) AND order_key IN ({marks})",
                 (destination_id, False, DELIVERED, False, *part)):
             if meta:
-                out.append((int(row_id), json.loads(meta)))
+                out.append((int(row_id), orjson.loads(meta)))
     out.sort(key=lambda pair: pair[0])
     return [meta for _, meta in out]
 

@@ -3,10 +3,12 @@
 **Concurrency without head-of-line blocking.** Real vendors answer in 100-500 ms, so one
 request at a time cannot reach a 100/s cap, and one profile whose requests hang must not hold
 back the others. The worker keeps up to ``target.concurrency`` exchanges in flight on a thread
-pool; as soon as one finishes, it claims more. Per-profile order still holds because the outbox
-only hands out the oldest unfinished message of each order key (profile), and a key whose
-message is in flight has nothing claimable: an Entered is never overtaken by its Exited. A hung
-request ties up one thread until its timeout; the rest keep flowing.
+pool; as soon as one finishes, it claims more. Per-profile order still holds because a claim
+puts all of a profile's due messages into one exchange, in order, and a profile with a message
+in flight or waiting for a retry has nothing claimable (``claims.py``); inside an exchange, a
+profile's later messages are not sent once an earlier one failed: an Entered is never
+overtaken by its Exited. A hung request ties up one thread until its timeout; the rest keep
+flowing.
 
 **Filtering before sending.** A claimed message the adapter cannot take (an event type it does
 not speak), that the message's ``integrations`` object excludes, or that the destination's
@@ -29,7 +31,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -162,6 +164,11 @@ class DestinationWorker:
     def paused_until(self) -> float:
         return self._paused_until if self.paused else 0.0
 
+    def wake(self) -> None:
+        """New rows may be waiting (activation enqueued some): look now rather than at the next poll."""
+        with self._settled_signal:
+            self._settled_signal.notify_all()
+
     def resume(self) -> None:
         """Lift an auth pause (after the user fixed the credentials)."""
         conn = self.conn
@@ -179,22 +186,28 @@ class DestinationWorker:
 
     # -- claiming and filtering -------------------------------------------------------------------
 
-    def _claim(self, limit: int) -> list[OutboxRow]:
-        """Claim up to ``limit`` due rows; settle the ones that are filtered; return the rest."""
-        rows = self.outbox.claim(self.conn, self.destination_id, limit, lease_ms=self.lease_ms)
-        if not rows:
+    def _claim(self, groups: int) -> list[list[OutboxRow]]:
+        """Claim up to ``groups`` exchanges' worth of due rows; settle the ones that are filtered.
+
+        Each group holds whole runs of profiles' messages in order (``claims.py``), so groups
+        can run concurrently; a filtered row simply leaves its group.
+        """
+        claimed = self.outbox.claim_groups(self.conn, self.destination_id, groups, self.target.batch_size,
+                                           lease_ms=self.lease_ms)
+        if not claimed:
             return []
-        keep: list[OutboxRow] = []
+        keep: list[list[OutboxRow]] = []
         filtered: list[tuple[OutboxRow, str]] = []
-        for row in rows:
-            if not self.adapter.supports(row.message):
-                filtered.append((row, UNSUPPORTED))
-            elif excluded_by_integrations(row.message, self.target.name):
-                filtered.append((row, FILTERED_BY_INTEGRATIONS))
-            elif self.target.filters and dropped_by(self.target.filters, row.message) is not None:
-                filtered.append((row, FILTERED_BY_DESTINATION_FILTER))
-            else:
-                keep.append(row)
+        for group in claimed:
+            kept: list[OutboxRow] = []
+            for row in group:
+                reason = self._filter_reason(row)
+                if reason is None:
+                    kept.append(row)
+                else:
+                    filtered.append((row, reason))
+            if kept:
+                keep.append(kept)
         if filtered:
             conn = self.conn
             with conn.transaction():
@@ -203,9 +216,14 @@ class DestinationWorker:
         self._filtered_now = len(filtered)
         return keep
 
-    def _batches(self, rows: Sequence[OutboxRow]) -> list[list[OutboxRow]]:
-        size = max(1, self.target.batch_size)
-        return [list(rows[i:i + size]) for i in range(0, len(rows), size)]
+    def _filter_reason(self, row: OutboxRow) -> str | None:
+        if not self.adapter.supports(row.message):
+            return UNSUPPORTED
+        if excluded_by_integrations(row.message, self.target.name):
+            return FILTERED_BY_INTEGRATIONS
+        if self.target.filters and dropped_by(self.target.filters, row.message) is not None:
+            return FILTERED_BY_DESTINATION_FILTER
+        return None
 
     # -- one exchange, on a pool thread ---------------------------------------------------------------
 
@@ -222,7 +240,8 @@ class DestinationWorker:
                         self._settle(conn, rows[i], outcome, part, duration_ms)
 
         try:
-            result = self.executor.run([item_for(r, self.target) for r in rows], settle_now)
+            result = self.executor.run([item_for(r, self.target) for r in rows], settle_now,
+                                       keys=[r.order_key for r in rows])
         except Stopped:
             self.outbox.release(conn, [r.id for r in rows])
             return 0
@@ -309,12 +328,12 @@ class DestinationWorker:
                 # nothing can become claimable without time passing (no settle can race the claim).
                 in_flight_before = self._in_flight
                 free = self.target.concurrency - in_flight_before
-                claimed: list[OutboxRow] = []
+                claimed: list[list[OutboxRow]] = []
                 self._filtered_now = 0
                 if free > 0:
-                    claimed = self._claim(free * max(1, self.target.batch_size))
+                    claimed = self._claim(free)
                     settled += self._filtered_now
-                for batch in self._batches(claimed):
+                for batch in claimed:
                     with self._settled_signal:
                         self._in_flight += 1
                     futures.append(pool.submit(self._deliver_safely, batch))
@@ -372,9 +391,8 @@ class DestinationWorker:
         if self._stop.is_set() or self.paused:
             return 0
         self._filtered_now = 0
-        claimed = self._claim(self.target.concurrency * max(1, self.target.batch_size))
+        batches = self._claim(self.target.concurrency)
         settled = self._filtered_now
-        batches = self._batches(claimed)
         if not batches:
             return settled
         with self._settled_signal:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,6 +29,7 @@ from traitsync.identity.resolver import ACCOUNTS, USERS, Key, Resolver
 from traitsync.log.event_log import Checkpoints, EventLog
 from traitsync.store.database import Connection, Database
 from traitsync.store.migrate import migrate
+from traitsync.workers import wake_all
 
 CONSUMER = "identity"
 WORKER_LOCK_KEY = 7352010
@@ -126,7 +127,12 @@ class IdentityWorker:
         while not stop_event.is_set():
             if self.run_once(self.chunk_size * 10) == 0:
                 stop_event.wait(idle_sleep)
+            else:
+                wake_all(self.downstream)
         self.close()
+
+    #: Called after a round that resolved events (``build_stages`` wires the engine's ``wake``).
+    downstream: Sequence[Callable[[], None]] = ()
 
     name = "identity"
     poll_interval = 0.05

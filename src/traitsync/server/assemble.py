@@ -16,8 +16,9 @@ from fastapi import Depends
 from traitsync.activation.lists import ListScheduler
 from traitsync.activation.routes import DeliveryCollector, destinations_router
 from traitsync.activation.worker import ActivationWorker
-from traitsync.compute.realtime import RealtimeEngine, computations_router, computed_traits_provider
+from traitsync.compute.realtime import RealtimeEngine, computations_router, computed_traits_provider, journeys_router
 from traitsync.compute.realtime.partitioned import PartitionedEngine
+from traitsync.console import ConsoleSources, console_routers, static_router
 from traitsync.delivery.backoff import Backoff
 from traitsync.delivery.limiter import Limiter, RateLimiter
 from traitsync.delivery.shared_limiter import SharedRateLimiter
@@ -86,8 +87,13 @@ def build_stages(project: Project, db: Database, *, transport: Transport | None 
         delivery[target.destination_id] = DestinationWorker(db, target, limiter=limiter, transport=transport,
                                                             poll_interval=delivery_poll, backoff=backoff,
                                                             **delivery_options)
-    return Stages(project=project, identity=identity, engine=engine,
-                  activation=ActivationWorker(db, project.activation, poll_interval=IDLE_POLL_SECONDS),
+    activation = ActivationWorker(db, project.activation, poll_interval=IDLE_POLL_SECONDS)
+    # In one process each stage wakes the next when it commits output, instead of the next
+    # noticing at its following poll.
+    identity.downstream = (engine.wake,)
+    engine.downstream = (activation.wake,)
+    activation.downstream = tuple(worker.wake for worker in delivery.values())
+    return Stages(project=project, identity=identity, engine=engine, activation=activation,
                   lists=ListScheduler(db, project.activation), delivery=delivery)
 
 
@@ -99,7 +105,8 @@ def assemble(project: Project, db: Database, *, role: str = "all", stages: Stage
         for worker in stages.workers():
             key = EXCLUSIVE_STAGES.get(worker.name)
             runtime.add_service(worker if key is None else Exclusive(worker, db, key))
-    routers: list[RouterFactory] = [lambda _rt: computations_router(db, project.definitions)]
+    routers: list[RouterFactory] = [lambda _rt: computations_router(db, project.definitions),
+                                    lambda _rt: journeys_router(db, project.definitions)]
     profile_api = project.loaded.config.profile_api
     if profile_api is not None and runtime.runs_api:
         secret = profile_api.access_secret.get_secret_value()
@@ -110,5 +117,17 @@ def assemble(project: Project, db: Database, *, role: str = "all", stages: Stage
     token = management.token.get_secret_value() if management else None
     routers.append(lambda _rt: destinations_router(db, project.activation, project.delivery, stages.lists,
                                                    dependencies=[Depends(ManagementAuth(token))]))
+    routers.extend(_console(project, db, token))
     runtime.metric_collectors = [DeliveryCollector(db, project.activation)]
     return runtime, routers, stages
+
+
+def _console(project: Project, db: Database, token: str | None) -> list[RouterFactory]:
+    """The web console at ``/`` and the endpoints its pages read (management token required)."""
+    from traitsync.profiles.lookup import DEFAULT_ID_TYPES
+
+    sources = ConsoleSources(db=db, definitions=project.definitions, activation=project.activation,
+                             document=project.loaded.document.data,
+                             id_types=tuple(dict.fromkeys([*project.identity.rules, *DEFAULT_ID_TYPES])))
+    routers = console_routers(sources, dependencies=[Depends(ManagementAuth(token))])
+    return [*(lambda _rt, r=r: r for r in routers), lambda _rt: static_router()]

@@ -65,9 +65,11 @@ class Connection:
         cur.execute(self._sql(sql), params)
         return cur
 
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
+        """Run ``sql`` once per row; the cursor's ``rowcount`` is the total rows changed."""
         cur = self.raw.cursor()
         cur.executemany(self._sql(sql), list(rows))
+        return cur
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cur = self.execute(sql, params)

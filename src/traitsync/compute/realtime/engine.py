@@ -15,7 +15,7 @@ import gc
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,7 @@ from traitsync.log.event_log import Checkpoints
 from traitsync.spec.event import StoredEvent
 from traitsync.store.database import Connection, Database, OwnedConnection
 from traitsync.store.migrate import migrate
+from traitsync.workers import wake_all
 
 IDENTITY_CONSUMER = "identity"
 #: Types whose equality is exactly "same JSON" (floats are not: 0.0 == -0.0), so a change check
@@ -676,6 +677,7 @@ class RealtimeEngine(OwnedConnection):
                 n = self.run_once()
                 fired = self.fire_due(self.now_ms())
                 if n or fired:
+                    wake_all(self.downstream)
                     continue
                 wait = poll_seconds
                 nxt = self.next_due_ms()
@@ -688,6 +690,8 @@ class RealtimeEngine(OwnedConnection):
 
     name = "engine"
     poll_interval = 0.05
+    #: Called after a round with output (``build_stages`` wires activation's ``wake``).
+    downstream: Sequence[Callable[[], None]] = ()
 
     def run(self, stop: threading.Event) -> None:
         """The worker shape every stage shares (``traitsync.workers``)."""

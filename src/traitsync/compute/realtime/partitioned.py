@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import structlog
 
@@ -26,6 +26,7 @@ from traitsync.compute.realtime.ownership import Ownership
 from traitsync.compute.realtime.partitions import Partition, ensure_layout, partition_sql
 from traitsync.definitions import Definitions
 from traitsync.store.database import Connection, Database, OwnedConnection
+from traitsync.workers import wake_all
 
 log = structlog.get_logger("traitsync.engine")
 DEFAULT_PARTITIONS = 16
@@ -39,6 +40,8 @@ class PartitionedEngine(OwnedConnection):
     #: How often ownership is re-balanced (a dead worker's partitions are taken within about this).
     balance_seconds = 1.0
     error_pause = 1.0
+    #: Called after a round with output (``build_stages`` wires activation's ``wake``).
+    downstream: Sequence[Callable[[], None]] = ()
 
     def __init__(self, db: Database, definitions: Definitions, *, partitions: int = DEFAULT_PARTITIONS,
                  clock: Callable[[], float] = time.time, cache_profiles: int = 50_000,
@@ -154,6 +157,7 @@ class PartitionedEngine(OwnedConnection):
             while not stop.is_set():
                 try:
                     if self.run_once():
+                        wake_all(self.downstream)
                         continue
                     wait = min(self.poll_interval, max(0.0, self._next_balance - time.monotonic()))
                     nxt = self.next_due_ms()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 
+from traitsync.compute.realtime.journey_steps import compile_for
 from traitsync.compute.realtime.partitions import Partition, all_partitions
 from traitsync.compute.realtime.state import Compiled, definition_hash
 from traitsync.compute.realtime.store import serialise_writers
@@ -88,7 +89,7 @@ class Registry:
                                  (problem, key))
                     failed.add(key)
                     continue
-                compiled[key] = Compiled(defn, created)
+                compiled[key] = compile_for(defn, created)
             if consumed:
                 todo = list(changed)
                 while todo:  # readers of a changed definition are re-evaluated with it

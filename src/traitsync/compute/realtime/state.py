@@ -79,7 +79,7 @@ class State:
 class ProfileState:
     """Everything the engine stores for one profile; one JSON document, one due row."""
 
-    __slots__ = ("eligible", "ids", "latest", "min_received", "records", "states", "stored_due", "traits")
+    __slots__ = ("eligible", "ids", "latest", "min_received", "pid", "records", "states", "stored_due", "traits")
 
     def __init__(self, records: Records | None = None, states: dict[str, State] | None = None,
                  stored_due: int | None = None) -> None:
@@ -98,6 +98,8 @@ class ProfileState:
         self.ids: dict[str, list[str]] | None = None
         #: Eligibility per set of eligible id types (most definitions share one), while ``ids`` holds.
         self.eligible: dict[frozenset[str], bool] = {}
+        #: The profile id, set by ``store.load_states`` (journeys' randomised splits hash it).
+        self.pid: str | None = None
 
     def dumps(self) -> tuple[str, int | None]:
         """The document and the earliest due time in it, in one pass over the states."""

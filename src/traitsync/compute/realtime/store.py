@@ -124,6 +124,7 @@ def load_states(conn: Connection, profile_ids: Sequence[str]) -> dict[str, Profi
     for pid in profile_ids:
         if pid not in out:
             out[pid] = ProfileState()
+        out[pid].pid = pid
     return out
 
 
