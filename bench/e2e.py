@@ -425,7 +425,7 @@ def main() -> None:
     a.add_argument("--rate", type=int, default=1000)
     a.add_argument("--seconds", type=int, default=60)
     a.add_argument("--database-url")
-    a.add_argument("--engine-partitions", type=int, help="PostgreSQL: the engine's partitions (default 16).")
+    a.add_argument("--engine-partitions", type=int, help="PostgreSQL: the engine's partitions (default 1).")
     c = sub.add_parser("capacity", help="Worker CPU per event from a loaded log to delivered messages.")
     c.add_argument("--events", type=int, default=20_000)
     c.add_argument("--database-url")

@@ -29,7 +29,7 @@ from traitsync.store.database import Connection, Database, OwnedConnection
 from traitsync.workers import wake_all
 
 log = structlog.get_logger("traitsync.engine")
-DEFAULT_PARTITIONS = 16
+DEFAULT_PARTITIONS = 1
 
 
 class PartitionedEngine(OwnedConnection):
