@@ -200,10 +200,11 @@ class Shoppers:
         return batch
 
 
-def e2e(rate: int, seconds: int, database_url: str | None) -> None:
+def e2e(rate: int, seconds: int, database_url: str | None, partitions: int | None = None) -> None:
     rec = Recorder()
     tmp = Path(tempfile.mkdtemp(prefix="traitsync-e2e-"))
-    (tmp / "traitsync.yaml").write_text(bench_config(rec.url))
+    engine = "" if partitions is None else f"engine: {{partitions: {partitions}}}\n"
+    (tmp / "traitsync.yaml").write_text(bench_config(rec.url) + engine)
     url = database_url or f"sqlite:///{tmp / 'traitsync.db'}"
     port = free_port()
     log = (tmp / "server.log").open("wb")
@@ -424,6 +425,7 @@ def main() -> None:
     a.add_argument("--rate", type=int, default=1000)
     a.add_argument("--seconds", type=int, default=60)
     a.add_argument("--database-url")
+    a.add_argument("--engine-partitions", type=int, help="PostgreSQL: the engine's partitions (default 1).")
     c = sub.add_parser("capacity", help="Worker CPU per event from a loaded log to delivered messages.")
     c.add_argument("--events", type=int, default=20_000)
     c.add_argument("--database-url")
@@ -438,7 +440,7 @@ def main() -> None:
                    help="shared: the cap held in the store across processes (what serve runs); local: in-process.")
     args = parser.parse_args()
     if args.what == "e2e":
-        e2e(args.rate, args.seconds, args.database_url)
+        e2e(args.rate, args.seconds, args.database_url, args.engine_partitions)
     elif args.what == "capacity":
         capacity(args.events, args.database_url)
     else:

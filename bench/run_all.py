@@ -4,7 +4,8 @@
 the docs (``--quick``: small sizes that finish in a few minutes, to check that all of them run);
 a failing one does not stop the others, and the exit status says whether any failed.
 
-    .venv/bin/python bench/run_all.py [--quick] [--only ingest,engine,e2e,delivery,profile_api,identity,batch]
+    .venv/bin/python bench/run_all.py [--quick]
+        [--only ingest,engine,e2e,delivery,profile_api,identity,batch,partitions]
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
                  ["identity.py", "--events", "5000", "--backend", "sqlite"]),
     "batch": (["batch.py", "--scale", "0.1", "--realtime-events", "5000"],
               ["batch.py", "--scale", "0.001", "--realtime-events", "500", "--repeats", "1"]),
+    "partitions": (["partitions.py", "--events", "100000", "--profiles", "10000"],
+                   ["partitions.py", "--events", "3000", "--profiles", "300"]),
 }
 
 

@@ -78,3 +78,10 @@ def test_a_bad_size_names_its_line_and_key(value: str, message: str) -> None:
         load_config_text(text, file="f.yaml")
     assert str(err.value).startswith("f.yaml:6 [sources[0].limits.batch]: ")
     assert message in str(err.value)
+
+
+def test_engine_partitions_default_to_one_and_are_bounded() -> None:
+    assert load_config_text("space_id: s\n").config.engine.partitions == 1
+    assert load_config_text("space_id: s\nengine: {partitions: 4}\n").config.engine.partitions == 4
+    with pytest.raises(ConfigError, match=r"<string>:2 \[engine.partitions\]"):
+        load_config_text("space_id: s\nengine: {partitions: 0}\n")

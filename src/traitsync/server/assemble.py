@@ -19,6 +19,7 @@ from traitsync.activation.worker import ActivationWorker
 from traitsync.compute.batch.api import preview_router
 from traitsync.compute.batch.sql_schedule import SqlTraitScheduler
 from traitsync.compute.realtime import RealtimeEngine, computations_router, computed_traits_provider, journeys_router
+from traitsync.compute.realtime.partitioned import PartitionedEngine
 from traitsync.console import ConsoleSources, console_routers, static_router
 from traitsync.delivery.backoff import Backoff
 from traitsync.delivery.limiter import Limiter, RateLimiter
@@ -32,6 +33,7 @@ from traitsync.profiles.api import profile_api_router
 from traitsync.retention import RetentionWorker
 from traitsync.server.app import RouterFactory
 from traitsync.server.auth import ManagementAuth
+from traitsync.server.exclusive import Exclusive
 from traitsync.server.project import Project
 from traitsync.server.runtime import Runtime
 from traitsync.server.tokens import TokenDirectory
@@ -42,6 +44,9 @@ from traitsync.workers import Worker
 #: add up along the pipeline; 50 ms each keeps event-to-destination latency low at the cost of
 #: one cheap query per stage every 50 ms when idle.
 IDLE_POLL_SECONDS = 0.05
+#: Stages that expect to be alone on a store, with their advisory lock keys: with worker
+#: processes on several machines, one process runs each (``server.exclusive``).
+EXCLUSIVE_STAGES = {"activation": 7352030, "lists": 7352031}
 
 
 @dataclass
@@ -50,7 +55,7 @@ class Stages:
 
     project: Project
     identity: IdentityWorker
-    engine: RealtimeEngine
+    engine: RealtimeEngine | PartitionedEngine
     activation: ActivationWorker
     lists: ListScheduler
     privacy: PrivacyWorker
@@ -75,10 +80,17 @@ class Stages:
 def build_stages(project: Project, db: Database, *, transport: Transport | None = None,
                  shared_limits: bool = True, delivery_poll: float = IDLE_POLL_SECONDS,
                  backoff: Backoff | None = None, **delivery_options: Any) -> Stages:
-    """``shared_limits`` keeps each destination's cap in the store, so it holds across processes."""
+    """``shared_limits`` keeps each destination's cap in the store, so it holds across processes.
+
+    On PostgreSQL the engine is a :class:`PartitionedEngine`, so ``serve --role worker`` on
+    several machines shares the engine's work; SQLite keeps the single engine."""
     identity = IdentityWorker(db, project.identity)
     identity.poll_interval = IDLE_POLL_SECONDS
-    engine = RealtimeEngine(db, project.definitions)
+    engine: RealtimeEngine | PartitionedEngine
+    if db.dialect == "postgresql":  # any number of worker processes share the partitions
+        engine = PartitionedEngine(db, project.definitions, partitions=project.loaded.config.engine.partitions)
+    else:
+        engine = RealtimeEngine(db, project.definitions)
     engine.poll_interval = IDLE_POLL_SECONDS
     delivery: dict[str, DestinationWorker] = {}
     for target in project.delivery:
@@ -108,7 +120,8 @@ def assemble(project: Project, db: Database, *, role: str = "all", stages: Stage
     stages = stages or build_stages(project, db)
     if runtime.runs_workers:
         for worker in stages.workers():
-            runtime.add_service(worker)
+            key = EXCLUSIVE_STAGES.get(worker.name)
+            runtime.add_service(worker if key is None else Exclusive(worker, db, key))
     routers: list[RouterFactory] = [lambda _rt: computations_router(db, project.definitions),
                                     lambda _rt: journeys_router(db, project.definitions),
                                     lambda _rt: preview_router(db, project.definitions)]

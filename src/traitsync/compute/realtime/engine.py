@@ -3,7 +3,9 @@
 It reads two streams identity commits together (``profile_events`` and ``profile_changes``)
 up to identity's checkpoint, interleaved by event offset so that each event is applied to the
 profile that was canonical when it was resolved, and writes states, due times, current values,
-results and both checkpoints in ONE transaction. The in-memory cache is only a cache: it is
+results and both checkpoints in ONE transaction. An engine may own one partition of the
+profiles (``partitions.py``): it then reads only its partition's rows, with its own checkpoints,
+and several engines share the store. The in-memory cache is only a cache: it is
 dropped whenever a transaction fails, so a crash can never leave memory ahead of the store.
 """
 
@@ -19,11 +21,17 @@ from typing import Any
 
 import orjson
 
+from traitsync.compute.realtime.ownership import Ownership
+from traitsync.compute.realtime.partitions import (
+    Partition,
+    PartitionLayoutError,
+    ensure_layout,
+    publish_progress,
+    stored_layout,
+)
 from traitsync.compute.realtime.registry import Registry
 from traitsync.compute.realtime.state import Compiled, ProfileState, State, make_record
 from traitsync.compute.realtime.store import (
-    CHANGES_CONSUMER,
-    CONSUMER,
     Output,
     dumps,
     load_identifiers,
@@ -32,6 +40,7 @@ from traitsync.compute.realtime.store import (
     members_as_of,
     profile_history,
     read_events,
+    serialise_writers,
 )
 from traitsync.definitions import Definitions, ir
 from traitsync.identity.cache import graph_generation
@@ -76,7 +85,10 @@ class RealtimeEngine(OwnedConnection):
     """Incremental, exact evaluation of every definition for every profile, including exits in time."""
 
     def __init__(self, db: Database, definitions: Definitions, *, clock: Callable[[], float] = time.time,
-                 cache_profiles: int = 50_000, chunk_size: int = 1000, progress: Progress | None = None) -> None:
+                 cache_profiles: int = 50_000, chunk_size: int = 1000, progress: Progress | None = None,
+                 partition: Partition | None = None, connect: Callable[[], Connection] | None = None) -> None:
+        """``partition``: the profiles this engine owns (default: all). ``connect``: a connection
+        owned by someone else (the partition holder, whose session holds the partition's lock)."""
         migrate(db)
         self.db = db
         self.definitions = definitions
@@ -84,6 +96,8 @@ class RealtimeEngine(OwnedConnection):
         self.cache_profiles = cache_profiles
         self.chunk_size = chunk_size
         self.progress = progress
+        self.partition = partition or Partition()
+        self._connect = connect
         self.order = tuple(definitions.order)
         self._deps = {k: definitions.dependencies(k) for k in self.order}
         self._closure = {k: self._transitive(k) for k in self.order}
@@ -135,6 +149,18 @@ class RealtimeEngine(OwnedConnection):
         return int(self.clock() * 1000)
 
 
+    @property
+    def live(self) -> bool:
+        """Caught up with identity at the end of the last round (and the definitions marked Live)."""
+        return self._live
+
+    def connection(self) -> Connection:
+        return self._connect() if self._connect is not None else super().connection()
+
+    def close(self) -> None:
+        if self._connect is None:  # a borrowed connection is closed by its owner
+            super().close()
+
     def wake(self) -> None:
         """Tell a sleeping ``run_forever`` that there is new work."""
         self._wake.set()
@@ -168,6 +194,8 @@ class RealtimeEngine(OwnedConnection):
                 out = Output()
                 n = work(conn, out)
                 out.flush(conn)
+                if out.moved and not self.partition.whole:
+                    publish_progress(conn, self.partition.count)
                 if self.before_commit is not None:
                     self.before_commit()
             return n
@@ -188,7 +216,16 @@ class RealtimeEngine(OwnedConnection):
         """Register definitions, backfill new or changed ones (resumably) before streaming."""
         if self._prepared:
             return
-        registry = Registry(self.db, self.definitions, self.connection(), self.now_ms())
+        conn = self.connection()
+        if self.partition.whole and self._connect is None and conn.dialect == "postgresql":
+            # A lone engine on a store that partition workers run on would process their events twice.
+            if Ownership.any_alive(conn):
+                raise PartitionLayoutError("engine workers are running on this store: stop them first, "
+                                           "or let them do the work")
+            with conn.transaction():  # a partitioned store must have drained into one first
+                if stored_layout(conn) != 1:
+                    ensure_layout(conn, 1)
+        registry = Registry(self.db, self.definitions, conn, self.now_ms(), self.partition)
         self.compiled, self.failed = registry.sync()
         self._make_plans()
         backfill = registry.pending_backfill()
@@ -238,15 +275,16 @@ class RealtimeEngine(OwnedConnection):
         return self._transaction(lambda conn, out: self._chunk(conn, out, limit))
 
     def _chunk(self, conn: Connection, out: Output, limit: int) -> int:
+        part = self.partition
         identity = Checkpoints.get(conn, IDENTITY_CONSUMER)
-        after = Checkpoints.get(conn, CONSUMER)
-        changes_after = Checkpoints.get(conn, CHANGES_CONSUMER)
-        events = read_events(conn, after, identity, limit)
+        after = Checkpoints.get(conn, part.events_consumer)
+        changes_after = Checkpoints.get(conn, part.changes_consumer)
+        events = read_events(conn, after, identity, limit, part.where("pe.profile_id"))
         upto = events[-1][0] if len(events) >= limit else identity
         changes = conn.fetchall(
             'SELECT "offset", kind, profile_id, other_profile_id, id_type, trait_keys, event_offset, message_id '
             'FROM profile_changes WHERE "offset" > ? AND collection = ? AND (event_offset IS NULL OR '
-            'event_offset <= ?) ORDER BY "offset"', (changes_after, "users", upto))
+            'event_offset <= ?)' + part.where_change() + ' ORDER BY "offset"', (changes_after, "users", upto))
         last_change = max((int(c[0]) for c in changes), default=changes_after)
         all_changes = conn.scalar('SELECT MAX("offset") FROM profile_changes WHERE "offset" > ? AND '
                                   '(event_offset IS NULL OR event_offset <= ?)', (changes_after, upto))
@@ -254,6 +292,7 @@ class RealtimeEngine(OwnedConnection):
             last_change = max(last_change, int(all_changes))  # skip account changes too
         if upto <= after and last_change == changes_after:
             if not self._live:
+                serialise_writers(conn)
                 conn.execute("UPDATE computations SET status = 'Live' WHERE status = 'Computing'")
                 self._live = True
             return 0
@@ -267,7 +306,7 @@ class RealtimeEngine(OwnedConnection):
                 items.append(((offset, 1, 0), resolved))
         items.sort(key=lambda i: i[0])
         pids = {r.profile_id for _, r in events if r is not None}
-        pids.update(str(c[2]) for c in changes)
+        pids.update(str(c[2]) for c in changes if part.owns(str(c[2])))
         self._preload(conn, sorted(pids))
         self._pending.clear()
         for (pos, kind, _), item in items:
@@ -276,8 +315,9 @@ class RealtimeEngine(OwnedConnection):
             else:
                 self._on_change(conn, item, pos, now, out)
         self._flush_pending(conn, now, out)
-        Checkpoints.set(conn, CONSUMER, max(upto, after))
-        Checkpoints.set(conn, CHANGES_CONSUMER, last_change)
+        Checkpoints.set(conn, part.events_consumer, max(upto, after))
+        Checkpoints.set(conn, part.changes_consumer, last_change)
+        out.moved = True
         if self._live and len(events) >= limit:
             self._live = False
         return len(events) + len(changes)
@@ -321,9 +361,11 @@ class RealtimeEngine(OwnedConnection):
     def _on_change(self, conn: Connection, change: tuple[Any, ...], pos: int, now: int, out: Output) -> None:
         _, kind, pid, other, id_type, trait_keys, event_offset, message_id = change
         if kind == "merged":
-            self._flush_pending(conn, now, out, (str(pid), str(other)))
+            self._flush_pending(conn, now, out, tuple(p for p in (str(pid), str(other)) if self.partition.owns(p)))
             self._merge(conn, str(pid), str(other), int(event_offset) if event_offset is not None else pos,
                         now, out)
+            return
+        if not self.partition.owns(str(pid)):
             return
         prof = self._profile(conn, str(pid))
         if kind == "traits_changed":
@@ -369,15 +411,23 @@ class RealtimeEngine(OwnedConnection):
             self._touch(conn, pid, self._profile(conn, pid), keys, cause, now, out)
 
     def _merge(self, conn: Connection, survivor: str, absorbed: str, offset: int, now: int, out: Output) -> None:
-        """The absorbed profile's values end (exits); the survivor is rebuilt from the union of events."""
-        gone = self._profile(conn, absorbed)
-        for key, st in gone.states.items():
-            comp = self.compiled.get(key)
-            if comp is not None:
-                self._set_value(absorbed, comp, st, False if comp.audience else None, "merge", now, out, offset)
-            out.values[(absorbed, key)] = None
-        out.profiles[absorbed] = None
-        self._cache.pop(absorbed, None)
+        """The absorbed profile's values end (exits); the survivor is rebuilt from the union of events.
+
+        Each half is done by the partition owning that profile (both, for the whole store), at the
+        merge's place among that partition's own events; neither needs the other's state, since
+        the survivor is rebuilt from the stored history of every member.
+        """
+        if self.partition.owns(absorbed):
+            gone = self._profile(conn, absorbed)
+            for key, st in gone.states.items():
+                comp = self.compiled.get(key)
+                if comp is not None:
+                    self._set_value(absorbed, comp, st, False if comp.audience else None, "merge", now, out, offset)
+                out.values[(absorbed, key)] = None
+            out.profiles[absorbed] = None
+            self._cache.pop(absorbed, None)
+        if not self.partition.owns(survivor):
+            return
         prof = self._profile(conn, survivor)
         prof.traits = prof.ids = None
         prof.eligible.clear()
@@ -469,6 +519,7 @@ class RealtimeEngine(OwnedConnection):
             except Exception as exc:  # one broken definition must not stop the others
                 failed.add(key)
                 self._make_plans()
+                serialise_writers(conn)
                 conn.execute("UPDATE computations SET status = 'Failed', error = ? WHERE key = ?",
                              (f"{type(exc).__name__}: {exc}", key))
         return set(changed)
@@ -598,8 +649,8 @@ class RealtimeEngine(OwnedConnection):
                 return total
 
     def _fire(self, conn: Connection, out: Output, now: int, batch: int) -> int:
-        rows = conn.fetchall("SELECT profile_id, due_at_ms FROM compute_profile_due WHERE due_at_ms <= ? "
-                             "ORDER BY due_at_ms LIMIT ?", (now, batch))
+        rows = conn.fetchall("SELECT profile_id, due_at_ms FROM compute_profile_due WHERE due_at_ms <= ?"
+                             + self.partition.where("profile_id") + " ORDER BY due_at_ms LIMIT ?", (now, batch))
         pids = [str(r[0]) for r in rows]
         self._preload(conn, sorted(pids))
         self._reload_context(conn, pids)
@@ -619,7 +670,8 @@ class RealtimeEngine(OwnedConnection):
 
     def next_due_ms(self) -> int | None:
         conn = self.connection()
-        value = conn.scalar("SELECT MIN(due_at_ms) FROM compute_profile_due")
+        value = conn.scalar("SELECT MIN(due_at_ms) FROM compute_profile_due WHERE 1 = 1"
+                            + self.partition.where("profile_id"))
         conn.commit()
         return None if value is None else int(value)
 
@@ -656,8 +708,11 @@ class RealtimeEngine(OwnedConnection):
     # -- backfill ----------------------------------------------------------------------------------
     def _backfill(self, registry: Registry, keys: set[str]) -> None:
         conn = self.connection()
-        upto = Checkpoints.get(conn, CONSUMER)
+        upto = Checkpoints.get(conn, self.partition.events_consumer)
         conn.commit()
+        if registry.partition_done(keys):
+            registry.finish_backfill(keys)
+            return
         total = registry.canonical_count(upto)
         done = registry.backfill_done(keys, upto)
         cursor = registry.backfill_cursor(keys)

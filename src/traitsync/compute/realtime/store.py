@@ -21,6 +21,9 @@ from traitsync.store.database import Connection
 CONSUMER = "realtime"
 CHANGES_CONSUMER = "realtime.changes"
 _CHUNK = 500
+#: Transaction-level advisory lock serialising the engines' shared writes (see ``serialise_writers``).
+WRITERS_LOCK_KEY = 7352020
+WRITERS_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext(current_schema()), ?)"
 
 _EVENT_COLUMNS = ('SELECT pe."offset", pe.profile_id, e.message_id, e.source_id, e.type, e.event, e.timestamp_ms, '
                   "e.received_at_ms, e.body FROM profile_events pe JOIN events e ON e.\"offset\" = pe.\"offset\" ")
@@ -39,6 +42,28 @@ def dumps(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
+def serialise_writers(conn: Connection) -> None:
+    """Make this transaction's shared writes commit one engine transaction at a time (PostgreSQL).
+
+    Several engines insert into ``computation_results``, which activation reads by offset with a
+    checkpoint ("offset > after"). Sequence values are handed out when a row is inserted, not
+    when it commits, so without this a row with a lower offset could commit after a higher one
+    had already been read, and be skipped forever. Taking one transaction-level lock just
+    before the results are inserted (at the very end of the transaction, held until commit)
+    means any offset a reader sees was allocated after every earlier holder committed. We chose
+    this over reading only below ``pg_snapshot_xmin`` because it fixes the order at the source
+    for every reader (activation, the results API, tools) instead of in each of them, and the
+    lock is held only for the last few statements and the commit while the evaluation, which
+    is most of a transaction, still runs in parallel.
+
+    The same lock also orders the other rows every engine shares (``computations`` counters and
+    status, the aggregate checkpoints), so engines never deadlock on them. SQLite has a single
+    writer: nothing to do.
+    """
+    if conn.dialect == "postgresql":
+        conn.execute(WRITERS_LOCK_SQL, (WRITERS_LOCK_KEY,))
+
+
 @dataclass
 class ResolvedEvent:
     """An event with the profile identity gave it (canonical as of its own offset)."""
@@ -47,10 +72,13 @@ class ResolvedEvent:
     event: StoredEvent
 
 
-def read_events(conn: Connection, after: int, upto: int, limit: int) -> list[tuple[int, ResolvedEvent | None]]:
-    """Resolved events in (after, upto], at most ``limit``; unresolved rows come back as None."""
-    rows = conn.fetchall(_EVENT_COLUMNS + 'WHERE pe."offset" > ? AND pe."offset" <= ? ORDER BY pe."offset" LIMIT ?',
-                         (after, upto, limit))
+def read_events(conn: Connection, after: int, upto: int, limit: int,
+                where: str = "") -> list[tuple[int, ResolvedEvent | None]]:
+    """Resolved events in (after, upto], at most ``limit``; unresolved rows come back as None.
+
+    ``where`` narrows them further (a partition's profiles)."""
+    rows = conn.fetchall(_EVENT_COLUMNS + 'WHERE pe."offset" > ? AND pe."offset" <= ?' + where
+                         + ' ORDER BY pe."offset" LIMIT ?', (after, upto, limit))
     out: list[tuple[int, ResolvedEvent | None]] = []
     for r in rows:
         if r[1] is None:
@@ -131,11 +159,14 @@ class Output:
     results: list[tuple[Any, ...]] = field(default_factory=list)
     size_delta: dict[str, int] = field(default_factory=dict)
     last_change: dict[str, int] = field(default_factory=dict)
+    #: The transaction moves the engine's checkpoints.
+    moved: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.profiles or self.values or self.results)
 
     def flush(self, conn: Connection) -> None:
+        """Write everything; the rows shared with other engines last, under ``serialise_writers``."""
         put: list[tuple[str, str]] = []
         gone: list[tuple[str]] = []
         due_put: list[tuple[str, int]] = []
@@ -173,15 +204,18 @@ class Output:
                 val_put)
         if val_gone:
             conn.executemany("DELETE FROM computed_values WHERE profile_id = ? AND computation_key = ?", val_gone)
+        if not (self.results or self.size_delta or self.last_change):
+            return
+        serialise_writers(conn)
         if self.results:
             conn.executemany(
                 "INSERT INTO computation_results (computation_key, computation_id, computation_class, profile_id, "
                 "old_value, new_value, version, as_of_ms, cause, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 self.results)
-        for key, delta in self.size_delta.items():
+        for key, delta in sorted(self.size_delta.items()):
             conn.execute("UPDATE computations SET size = size + ?, last_change_at_ms = ? WHERE key = ?",
                          (delta, self.last_change.get(key, int(time.time() * 1000)), key))
-        for key, at in self.last_change.items():
+        for key, at in sorted(self.last_change.items()):
             if key not in self.size_delta:
                 conn.execute("UPDATE computations SET last_change_at_ms = ? WHERE key = ?", (at, key))
 
