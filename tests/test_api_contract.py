@@ -99,6 +99,7 @@ def test_every_operation_keeps_the_document(live_contract: LiveApp) -> None:
     for result in schema.get_all_operations():
         operation = result.ok()
         sent[operation.label] = _fuzz(operation, failures)
+    print(f"schemathesis: {sum(sent.values())} requests over {len(sent)} operations")
     assert failures == []
     assert len(sent) == sum(len(item) for item in document["paths"].values())
     assert all(n >= 1 for n in sent.values()), sent
