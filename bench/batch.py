@@ -314,7 +314,7 @@ def postgres(url: str, con: duckdb.DuckDBPyConnection, sql: str) -> float:
                         copy.write_row(row)
             pg.execute("ANALYZE")
             start = time.perf_counter()
-            pg.execute(f"CREATE TABLE out AS {sql.replace('%', '%%')}")
+            pg.execute(f"CREATE TABLE out AS {sql}")
             return time.perf_counter() - start
         finally:
             pg.execute(f"DROP SCHEMA {schema} CASCADE")

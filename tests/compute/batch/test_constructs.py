@@ -51,6 +51,9 @@ audiences:
   - key: mail_domain
     query: "trait('email').ends_with('@example.com') AND NOT trait('email').starts_with('x')
       AND trait('nick').omits('bot')"
+  - key: percent_promo
+    condition:
+      all: [{trait: {key: promo, op: contains, value: "50%"}}, {trait: {key: promo, op: starts_with, value: "it's"}}]
   - key: anon_viewers
     include_anonymous: true
     query: "event('Viewed').count() >= 1"
@@ -63,7 +66,7 @@ def _scenario(h: Harness) -> None:
     now = h.clock.ms
     h.identify("u1", email="u1@example.com", plan="gold", address={"city": "Paris"}, **{"a.b": 1},
                signed_up_at=format_iso_ms(now - 5 * D), renews_at=format_iso_ms(now + 2 * D), nick="robot",
-               score=3)
+               score=3, promo="it's 50% off")
     h.identify("u2", email="x2@example.com", plan="free", signed_up_at=format_iso_ms(now - 25 * D)[:10],
                renews_at=format_iso_ms(now + 40 * D), score=2.5)
     h.send({"type": "track", "userId": "u1", "event": "Viewed", "t": now - 4 * D,
@@ -112,7 +115,7 @@ def test_every_construct_on_duckdb(harness: Harness) -> None:
     # the scenario exercises what it claims: some values are set, some audiences hold
     values = {k: v for pid in harness.profiles() for k, v in harness.expected(pid).items() if v not in (None, False)}
     assert {"above_own_average", "bought_what_viewed", "from_search", "home_page", "recent_signup", "renews_soon",
-            "old_signup", "gold_paris", "anon_viewers", "pages", "mixed", "top_sku"} <= set(values)
+            "old_signup", "gold_paris", "anon_viewers", "pages", "mixed", "top_sku", "percent_promo"} <= set(values)
 
 
 @pytest.mark.postgres

@@ -30,9 +30,11 @@ from sqlglot import exp
 
 from traitsync.compute.batch import nodes
 from traitsync.compute.batch.errors import UnsupportedConstruct
+from traitsync.compute.batch.ranked import rank
 from traitsync.compute.batch.typed import (
     FALSE,
     TRUE,
+    VALUE_COLUMNS,
     Typed,
     and_,
     case,
@@ -46,7 +48,6 @@ from traitsync.compute.batch.typed import (
 )
 from traitsync.definitions import Definitions, ir
 
-VALUE_COLUMNS = ("k", "j", "n", "s")
 _DERIVED = {("page", "page_name"): "name", ("screen", "screen_name"): "name", ("page", "category"): "category"}
 
 
@@ -412,49 +413,9 @@ class Compiler:
             cols.append(_alias(raw.text(), "tx"))
             rows = qscan.apply(_select(*cols).from_("ev AS e")).where(pred)
             self._cte(inner, rows)
-            self._cte(cte, self._rank(t, inner))
+            self._cte(cte, rank(t, inner))
             self.cache[key] = cte
         return Typed(*(self.read(scan, cte, c) for c in VALUE_COLUMNS))
-
-    def _rank(self, t: ir.ComputedTrait, rows: str) -> exp.Expr:
-        q = exp.column
-        tx = nodes.BinaryText(this=q("tx"))
-        if t.kind in ("first", "last", "aggregation"):
-            where: exp.Expr = TRUE
-            if t.kind == "first":
-                order = [exp.Ordered(this=q("ts")), exp.Ordered(this=q("ofs"))]
-            elif t.kind == "last":
-                order = [exp.Ordered(this=q("ts"), desc=True), exp.Ordered(this=q("ofs"), desc=True)]
-            else:
-                desc = t.function == "max"
-                by: exp.Expr
-                if t.value_type == "string":
-                    where, by = exp.EQ(this=q("k"), expression=lit("s")), nodes.BinaryText(this=q("s"))
-                else:
-                    where, by = exp.EQ(this=q("k"), expression=lit("n")), q("n")
-                order = [exp.Ordered(this=by, desc=desc), exp.Ordered(this=q("ts")), exp.Ordered(this=q("ofs"))]
-            rn = exp.Window(this=exp.RowNumber(), partition_by=[q("pid")], order=exp.Order(expressions=order))
-            ranked = _select(q("pid"), *(q(c) for c in VALUE_COLUMNS), _alias(rn, "rn")).from_(rows).where(where)
-            return _select(q("pid"), *(q(c) for c in VALUE_COLUMNS)).from_(ranked.subquery("z")).where(
-                exp.EQ(this=q("rn"), expression=lit(1)))
-        if t.kind == "unique_list":
-            rn = exp.Window(this=exp.RowNumber(), partition_by=[q("pid"), q("tx")],
-                            order=exp.Order(expressions=[exp.Ordered(this=q("ts")), exp.Ordered(this=q("ofs"))]))
-            firsts = _select(q("pid"), q("j"), q("tx"), _alias(rn, "rn")).from_(rows)
-            listed = exp.DPipe(this=exp.DPipe(this=lit("["), expression=nodes.OrderedConcat(
-                this=q("j"), order=tx, separator=lit(","))), expression=lit("]"))
-            return _select(q("pid"), _alias(lit("a"), "k"), _alias(listed, "j"), _alias(double_null(), "n"),
-                           _alias(text_null(), "s")).from_(firsts.subquery("z")).where(
-                exp.EQ(this=q("rn"), expression=lit(1))).group_by(q("pid"))
-        # most_frequent: the text with the most occurrences, ties to the alphabetically first
-        counts = _select(q("pid"), q("tx"), _alias(exp.Count(this=exp.Star()), "cnt")).from_(rows).group_by(
-            q("pid"), q("tx"))
-        rn = exp.Window(this=exp.RowNumber(), partition_by=[q("pid")], order=exp.Order(expressions=[
-            exp.Ordered(this=q("cnt"), desc=True), exp.Ordered(this=tx)]))
-        ranked = _select(q("pid"), q("tx"), q("cnt"), _alias(rn, "rn")).from_(counts.subquery("z"))
-        return _select(q("pid"), _alias(lit("s"), "k"), _alias(text_null(), "j"), _alias(double_null(), "n"),
-                       _alias(q("tx"), "s")).from_(ranked.subquery("y")).where(
-            and_(exp.EQ(this=q("rn"), expression=lit(1)), exp.GTE(this=q("cnt"), expression=lit(t.min_frequency))))
 
     # -- the whole query -----------------------------------------------------------------------
     def hist_for(self, defn: ir.Definition) -> Hist:

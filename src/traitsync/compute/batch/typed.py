@@ -17,6 +17,8 @@ from sqlglot import exp
 from traitsync.compute.batch import nodes
 from traitsync.definitions.durations import parse_instant_ms
 
+#: The four columns a value is carried in (see the module docstring).
+VALUE_COLUMNS = ("k", "j", "n", "s")
 TRUE = exp.true()
 FALSE = exp.false()
 
