@@ -11,9 +11,15 @@ does not count). Then, through the real scheduler, outbox and delivery worker:
 
 Reported per phase: wall time (plan = the scheduler's sync transaction; deliver = draining the
 outbox to the fake; confirm = folding receipts into membership) and the process's peak RSS
-(``ru_maxrss``; it only grows, so each figure is the peak so far). The destination's rate cap is
-raised to 1,000 req/s so the vendor's cap (Facebook 10/s, Google 5/s) does not hide the
+(``VmHWM``; it only grows, so each figure is the peak so far) right after planning and at the
+end of the phase (delivery holds up to ``concurrency`` operations, each up to a vendor batch).
+The destination's rate cap is raised to 1,000 req/s so the vendor's cap (Facebook 10/s, Google 5/s) does not hide the
 platform's own cost. Each vendor runs in a separate process.
+
+Baselines, measured in the same run on the store it leaves behind, each in its own process (so
+its peak RSS is its own): a bare SQL scan of every member's identifiers (the least any planner
+must read), and the previous in-memory planner (every member, identifier and confirmed list row
+loaded into Python and diffed there). ``ratios`` compares the scheduler with them.
 
     .venv/bin/python bench/lists.py --members 1000000
     .venv/bin/python bench/lists.py --members 100000 --vendor google
@@ -25,6 +31,7 @@ import argparse
 import json
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,6 +59,15 @@ destinations:
 
 
 def peak_mb() -> float:
+    """This process's peak RSS so far. ``VmHWM`` (Linux) belongs to the process's own memory map,
+    whereas ``ru_maxrss`` is carried over ``exec`` from the parent, so a baseline started by a
+    large process would report the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -115,6 +131,55 @@ def serve_fake(vendor: str) -> None:
     sys.stdin.read()  # until the parent closes our stdin
 
 
+# -- baselines (each in its own process, so its peak RSS is its own) ----------------------------
+
+
+def baseline(kind: str, database_url: str) -> dict[str, Any]:
+    """Time and peak RSS of reading the same audience another way, on the store a run left behind.
+
+    ``scan``: a bare SQL scan of every member's identifiers, rows fetched and dropped in chunks
+    (the least any planner must read). ``memory``: the previous planner, which loaded every member,
+    its identifiers and the list's confirmed membership into Python and diffed them there
+    (``diff.plan_list_sync``); messages are not built, so it is a lower bound of that planner.
+    """
+    from traitsync.activation.diff import plan_list_sync
+    from traitsync.activation.ids import select_identifiers
+    from traitsync.activation.profiles import load_identifiers
+    from traitsync.activation.types import Identifier
+    from traitsync.store import Database
+
+    db = Database(database_url)
+    conn = db.connect()
+    rss0 = peak_mb()
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {"baseline": kind}
+    with conn.transaction():
+        if kind == "scan":
+            rows = 0
+            for chunk in conn.stream(
+                    "SELECT e.profile_id, e.id_type, e.value FROM computed_values v JOIN profile_external_ids e"
+                    " ON e.profile_id = v.profile_id AND e.collection = 'users' WHERE v.computation_key = ?"
+                    " AND v.value = 'true'", ("big",), size=10_000):
+                rows += len(chunk)
+            out["rows"] = rows
+        else:
+            values = conn.fetchall("SELECT profile_id, value FROM computed_values WHERE computation_key = ?", ("big",))
+            profiles = [str(p) for p, v in values if v is not None and json.loads(v) is True]
+            identifiers = load_identifiers(conn, profiles)
+            members = {p: sel for p in profiles if (sel := select_identifiers(identifiers.get(p, [])))}
+            held: dict[str, set[Identifier]] = {}
+            for pid, t, v in conn.fetchall("SELECT profile_id, id_type, id_value FROM activation_list_members"):
+                held.setdefault(str(pid), set()).add(Identifier(str(t), str(v)))
+            diff = plan_list_sync({p: frozenset(i) for p, i in held.items()}, members)
+            out["rows"] = len(members)
+            out["diff"] = len(diff.adds) + len(diff.removes)
+    out["seconds"] = round(time.perf_counter() - t0, 2)
+    out["peak_rss_mb"] = round(peak_mb())
+    out["rss_before_mb"] = round(rss0)
+    conn.close()
+    return out
+
+
 # -- one vendor's run --------------------------------------------------------------------------
 
 
@@ -128,7 +193,8 @@ def destination_yaml(vendor: str, fake: dict[str, str]) -> str:
         settings = (f'{{customer_id: "123-456-7890", developer_token: "{g.DEVELOPER_TOKEN}",'
                     f' client_id: "{g.CLIENT_ID}", client_secret: "{g.CLIENT_SECRET}",'
                     f' refresh_token: "{g.REFRESH_TOKEN}",'
-                    f' token_url: "{fake["url"]}/oauth2/token", endpoint: "{fake["base"]}"}}')
+                    f' token_url: "{fake["url"]}/oauth2/token", endpoint: "{fake["base"]}",'
+                    ' job_poll_initial_s: 0.05}')
         kind = "google_ads_customer_match"
     return (f"  - id: dst\n    kind: {kind}\n    settings: {settings}\n    rate_limit: 1000\n"
             f"    connections:\n      - computation: big\n")
@@ -205,6 +271,7 @@ def run_vendor(vendor: str, members: int, database_url: str | None, trace: bool 
         t0 = time.perf_counter()
         results = stages.lists.sync_now("dst")
         t1 = time.perf_counter()
+        rss_plan = peak_mb()
         if trace:
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
@@ -219,7 +286,8 @@ def run_vendor(vendor: str, members: int, database_url: str | None, trace: bool 
         t3 = time.perf_counter()
         out[label] = {"plan_s": round(t1 - t0, 1), "deliver_s": round(t2 - t1, 1), "confirm_s": round(t3 - t2, 1),
                       "total_s": round(t3 - t0, 1), "operations": sum(r.messages for r in results),
-                      "settled": settled, "peak_rss_mb": round(peak_mb())}
+                      "settled": settled, "peak_rss_after_plan_mb": round(rss_plan),
+                      "peak_rss_mb": round(peak_mb())}
 
     sync("create")
     sync("first_upload")
@@ -239,6 +307,24 @@ def run_vendor(vendor: str, members: int, database_url: str | None, trace: bool 
     out["dead"] = conn.fetchone("SELECT COUNT(*) FROM delivery_outbox WHERE state = 'dead'")[0]
     out["members_held"] = conn.fetchone("SELECT COUNT(*) FROM activation_list_members")[0]
     conn.close()
+    out["churn_exact"] = out["churn_member_operations_total"] == members // 100
+    # Baselines on the same store, measured now (same machine load), each in its own process.
+    for kind in ("scan", "memory"):
+        done = subprocess.run([sys.executable, __file__, "baseline", "--kind", kind, "--database-url", db.url],
+                              capture_output=True, text=True, cwd=ROOT, check=True)
+        out[f"baseline_{kind}"] = json.loads(done.stdout.strip().splitlines()[-1])
+    if database_url is None:
+        shutil.rmtree(tmp, ignore_errors=True)
+    scan, memory = out["baseline_scan"], out["baseline_memory"]
+    out["ratios"] = {
+        "churn_plan_s / bare_scan_s": round(out["churn_1pct"]["plan_s"] / max(scan["seconds"], 0.01), 2),
+        "churn_plan_s / in_memory_plan_s": round(out["churn_1pct"]["plan_s"] / max(memory["seconds"], 0.01), 2),
+        "first_upload_plan_s / bare_scan_s": round(out["first_upload"]["plan_s"] / max(scan["seconds"], 0.01), 2),
+        # After the first upload's plan, before any delivery: the process peak then is the
+        # scheduler's (and the load's); later figures include what delivery held in flight.
+        "first_upload_plan_peak_rss_mb / in_memory_plan_peak_rss_mb": round(
+            out["first_upload"]["peak_rss_after_plan_mb"] / max(memory["peak_rss_mb"], 1), 2),
+    }
     for w in stages.delivery.values():
         w.close()
     stages.activation.close()
@@ -254,7 +340,8 @@ def run_vendor(vendor: str, members: int, database_url: str | None, trace: bool 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", nargs="?", default="all", choices=["all", "run", "fake"])
+    parser.add_argument("mode", nargs="?", default="all", choices=["all", "run", "fake", "baseline"])
+    parser.add_argument("--kind", default="scan", choices=["scan", "memory"], help="baseline mode: which one")
     parser.add_argument("--vendor", default="both", choices=["both", "facebook", "google"])
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--database-url")
@@ -262,6 +349,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.mode == "fake":
         serve_fake(args.vendor)
+        return
+    if args.mode == "baseline":
+        print(json.dumps(baseline(args.kind, args.database_url)), flush=True)
         return
     if args.mode == "run":
         print(json.dumps(run_vendor(args.vendor, args.members, args.database_url, args.trace)), flush=True)

@@ -4,7 +4,8 @@
 the docs (``--quick``: small sizes that finish in a few minutes, to check that all of them run);
 a failing one does not stop the others, and the exit status says whether any failed.
 
-    .venv/bin/python bench/run_all.py [--quick] [--only ingest,engine,e2e,delivery,profile_api,identity,partitions]
+    .venv/bin/python bench/run_all.py [--quick]
+        [--only ingest,engine,e2e,delivery,profile_api,identity,batch,partitions]
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
                     ["profile_api.py", "--profiles", "2000", "--workers", "1", "--duration", "2"]),
     "identity": (["identity.py", "--events", "1000000", "--backend", "sqlite"],
                  ["identity.py", "--events", "5000", "--backend", "sqlite"]),
+    "batch": (["batch.py", "--scale", "0.1", "--realtime-events", "5000"],
+              ["batch.py", "--scale", "0.001", "--realtime-events", "500", "--repeats", "1"]),
     "partitions": (["partitions.py", "--events", "100000", "--profiles", "10000"],
                    ["partitions.py", "--events", "3000", "--profiles", "300"]),
 }

@@ -85,7 +85,7 @@ class ServerProcess:
     """``traitsync serve`` in a subprocess on a free port: the real thing, over a real socket."""
 
     def __init__(self, config_path: Path, database_url: str, *, extra_env: dict[str, str] | None = None,
-                 workers: int = 1, role: str = "all") -> None:
+                 workers: int = 1, role: str = "all", log_level: str = "warning") -> None:
         self.config_path = config_path
         self.database_url = database_url
         self.port = free_port()
@@ -93,6 +93,7 @@ class ServerProcess:
         self.extra_env = extra_env or {}
         self.workers = workers
         self.role = role
+        self.log_level = log_level
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = config_path.parent / f"server-{self.port}.log"
 
@@ -102,7 +103,7 @@ class ServerProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "traitsync.cli", "serve", "-c", str(self.config_path),
                  "--database-url", self.database_url, "--port", str(self.port), "--workers", str(self.workers),
-                 "--role", self.role, "--log-level", "warning"],
+                 "--role", self.role, "--log-level", self.log_level],
                 stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

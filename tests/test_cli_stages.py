@@ -113,5 +113,7 @@ def test_compute_resolves_and_computes_once_with_as_of(tmp_path: Path) -> None:
     again = runner.invoke(app, ["compute", "-c", str(config), "--database-url", db_url])
     assert again.exit_code == 0, again.output
     batch = runner.invoke(app, ["compute", "--engine", "duckdb", "-c", str(config), "--database-url", db_url])
-    assert batch.exit_code == 2
-    assert "batch SQL engine" in " ".join(batch.output.split())
+    assert batch.exit_code == 0, batch.output
+    unknown = runner.invoke(app, ["compute", "--engine", "sqlserver", "-c", str(config), "--database-url", db_url])
+    assert unknown.exit_code == 2
+    assert "choose realtime, duckdb, postgres, spark" in " ".join(unknown.output.split())

@@ -20,8 +20,11 @@ RANKS: dict[str, int] = {
     "__init__": 0, "errors": 0, "logging": 0, "workers": 0, "config": 0, "spec": 0, "store": 0,
     "log": 1, "ingest": 2, "identity": 3, "profiles": 4, "definitions": 5, "compute": 6,
     "destinations": 7, "delivery": 8, "activation": 9,
+    # privacy reaches into every stage's tables (a deletion), so it comes after all of them
+    "privacy": 10, "retention": 10,
     # composition
-    "validation": 10, "console": 10, "server": 10, "demo": 11, "cli_options": 11, "cli_activation": 11, "cli": 12,
+    "validation": 11, "console": 11, "server": 11, "demo": 12, "cli_options": 12, "cli_activation": 12,
+    "cli_privacy": 12, "cli_batch": 12, "cli": 13,
 }
 
 

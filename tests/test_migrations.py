@@ -42,3 +42,23 @@ def test_upgrade_from_0007_marks_delivered_rows_applied_and_adds_indexes(tmp_pat
     names = {i["name"] for i in inspect(engine).get_indexes("delivery_outbox")}
     engine.dispose()
     assert {"ix_delivery_outbox_unapplied", "ix_delivery_outbox_open", "ix_delivery_outbox_open_key"} <= names
+
+
+def test_upgrade_from_0010_adds_privacy_token_and_snapshot_tables(db_url: str) -> None:
+    """On SQLite and PostgreSQL alike: a store at 0010 gains the regulation, suppression, token and
+    past-snapshot tables (list holds are a column)."""
+    db = Database(db_url)
+    engine = create_engine(db.sqlalchemy_url)
+    with engine.begin() as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0010_drop_results_profile_index")
+    before = set(inspect(engine).get_table_names())
+    engine.dispose()
+    forget_migrations()
+    migrate(db)
+    engine = create_engine(db.sqlalchemy_url)
+    after = set(inspect(engine).get_table_names())
+    engine.dispose()
+    assert after - before == {"privacy_regulations", "privacy_suppressions", "management_tokens",
+                              "computation_snapshots"}

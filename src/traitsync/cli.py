@@ -12,9 +12,11 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from traitsync.cli_activation import deliveries_app, destinations_app
 from traitsync.cli_options import ConfigOption, DatabaseOption, console, err_console, fail
+from traitsync.cli_privacy import privacy_app, tokens_app
 from traitsync.errors import ConfigError, TraitsyncError
 
 app = typer.Typer(help="traitsync: Computed Traits and Audiences in real time, activated to your tools.",
@@ -27,6 +29,10 @@ app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(destinations_app, name="destinations")
 journeys_app = typer.Typer(help="Inspect journeys: users in each step and moves between steps.", no_args_is_help=True)
 app.add_typer(journeys_app, name="journeys")
+app.add_typer(privacy_app, name="privacy")
+app.add_typer(tokens_app, name="tokens")
+sql_traits_app = typer.Typer(help="Run SQL traits (queries on your warehouse) now.", no_args_is_help=True)
+app.add_typer(sql_traits_app, name="sql-traits")
 
 
 _fail = fail
@@ -247,10 +253,12 @@ def log_export(
 
 @log_app.command("stats")
 def log_stats(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
-    """Counts of stored events and of refusals by code (whole requests and single messages)."""
+    """Counts of stored events and of refusals by code, and the size of every table."""
     from traitsync.log import EventLog
+    from traitsync.retention import table_sizes
 
-    event_log = EventLog(_store(config, database_url))
+    db = _store(config, database_url)
+    event_log = EventLog(db)
     table = Table(title="Event log")
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -258,6 +266,20 @@ def log_stats(config: ConfigOption = None, database_url: DatabaseOption = None) 
     for code, count in event_log.rejection_counts().items():
         table.add_row(f"rejected: {code}", f"{count:,}")
     console.print(table)
+    sizes = Table(title="Tables (retention: see docs/retention.md)")
+    for column, justify in (("table", "left"), ("rows", "right"), ("size", "right")):
+        sizes.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for name, rows, size in table_sizes(db):
+        sizes.add_row(name, f"{rows:,}", "" if size is None else _bytes(size))
+    console.print(sizes)
+
+
+def _bytes(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024  # type: ignore[assignment]
+    return f"{size} B"
 
 
 @identity_app.command("explain")
@@ -311,26 +333,26 @@ def identity_rebuild(config: ConfigOption = None, database_url: DatabaseOption =
 
 @app.command()
 def compute(
-    engine: Annotated[str, typer.Option(help="realtime (built); duckdb, postgres and spark are the batch "
-                                             "engine, not built yet.")] = "realtime",
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluate at this ISO-8601 moment instead of now "
-                                                             "(exits due by then are fired).")] = None,
+    engine: Annotated[str, typer.Option(help="realtime (incremental, the default), or a batch SQL engine: duckdb "
+                                             "(embedded), postgres (inside a PostgreSQL store), spark (pyspark extra).")
+                      ] = "realtime",
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluate at this ISO-8601 moment instead of now. "
+                                                             "Batch engines: a past moment is written to a snapshot "
+                                                             "that destinations never receive.")] = None,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help="Batch engines: compute only this key (repeatable; what it reads is computed too).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Batch engines: print the SQL and exit.")] = False,
+    spark_master: Annotated[str, typer.Option(help="Spark master URL for --engine spark.")] = "local[1]",
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Resolve identities and compute every trait and audience over the log, once, then exit.
 
-    The same work serve does continuously, for cron-style runs and for watching a backfill: new or changed definitions backfill from the log with a progress bar, and an interrupted run resumes where its last commit left off.
+    The same work serve does continuously, for cron-style runs and for watching a backfill: new or changed definitions backfill from the log with a progress bar, and an interrupted run resumes where its last commit left off. With a batch engine (duckdb, postgres, spark) every definition is compiled to one SQL query and computed in one pass over the log.
     """  # noqa: E501 (one line per paragraph: the help wraps it to the terminal)
-    from traitsync.compute.realtime import RealtimeEngine, computation_summaries
     from traitsync.definitions import load_definitions
-    from traitsync.identity import IdentityWorker, load_identity_config
-    from traitsync.log import Checkpoints, EventLog
     from traitsync.spec.timestamps import parse_iso_ms
 
-    if engine != "realtime":
-        raise _fail(ConfigError(f"--engine {engine}: the batch SQL engine (duckdb, postgres, spark) is not built "
-                                "yet; use --engine realtime"))
     clock_ms = None
     if as_of is not None:
         clock_ms = parse_iso_ms(as_of)
@@ -339,21 +361,32 @@ def compute(
     loaded = _load(config)
     try:
         definitions = load_definitions(loaded.document)
-        identity_config = load_identity_config(loaded.document)
     except ConfigError as exc:
         raise _fail(exc) from None
     db = _database(database_url, loaded.config.storage.durability)
+    if engine != "realtime":
+        from traitsync.cli_batch import run_batch_compute
+
+        try:
+            run_batch_compute(loaded, db, definitions, engine, clock_ms, only or [], dry_run, spark_master)
+        except TraitsyncError as exc:
+            raise _fail(exc) from None
+        return
+    if only or dry_run:
+        raise _fail(ConfigError("--only and --dry-run are for the batch engines (--engine duckdb|postgres|spark)"))
+    _compute_realtime(loaded, db, definitions, clock_ms, as_of)
+
+
+def _compute_realtime(loaded: Any, db: Any, definitions: Any, clock_ms: int | None, as_of: str | None) -> None:
+    from traitsync.cli_batch import resolve_identities
+    from traitsync.compute.realtime import RealtimeEngine, computation_summaries
+    from traitsync.log import Checkpoints, EventLog
+
     head = EventLog(db).head()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console) as progress:
-        resolve = progress.add_task("resolving identities", total=head or None)
-        worker = IdentityWorker(db, identity_config)
+        resolve_identities(loaded, db, progress)
         conn = db.connect()
-        while worker.run_once(5000):
-            progress.update(resolve, completed=Checkpoints.get(conn, "identity"))
-            conn.commit()
-        progress.update(resolve, completed=head)
-        worker.close()
         backfill = progress.add_task("backfilling new definitions", total=None)
 
         def on_backfill(done: int, total: int) -> None:
@@ -387,13 +420,23 @@ def compute(
 def preview(
     key: Annotated[str, typer.Argument(help="The audience or computed trait key.")],
     sample: Annotated[int, typer.Option(help="How many members or values to show.")] = 10,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="Preview at this past ISO-8601 moment (a snapshot from compute --as-of, else computed now "
+        "with DuckDB).")] = None,
+    overlap: Annotated[str | None, typer.Option(help="Another audience (or trait): how many members both have.")
+                       ] = None,
+    format: Annotated[str, typer.Option("--format", help="table, csv (one row per member) or json.")] = "table",
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Size, status and a sample of an audience or computed trait, as computed so far."""
-    from traitsync.compute.realtime import preview as preview_computation
+    """Size, sample members (by user_id and email), identifier mix and overlap of an audience or computed trait."""
+    from traitsync.compute.batch.preview import build_preview, members_csv, public
+    from traitsync.compute.realtime import computation_summaries
     from traitsync.definitions import load_definitions
+    from traitsync.spec.timestamps import parse_iso_ms
 
+    if format not in ("table", "csv", "json"):
+        raise _fail(ConfigError("--format must be table, csv or json"))
     loaded = _load(config)
     try:
         definitions = load_definitions(loaded.document)
@@ -404,23 +447,51 @@ def preview(
         raise _fail(ConfigError(f"no computed trait or audience {key!r} (nor journey step <journey>.<step>); defined: "
                                 f"{', '.join(definitions.order) or 'none'}", file=loaded.file))
     key = resolved
-    from traitsync.profiles import ProfileStore
-
+    if overlap is not None:
+        resolved_overlap = definitions.resolve(overlap)
+        if resolved_overlap is None:
+            raise _fail(ConfigError(f"no computed trait or audience {overlap!r}; defined: "
+                                    f"{', '.join(definitions.order) or 'none'}", file=loaded.file))
+        overlap = resolved_overlap
+    as_of_ms = None
+    if as_of is not None:
+        as_of_ms = parse_iso_ms(as_of)
+        if as_of_ms is None:
+            raise _fail(ConfigError(f"--as-of {as_of!r} is not an ISO-8601 time"))
     db = _store(config, database_url)
-    result = preview_computation(db, definitions, key, sample)
-    store = ProfileStore(db)
-    console.print(f"{key}: {result.get('status', '?')}, size {result.get('size', 0):,}", soft_wrap=True,
-                  markup=False)
+    try:
+        result = build_preview(db, definitions, key, as_of_ms=as_of_ms, overlap=overlap, sample=sample)
+    except TraitsyncError as exc:
+        raise _fail(exc) from None
+    if format == "csv":
+        sys.stdout.write(members_csv(result))
+        return
+    if format == "json":
+        sys.stdout.write(json.dumps(public(result), indent=2) + "\n")
+        return
+    if as_of is None:
+        status = next((s["status"] for s in computation_summaries(db, definitions) if s["key"] == key), "?")
+        head = f"{key}: {status}, size {result['size']:,}"
+    else:
+        head = f"{key} as of {as_of}: size {result['size']:,}"
+    console.print(head, soft_wrap=True, markup=False)
+    if result["size"]:
+        shares = ", ".join(f"{t} {share:.0%}" for t, share in result["identifier_share"].items() if share)
+        console.print(f"identifiers: {shares}", soft_wrap=True, markup=False)
+    if "overlap" in result:
+        o = result["overlap"]
+        console.print(f"overlap with {o['key']} (size {o['size']:,}): {o['both']:,} in both, "
+                      f"{o['share_of_this']:.0%} of {key}", soft_wrap=True, markup=False)
     if not result["sample"]:
         return
     table = Table()
     table.add_column("user_id", overflow="fold")
     table.add_column("email", overflow="fold")
     table.add_column("value", overflow="fold")
-    rows = [(*_who(store.external_ids(row["profile_id"]), row["profile_id"]), json.dumps(row["value"]))
-            for row in result["sample"]]
-    for row in sorted(rows):
-        table.add_row(*row)
+    for row in result["sample"]:
+        who = row["user_id"] or (f"(anonymous_id:{row['anonymous_id']})" if row["anonymous_id"] else "")
+        value = row.get("value", True)
+        table.add_row(who, row["email"], json.dumps(value))
     console.print(table)
 
 
@@ -467,6 +538,51 @@ def _who(identifiers: list[Any], profile_id: str) -> tuple[str, str]:
         return values["user_id"][0], email
     other = next((f"{t}:{v[0]}" for t, v in values.items() if t != "email"), None)
     return f"({other or profile_id})", email
+
+
+@sql_traits_app.command("run")
+def sql_traits_run(
+    only: Annotated[list[str] | None, typer.Option("--only", help="Run only this SQL trait (repeatable).")] = None,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Run SQL traits now (serve runs them on their schedule): query, match profiles, publish changes."""
+    from traitsync.compute.batch.sql_schedule import SqlTraitScheduler
+    from traitsync.compute.batch.sql_traits import load_sql_traits
+    from traitsync.store import migrate
+
+    loaded = _load(config)
+    try:
+        traits = load_sql_traits(loaded.document)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    known = {t.key for t in traits}
+    for key in only or []:
+        if key not in known:
+            raise _fail(ConfigError(f"no SQL trait {key!r}; defined: {', '.join(sorted(known)) or 'none'}"))
+    db = _database(database_url, loaded.config.storage.durability)
+    migrate(db)
+    scheduler = SqlTraitScheduler(db, [t for t in traits if not only or t.key in only])
+    table = Table(title="SQL traits")
+    for column in ("key", "rows", "matched", "unmatched", "changed"):
+        table.add_column(column, justify="left" if column == "key" else "right")
+    failed = False
+    for trait in scheduler.traits:
+        with err_console.status(f"running {trait.key} ..."):
+            try:
+                from traitsync.compute.batch.sql_traits import run_sql_trait
+
+                result = run_sql_trait(db, trait)
+            except TraitsyncError as exc:
+                err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
+                failed = True
+                continue
+        scheduler.record(trait, int(time.time() * 1000), None)
+        table.add_row(trait.key, f"{result.rows:,}", f"{result.matched:,}", f"{result.unmatched:,}",
+                      f"{result.changed:,}")
+    console.print(table)
+    if failed:
+        raise typer.Exit(code=2)
 
 
 @app.command()

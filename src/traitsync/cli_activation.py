@@ -135,23 +135,65 @@ def sync(destination_id: Annotated[str, typer.Argument(help="A list destination'
         console.print(f"delivered {settled} message{'s' if settled != 1 else ''}")
 
 
+@destinations_app.command("status")
+def destinations_status(destination_id: Annotated[str | None, typer.Argument(help="One destination (default: all).")]
+                        = None, config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
+    """Where each list destination's audiences stand: created, identifiers on the list, held and why."""
+    from traitsync.activation.list_status import list_statuses
+
+    services = _services(config, database_url)
+    dests = [d for d in services.project.activation.list_destinations if destination_id in (None, d.id)]
+    if destination_id is not None and not dests:
+        raise _fail(ConfigError(f"{destination_id!r} is not a list destination in the config"))
+    table = Table(title="List destinations")
+    for col in ("destination", "audience", "state", "list id", "on list", "last sync", "next sync", "note"):
+        table.add_column(col, justify="right" if col == "on list" else "left", overflow="fold")
+    conn = services.identity.db.connect()
+    try:
+        for dest in dests:
+            for st in list_statuses(conn, dest.id):
+                table.add_row(dest.id, st.audience, st.state, st.list_id or "-", f"{st.on_list:,}",
+                              _when(st.last_sync_at_ms), _when(st.next_sync_at_ms), st.held_reason or "")
+        conn.commit()
+    finally:
+        conn.close()
+    console.print(table)
+
+
+def _when(ms: int | None) -> str:
+    return "-" if ms is None else datetime.fromtimestamp(ms / 1000).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
 @destinations_app.command("list")
 def list_adapters() -> None:
-    """Every adapter: what it sends, its default cap and batch size, its required settings."""
+    """Every adapter: what it sends, its default cap and batch size (list destinations: members per
+    operation), the floor of its list sync cadence ("every") and its minimum audience size, its
+    required settings."""
     from traitsync.destinations.registry import ADAPTERS, default_rate
 
     table = Table(title="Destination adapters (kind: in traitsync.yaml)")
     table.add_column("kind", overflow="fold")
-    table.add_column("modes")
+    table.add_column("modes", no_wrap=True)
     table.add_column("cap/s", justify="right")
     table.add_column("batch", justify="right")
+    table.add_column("every", no_wrap=True)
+    table.add_column("min", justify="right", no_wrap=True)
     table.add_column("required settings")
     for slug, adapter in sorted(ADAPTERS.items()):
         required = [name for name, f in adapter.settings_model.model_fields.items() if f.is_required()]
         batch = adapter.list_batch if adapter.modes == {"list"} else adapter.max_batch
+        cadence = f"{_every(adapter.min_list_interval_s)}+" if "list" in adapter.modes else "-"
+        minimum = f"{adapter.min_list_size:,}" if adapter.min_list_size else "-"
         table.add_row(slug, ", ".join(sorted(adapter.modes)), f"{default_rate(adapter):g}", f"{batch:,}",
-                      " ".join(required) or "-")
+                      cadence, minimum, " ".join(required) or "-")
     console.print(table)
+
+
+def _every(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 @destinations_app.command("check")

@@ -35,6 +35,11 @@ def validate_everything(loaded: LoadedConfig) -> ValidationReport:
     report.lines.append(f"definitions: {len(traits)} computed trait(s), {len(audiences)} audience(s)")
     if definitions.journeys:
         report.lines.append(f"journeys: {len(definitions.journeys)} journey(s), {len(steps)} step(s)")
+    from traitsync.compute.batch.sql_traits import load_sql_traits
+
+    sql_traits = load_sql_traits(loaded.document)
+    if sql_traits:
+        report.lines.append(f"sql traits: {', '.join(t.key for t in sql_traits)}")
     for extra in _stage_validators():
         report.lines.extend(extra(loaded, definitions))
     report.ir = {
@@ -79,4 +84,7 @@ def full_json_schema() -> dict[str, Any]:
     for name, sub in destinations.pop("$defs", {}).items():
         schema.setdefault("$defs", {})[name] = sub
     props["destinations"] = destinations
+    from traitsync.compute.batch.sql_traits import sql_traits_json_schema
+
+    props["sql_traits"] = sql_traits_json_schema()
     return schema

@@ -9,6 +9,8 @@ those stages publish, and runs the activation and delivery workers to completion
 from __future__ import annotations
 
 import json
+import re
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,8 +163,51 @@ class Flow:
         return out
 
 
+#: Any plain email address.
+PLAIN_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\.[A-Za-z0-9.]+")
+
+
+def plain_pii(flow: Flow, text: str) -> list[str]:
+    """Plain emails in ``text``, and the flow's phone numbers in any form they could leak in:
+    as written, digits only, without leading zeros, E.164. (Phone digits are matched by value,
+    not by shape: ten digits are also a Google Ads customer id.)"""
+    from traitsync.destinations.pii import InvalidIdentifier, e164
+
+    found = PLAIN_EMAIL.findall(text)
+    for (phone,) in flow.rows("SELECT value FROM profile_external_ids WHERE id_type = 'phone'"):
+        digits = re.sub(r"\D", "", phone)
+        forms = {phone, digits, digits.lstrip("0")}
+        try:
+            forms.add(e164(phone))
+        except InvalidIdentifier:
+            pass
+        found.extend(f for f in sorted(forms) if len(f) >= 7 and f in text)
+    return found
+
+
+def shown_by_the_api(flow: Flow) -> str:
+    """Every API answer about the flow's list destinations: summary (with list status), delivery
+    overview and debugger, as JSON."""
+    from traitsync.activation.routes import debug_entry, destination_summary, overview_dict
+    from traitsync.delivery.overview import recent_messages
+
+    parts: list[Any] = []
+    conn = flow.db.connect()
+    try:
+        for dest in flow.stages.project.activation.list_destinations:
+            parts.append(destination_summary(flow.db, dest, None))
+            parts.append(overview_dict(flow.db, dest.id, 0, 2**62, lists=True))
+            parts.append([debug_entry(e) for e in recent_messages(conn, dest.id, limit=500)])
+    finally:
+        conn.close()
+    return json.dumps(parts)
+
+
 @pytest.fixture
-def flow_factory(db: Database, tmp_path: Path) -> Iterator[Any]:
+def flow_factory(db: Database, tmp_path: Path, request: pytest.FixtureRequest,
+                 capfd: pytest.CaptureFixture[str]) -> Iterator[Any]:
+    """Flows for a test; in the list destination tests, every log line the test printed and every
+    API answer about its list destinations is then scanned: no plain email or phone number."""
     made: list[Flow] = []
 
     def make(destinations: str) -> Flow:
@@ -171,8 +216,17 @@ def flow_factory(db: Database, tmp_path: Path) -> Iterator[Any]:
         return f
 
     yield make
-    for f in made:
-        f.close()
+    try:
+        if request.module.__name__.rsplit(".", 1)[-1].startswith("test_list"):
+            out, err = capfd.readouterr()
+            sys.stdout.write(out)  # still shown if the test fails
+            sys.stderr.write(err)
+            for f in made:
+                found = plain_pii(f, out + err + shown_by_the_api(f))
+                assert found == [], f"plain personal data in logs or API answers: {found[:5]}"
+    finally:
+        for f in made:
+            f.close()
 
 
 def wait_for(predicate: Any, timeout: float = 20.0) -> bool:

@@ -56,3 +56,25 @@ def test_status_replay_and_sync(flow_factory: Any, receiver: Receiver) -> None:
         ("create", 0), ("add", 1)]
     out = runner.invoke(_app(), ["destinations", "sync", "dst_events", *args])
     assert out.exit_code == 2 and "not a list destination" in out.output
+
+
+def test_destinations_list_shows_every_list_adapter_with_its_cadence_and_batch() -> None:
+    from traitsync.destinations.registry import ADAPTERS
+
+    out = CliRunner().invoke(_app(), ["destinations", "list"], env={"COLUMNS": "300"})
+    assert out.exit_code == 0, out.output
+    rows = {cells[0]: cells for line in out.output.splitlines()
+            if len(cells := [c.strip() for c in line.split("│")[1:-1]]) == 7}
+    lists = {slug: a for slug, a in ADAPTERS.items() if a.modes == {"list"}}
+    assert {"facebook_custom_audiences", "google_ads_customer_match", "display_video_360", "snapchat_audiences",
+            "pinterest_audiences", "marketo_static_lists", "responsys_lists", "sendgrid_lists", "iterable_lists",
+            "salesforce_marketing_cloud_lists", "hubspot_lists", "mailchimp_lists"} <= set(lists)
+    for slug, adapter in lists.items():
+        _kind, modes, _cap, batch, cadence, minimum, _required = rows[slug]
+        assert (modes, batch) == ("list", f"{adapter.list_batch:,}"), slug
+        assert minimum == (f"{adapter.min_list_size:,}" if adapter.min_list_size else "-"), slug
+        assert cadence == ("6h+" if adapter.min_list_interval_s == 21600 else "1h+"), slug
+    assert rows["facebook_custom_audiences"][3:6] == ["10,000", "1h+", "100"]
+    assert rows["google_ads_customer_match"][3:6] == ["100,000", "6h+", "100"]
+    assert rows["snapchat_audiences"][3:6] == ["100,000", "1h+", "-"]
+    assert rows["webhook"][1] == "event, list"

@@ -66,6 +66,7 @@ def destination(fake: FakeVendor) -> str:
   - id: dst_fb
     kind: facebook_custom_audiences
     settings: {{access_token: "{TOKEN}", ad_account_id: "1234", endpoint: "{fake.url}/v24.0"}}
+    min_audience_size: 1   # a handful of test members (Meta's own minimum, 100, is tested apart)
     connections:
       - computation: {AUDIENCE}
         id_sync: {{email: all, phone: all}}   # phone is a custom identifier: sent only with ID Sync

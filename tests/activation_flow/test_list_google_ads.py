@@ -45,6 +45,7 @@ def destination(fake: GoogleAdsFake, schedule: str = "") -> str:
   - id: dst_gads
     kind: google_ads_customer_match
     settings: {settings_yaml(fake, login_customer_id='"111-222-3333"')}
+    min_audience_size: 1   # a handful of test members (Google's own minimum, 100, is tested apart)
 {schedule}    connections:
       - computation: {AUDIENCE}
         id_sync: {{email: all, phone: all}}   # phone is a custom identifier: sent only with ID Sync
@@ -145,7 +146,57 @@ def test_a_permanently_rejected_operation_does_not_fail_the_others(flow_factory:
     assert len(google.members("9001")) == 2  # the job ran with the two good operations
     [(state, result)] = flow.rows("SELECT state, result FROM delivery_outbox WHERE id = 2")
     assert state == "delivered"
-    assert json.loads(result) == {"rejected_members": 1, "rejected_codes": ["INVALID_SHA256_FORMAT"]}
+    # The outcome names the rejected member by position (never by value): user0, the first operation.
+    assert json.loads(result) == {"rejected": [0], "rejected_codes": ["INVALID_SHA256_FORMAT"]}
+    held = flow.rows("SELECT id_value FROM activation_list_members ORDER BY id_value")
+    assert [h[0] for h in held] == ["user1@example.com", "user2@example.com"]  # user0 is not on the list
+    flow.sync_lists("dst_gads")  # so the next sync sends exactly that member again
+    assert operations(google)[-1:] == [("create", sha("user0@example.com"))]
+    assert len(google.members("9001")) == 3
+
+
+def test_a_job_is_polled_with_backoff_until_google_says_it_is_done(flow_factory: Any,
+                                                                    google: GoogleAdsFake) -> None:
+    flow = flow_factory(destination(google))
+    member(flow, 1, email="ada@example.com")
+    flow.sync_lists("dst_gads")
+    google.running_polls = 3
+    flow.sync_lists("dst_gads")
+    job = "customers/1234567890/offlineUserDataJobs/5001"
+    assert google.polls == [(job, "RUNNING")] * 3 + [(job, "SUCCESS")]
+    [run] = [i for i, r in enumerate(google.fake.requests) if r.path.endswith(":run")]
+    searches = [r for r in google.fake.requests[run + 1:] if r.path.endswith("googleAds:search")]
+    assert len(searches) == 4 and all(f"offline_user_data_job.resource_name = '{job}'" in r.json()["query"]
+                                      for r in searches)
+    [attempt] = [json.loads(r[0]) for r in flow.rows("SELECT requests FROM delivery_attempts ORDER BY id")[-1:]]
+    assert [r["purpose"] for r in attempt] == ["create job", "add members", "run job", *["poll job"] * 4]
+    assert google.members("9001") == {sha("ada@example.com")}
+    assert google.fake.violations == []
+
+
+def test_a_failed_job_is_retried_as_a_new_job(flow_factory: Any, google: GoogleAdsFake) -> None:
+    flow = flow_factory(destination(google))
+    member(flow, 1, email="ada@example.com")
+    flow.sync_lists("dst_gads")
+    google.fail_next_job = "PROCESSING_ERROR"
+    flow.sync_lists("dst_gads")
+    statuses = [status for _, status in google.polls if status != "RUNNING"]
+    assert statuses == ["FAILED", "SUCCESS"]
+    assert flow.rows("SELECT code FROM delivery_attempts ORDER BY id")[-2:] == [("GOOGLE_JOB_PROCESSING_ERROR",),
+                                                                               (None,)]
+    assert google.members("9001") == {sha("ada@example.com")}
+
+
+def test_a_job_still_running_after_the_wait_is_left_to_google(flow_factory: Any, google: GoogleAdsFake) -> None:
+    flow = flow_factory(destination(google).replace("job_poll_max_s: 0.04", "job_poll_max_s: 0.04, job_wait_s: 0.05"))
+    member(flow, 1, email="ada@example.com")
+    flow.sync_lists("dst_gads")
+    google.running_polls = 100
+    flow.sync_lists("dst_gads")
+    assert len(google.polls) == 2  # after waits of 0.01 and 0.02 s; one more (0.04 s) would pass 0.05 s
+    [(state, result)] = flow.rows("SELECT state, result FROM delivery_outbox WHERE id = 2")
+    assert (state, json.loads(result)) == ("delivered", {"job_status": "RUNNING"})
+    assert flow.rows("SELECT COUNT(*) FROM activation_list_members") == [(1,)]
 
 
 def test_concurrent_modification_and_throttles_are_retried(flow_factory: Any, google: GoogleAdsFake) -> None:

@@ -106,7 +106,8 @@ def test_batch_keeps_good_items_and_names_the_bad_one(live: LiveApp) -> None:
     response = post(live, "/v1/batch", {"batch": batch})
     assert response.status_code == 200
     assert response.json() == {
-        "success": True, "accepted": 2, "duplicates": 0, "code": "multi_user_error",
+        "success": False, "accepted": 2, "duplicates": 0, "code": "multi_user_error",
+        "message": "1 of 3 messages were refused; the others were stored",
         "rejected": [{"index": 1, "code": "event_not_defined", "message": "track requires an event name"}],
     }
     assert [e.message_id for e in stored(live)] == ["good-1", "good-2"]
@@ -130,8 +131,8 @@ def test_batch_level_context_and_integrations_merge_into_items(live: LiveApp) ->
 def test_empty_batch(live: LiveApp) -> None:
     response = post(live, "/v1/batch", {"batch": []})
     assert response.status_code == 200
-    assert response.json() == {"success": True, "accepted": 0, "duplicates": 0, "code": "empty_batch",
-                               "rejected": []}
+    assert response.json() == {"success": False, "accepted": 0, "duplicates": 0, "code": "empty_batch",
+                               "message": "batch is empty", "rejected": []}
 
 
 def test_all_items_bad_reports_empty_batch_result(live: LiveApp) -> None:
@@ -315,7 +316,7 @@ def test_refused_requests_are_recorded_for_their_source(live: LiveApp) -> None:
     debugger = httpx.get(live.base_url + "/api/v1/sources/src_web/debugger",
                          headers={"Authorization": "Bearer admin-token"}).json()
     assert len(debugger["rejections"]) == 2
-    text = httpx.get(live.base_url + "/metrics").text
+    text = httpx.get(live.base_url + "/metrics", headers={"Authorization": "Bearer admin-token"}).text
     assert 'traitsync_events_rejected_total{code="bad_request",source="src_web"} 2.0' in text
     assert 'traitsync_ingest_requests_total{route="/v1/track",status="400"} 2.0' in text
 
@@ -331,7 +332,7 @@ def test_openapi_describes_every_route(live: LiveApp) -> None:
 def test_metrics_count_accepted_and_rejected_by_code(live: LiveApp) -> None:
     post(live, "/v1/batch", {"batch": [{"type": "track", "userId": "u", "event": "A"},
                                        {"type": "track", "event": "B"}]})
-    text = httpx.get(live.base_url + "/metrics").text
+    text = httpx.get(live.base_url + "/metrics", headers={"Authorization": "Bearer admin-token"}).text
     assert 'traitsync_events_accepted_total{source="src_web"} 1.0' in text
     assert 'traitsync_events_rejected_total{code="no_user_anon_id",source="src_web"} 1.0' in text
     assert "traitsync_log_append_seconds_bucket" in text

@@ -66,6 +66,11 @@ class ActivationDestination:
     batch_size: int
 
     @property
+    def min_audience_size(self) -> int:
+        """A new list is held until the audience has this many members (0: never held)."""
+        return self.resolved.min_audience_size if self.mode == "list" else 0
+
+    @property
     def required_traits(self) -> frozenset[str]:
         """Profile traits the adapter needs on every item (the seeds' "additional identifiers")."""
         return self.resolved.adapter.required_traits
@@ -73,6 +78,11 @@ class ActivationDestination:
     @property
     def id(self) -> str:
         return self.resolved.config.id
+
+    @property
+    def consent_categories(self) -> tuple[str, ...]:
+        """Categories a profile must allow for this destination to receive anything about it."""
+        return tuple(self.resolved.config.consent_categories)
 
     @property
     def name(self) -> str:
@@ -134,6 +144,9 @@ def load_activation(loaded: LoadedConfig, definitions: Definitions) -> Activatio
     doc = loaded.document
     data: Mapping[str, Any] = doc.data if isinstance(doc.data, dict) else {}
     resolved = parse_destinations(doc, data.get("destinations"))
+    from traitsync.compute.batch.sql_traits import load_sql_traits
+
+    sql_traits = {t.key: t for t in load_sql_traits(doc)}
     space_id = loaded.config.space_id
     out: list[ActivationDestination] = []
     for i, dest in enumerate(resolved):
@@ -144,9 +157,27 @@ def load_activation(loaded: LoadedConfig, definitions: Definitions) -> Activatio
             path: KeyPath = ("destinations", i, "connections", j) if isinstance(j, int) else j
             key = definitions.resolve(conn.computation)
             definition = definitions.get(key) if key is not None else None
+            sql_trait = sql_traits.get(conn.computation)
+            if definition is None and sql_trait is not None:
+                if conn.computation in seen:
+                    raise doc.error((*path, "computation"), f"{conn.computation!r} is connected twice to "
+                                    f"destination {dest.config.id!r}; one connection per computation")
+                seen.add(conn.computation)
+                if mode != "event" or set(conn.send) != {"identify"}:
+                    raise doc.error((*path, "send"), f"SQL trait {conn.computation!r} is sent as identify only "
+                                    "(send: [identify]) to an event destination")
+                ref = ComputationRef(id=sql_trait.id, key=sql_trait.key, kind="trait",
+                                     name=sql_trait.name or sql_trait.key.replace("_", " ").title(), spread=True)
+                links.append(DestinationLink(ref, ConnectionSettings(send_identify=True, send_track=False,
+                                                                     include_anonymous=conn.include_anonymous,
+                                                                     id_sync=dict(conn.id_sync)
+                                                                     if conn.id_sync is not None else None),
+                                             path, tuple(conn.enrich_traits)))
+                continue
             if definition is None:
                 raise doc.error((*path, "computation"), f"unknown computation {conn.computation!r}; "
-                                f"connect a computed trait, audience or journey step ({_known(definitions)})")
+                                f"connect a computed trait, audience, journey step or SQL trait "
+                                f"({_known(definitions, sql_traits)})")
             if definition.key in seen:
                 raise doc.error((*path, "computation"), f"{conn.computation!r} is connected twice to "
                                 f"destination {dest.config.id!r}; one connection per computation")
@@ -183,8 +214,8 @@ def load_activation(loaded: LoadedConfig, definitions: Definitions) -> Activatio
     return ActivationConfig(space_id=space_id, destinations=tuple(out))
 
 
-def _known(definitions: Definitions) -> str:
-    names = [k for k in definitions if not isinstance(definitions[k], JourneyStep)]
+def _known(definitions: Definitions, sql_traits: Mapping[str, Any]) -> str:
+    names = [k for k in definitions if not isinstance(definitions[k], JourneyStep)] + list(sql_traits)
     names += [f"{j.key}.{s.key}" for j in definitions.journeys.values() for s in j.steps]
     return ", ".join(sorted(names)) or "none are defined"
 

@@ -6,12 +6,15 @@ is confirmed created. A sync:
 
 1. waits while the previous sync of that audience still has undelivered operations (a diff
    against membership that has not been confirmed yet would upload the same members twice);
-2. reads the members from ``computed_values`` and their identifiers (ID Sync applies; removes
-   go to every identifier the list holds, whatever ID Sync selects now);
-3. plans with ``diff.plan_list_sync``: the first sync creates the list (named after the
-   audience) and adds every member; later syncs only add and remove;
-4. enqueues ``audience_list`` operations in the adapter's batch size, ordered per audience
-   (create, removes, adds), in one transaction with the schedule update.
+2. holds a list not yet created while the audience is below the vendor's minimum size
+   (Facebook, Google: 100), with the reason stored for the status views;
+3. computes adds and removes in SQL (``list_members``): the selected identifiers of current
+   members against the identifiers the list is confirmed to hold (removes go to every identifier
+   the list holds that no member's selection includes, whatever ID Sync selected when it was
+   added); the first sync creates the list (named after the audience) and adds every member;
+4. streams them in the adapter's batch size and enqueues each batch as it comes, ordered per
+   audience (create, removes, adds), in one transaction with the schedule update. Memory is one
+   batch, whatever the audience's size.
 
 Membership moves forward in ``state.confirm_list_operation`` when activation folds the delivery
 receipt, so a dead batch is simply planned again at the next sync (under a new sync id, hence
@@ -31,20 +34,18 @@ sync ID``) runs one regardless of the clock.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
 from traitsync.activation.config import ActivationConfig, ActivationDestination, DestinationLink
-from traitsync.activation.diff import ListMember, plan_list_sync
-from traitsync.activation.ids import select_identifiers
-from traitsync.activation.payloads import list_messages
-from traitsync.activation.profiles import load_identifiers
+from traitsync.activation.consent import consenting
+from traitsync.activation.diff import ListMember
+from traitsync.activation.list_members import count_members, strategies, stream_adds, stream_held, stream_removes
+from traitsync.activation.payloads import list_message
 from traitsync.activation.state import LIST_META, apply_receipts
-from traitsync.activation.types import Identifier
+from traitsync.activation.types import ComputationRef
 from traitsync.delivery import receipts
 from traitsync.delivery.outbox import Outbox, now_ms
 from traitsync.destinations.base import LIST_GONE
@@ -68,6 +69,8 @@ class ListSyncResult:
     removes: int = 0
     messages: int = 0
     skipped: str | None = None
+    #: Below the vendor's minimum audience size: nothing was sent (``skipped`` says why).
+    held: bool = False
 
 
 class ListScheduler(PollingWorker):
@@ -142,44 +145,68 @@ class ListScheduler(PollingWorker):
                         destination=dest.id, audience=comp.key, list_id=external_id)
             self._forget_list(conn, dest.id, comp.id)
             created, external_id = False, None
+        plan = strategies(link.settings.id_sync, link.settings.include_anonymous)
+        if not created and dest.min_audience_size > 0:
+            size = count_members(conn, comp.key, plan)
+            if size < dest.min_audience_size:
+                return self._hold(conn, dest, comp.key, comp.id, size, now)
+        batches = _Batches(self, conn, dest, comp, seq + 1, now, external_id)
+        if not created:
+            batches.enqueue("create", [])
         id_first = dest.resolved.adapter.list_id_before_members
-        uploaded = self._uploaded(conn, dest.id, comp.id) if created else None
-        members = {} if id_first and not created else self._members(conn, comp.key, link)
-        diff = plan_list_sync(uploaded, members)
-        messages = list_messages(comp, diff, dest.target, sync_id=str(seq + 1), timestamp_ms=now,
-                                 batch_size=dest.batch_size)
-        metas = self._metas(comp.id, diff.create, diff.removes, diff.adds, dest.batch_size)
-        for message, meta in zip(messages, metas, strict=True):
-            if external_id:
-                message["context"]["personas"]["external_audience_id"] = external_id
-            self.outbox.enqueue(conn, dest.id, list_order_key(comp.id), message, computation_id=comp.id, meta=meta,
-                                at_ms=now)
+        if created or not id_first:
+            size = max(1, dest.batch_size)
+            categories = dest.consent_categories
+            removed: set[tuple[str, str]] = set()
+            if created:  # a list never created holds nothing to remove
+                for members in stream_removes(conn, dest.id, comp.id, comp.key, plan, size):
+                    if categories:
+                        removed.update((m.identifier.type, m.identifier.value) for m in members)
+                    batches.enqueue("remove", members)
+                if categories:  # a member that withdrew consent leaves the list
+                    for held in stream_held(conn, dest.id, comp.id, size):
+                        allowed = consenting(conn, [m.profile_id for m in held], categories)
+                        gone = [m for m in held if m.profile_id not in allowed
+                                and (m.identifier.type, m.identifier.value) not in removed]
+                        if gone:
+                            batches.enqueue("remove", gone)
+            for members in stream_adds(conn, dest.id, comp.id, comp.key, plan, size):
+                if categories:  # only consenting members are uploaded
+                    allowed = consenting(conn, [m.profile_id for m in members], categories)
+                    members = [m for m in members if m.profile_id in allowed]
+                if members:
+                    batches.enqueue("add", members)
         # A create sent alone is the first half of the first sync: the upload follows as soon as the
         # vendor's id is confirmed, not a whole schedule later.
-        next_sync = now if (id_first and diff.create) else now + int(dest.interval_s * 1000)
-        conn.execute("UPDATE activation_lists SET sync_seq = ?, last_sync_at_ms = ?, next_sync_at_ms = ?"
-                     " WHERE destination_id = ? AND computation_id = ?",
+        next_sync = now if (id_first and not created) else now + int(dest.interval_s * 1000)
+        conn.execute("UPDATE activation_lists SET sync_seq = ?, last_sync_at_ms = ?, next_sync_at_ms = ?,"
+                     " held_reason = NULL WHERE destination_id = ? AND computation_id = ?",
                      (seq + 1, now, next_sync, dest.id, comp.id))
-        if messages:
-            log.info("list sync", destination=dest.id, audience=comp.key, adds=len(diff.adds),
-                     removes=len(diff.removes), created=diff.create)
-        return ListSyncResult(dest.id, comp.key, created=diff.create, adds=len(diff.adds), removes=len(diff.removes),
-                              messages=len(messages))
+        if batches.messages:
+            log.info("list sync", destination=dest.id, audience=comp.key, adds=batches.counts["add"],
+                     removes=batches.counts["remove"], created=not created)
+        return ListSyncResult(dest.id, comp.key, created=not created, adds=batches.counts["add"],
+                              removes=batches.counts["remove"], messages=batches.messages)
 
-    @staticmethod
-    def _metas(computation_id: str, create: bool, removes: Sequence[ListMember], adds: Sequence[ListMember],
-               batch_size: int) -> list[dict[str, Any]]:
-        """The delivery hook's view of each message, batched exactly as ``list_messages`` batches."""
-        out: list[dict[str, Any]] = []
-        if create:
-            out.append({"confirms": LIST_META, "computation_id": computation_id, "action": "create", "members": []})
-        size = max(1, batch_size)
-        for action, members in (("remove", removes), ("add", adds)):
-            for start in range(0, len(members), size):
-                out.append({"confirms": LIST_META, "computation_id": computation_id, "action": action,
-                            "members": [[m.profile_id, m.identifier.type, m.identifier.value]
-                                        for m in members[start:start + size]]})
-        return out
+    def _hold(self, conn: Connection, dest: ActivationDestination, computation_key: str, computation_id: str,
+              size: int, now: int) -> ListSyncResult:
+        """Keep a new list from being created while the audience is below the vendor's minimum.
+
+        Vendors do not serve smaller audiences (Facebook, Google: 100), and creating one early
+        would only make an empty list appear in the ad account. The reason is stored for the
+        status views, and the check runs again at each tick of the schedule, so the list is
+        created and uploaded as soon as the audience is big enough.
+        """
+        vendor = dest.resolved.adapter.name
+        reason = (f"held: {size} member{'s' if size != 1 else ''} with an identifier for this destination;"
+                  f" {vendor} needs at least {dest.min_audience_size}. The list is created and uploaded"
+                  " once the audience reaches that size.")
+        conn.execute("UPDATE activation_lists SET held_reason = ?, member_count = ?, next_sync_at_ms = ?"
+                     " WHERE destination_id = ? AND computation_id = ?",
+                     (reason, size, now + int(dest.interval_s * 1000), dest.id, computation_id))
+        log.info("list sync held below the vendor's minimum audience size", destination=dest.id,
+                 audience=computation_key, members=size, minimum=dest.min_audience_size)
+        return ListSyncResult(dest.id, computation_key, skipped=reason, held=True)
 
     @staticmethod
     def _forget_list(conn: Connection, destination_id: str, computation_id: str) -> None:
@@ -188,25 +215,28 @@ class ListScheduler(PollingWorker):
         conn.execute("DELETE FROM activation_list_members WHERE destination_id = ? AND computation_id = ?",
                      (destination_id, computation_id))
 
-    @staticmethod
-    def _uploaded(conn: Connection, destination_id: str, computation_id: str) -> dict[str, frozenset[Identifier]]:
-        held: dict[str, set[Identifier]] = {}
-        for pid, id_type, value in conn.fetchall(
-                "SELECT profile_id, id_type, id_value FROM activation_list_members WHERE destination_id = ?"
-                " AND computation_id = ?", (destination_id, computation_id)):
-            held.setdefault(str(pid), set()).add(Identifier(str(id_type), str(value)))
-        return {pid: frozenset(ids) for pid, ids in held.items()}
 
-    @staticmethod
-    def _members(conn: Connection, computation_key: str, link: DestinationLink) -> dict[str, list[Identifier]]:
-        rows = conn.fetchall("SELECT profile_id, value FROM computed_values WHERE computation_key = ?",
-                             (computation_key,))
-        profiles = [str(pid) for pid, value in rows if value is not None and json.loads(value) is True]
-        identifiers = load_identifiers(conn, profiles)
-        out: dict[str, list[Identifier]] = {}
-        for pid in profiles:
-            selected = select_identifiers(identifiers.get(pid, []), id_sync=link.settings.id_sync,
-                                          include_anonymous=link.settings.include_anonymous)
-            if selected:
-                out[pid] = selected
-        return out
+class _Batches:
+    """Enqueues one sync run's operations as they stream in: each ``audience_list`` message with the
+    delivery hook's view of it (``meta``: the members to fold into the confirmed snapshot)."""
+
+    def __init__(self, scheduler: ListScheduler, conn: Connection, dest: ActivationDestination,
+                 computation: ComputationRef, sync_seq: int, now: int, external_id: str | None) -> None:
+        self.scheduler, self.conn, self.dest, self.computation = scheduler, conn, dest, computation
+        self.sync_id, self.now, self.external_id = str(sync_seq), now, external_id
+        self.counts = {"create": 0, "add": 0, "remove": 0}
+        self.index = {"create": 0, "add": 0, "remove": 0}
+        self.messages = 0
+
+    def enqueue(self, action: str, members: Sequence[ListMember]) -> None:
+        message = list_message(self.computation, action, self.index[action], members, self.dest.target,
+                               sync_id=self.sync_id, timestamp_ms=self.now)
+        if self.external_id:
+            message["context"]["personas"]["external_audience_id"] = self.external_id
+        meta = {"confirms": LIST_META, "computation_id": self.computation.id, "action": action,
+                "members": [[m.profile_id, m.identifier.type, m.identifier.value] for m in members]}
+        self.scheduler.outbox.enqueue(self.conn, self.dest.id, list_order_key(self.computation.id), message,
+                                      computation_id=self.computation.id, meta=meta, at_ms=self.now)
+        self.index[action] += 1
+        self.counts[action] += len(members) if action != "create" else 1
+        self.messages += 1

@@ -82,7 +82,10 @@ def identify_message(computation: ComputationRef, value: Any, identifier: Identi
     """``identify`` with ``traits.{key: value}`` (audiences: true/false)."""
     message, extras = _base("identify", computation, target, profile_id=profile_id, identifier=identifier,
                             profile_identifiers=profile_identifiers, version=version, timestamp_ms=timestamp_ms)
-    message["traits"] = {**extras, computation.key: value}
+    if computation.spread:  # an SQL trait: every column is a trait (segment-spec 5.2)
+        message["traits"] = {**extras, **(value if isinstance(value, dict) else {})}
+    else:
+        message["traits"] = {**extras, computation.key: value}
     message["messageId"] = message_id(computation.id, profile_id, identifier, version, "identify", value)
     return message
 
@@ -136,29 +139,32 @@ def activate(change: ResultChange, snapshot: Snapshot | None, profile_identifier
     return plan, event_messages(change, plan.sends, target, connection, profile_identifiers=profile_identifiers)
 
 
+def list_message(computation: ComputationRef, action: str, batch: int, members: Sequence[ListMember],
+                 target: ActivationTarget, *, sync_id: str, timestamp_ms: int) -> Message:
+    """One ``audience_list`` operation: ``create`` (no members), or the ``batch``-th ``add``/``remove``
+    batch of a sync run. Its id is stable for the same sync run and members, so a re-run of the same
+    scheduled sync enqueues nothing new."""
+    idents = [m.identifier for m in members]
+    return {"type": LIST_MESSAGE_TYPE, "action": action,
+            "audience": {"id": computation.id, "key": computation.key, "name": computation.name},
+            "members": [{"type": i.type, "value": i.value} for i in idents],
+            "context": {"personas": personas_context(computation, target.space_id)},
+            "integrations": integrations(target.destination_name),
+            "messageId": list_message_id(computation.id, target.destination_id, sync_id, action, batch, idents),
+            "timestamp": iso_timestamp(timestamp_ms)}
+
+
 def list_messages(computation: ComputationRef, diff: ListDiff, target: ActivationTarget, *, sync_id: str,
                   timestamp_ms: int, batch_size: int) -> list[Message]:
-    """``audience_list`` operations for one sync run: create (if new), then removes, then adds.
-
-    Batches hold at most ``batch_size`` members (the adapter's ``max_batch``); ids are stable for
-    the same ``sync_id`` so a re-run of the same scheduled sync enqueues nothing new.
-    """
+    """Every operation of a planned ``ListDiff`` in order: create (if new), then removes, then adds,
+    in batches of at most ``batch_size`` members. (The scheduler streams batches from SQL instead;
+    this form serves small diffs planned in memory.)"""
     out: list[Message] = []
-    audience = {"id": computation.id, "key": computation.key, "name": computation.name}
-
-    def op(action: str, batch: int, members: Sequence[ListMember]) -> Message:
-        idents = [m.identifier for m in members]
-        return {"type": LIST_MESSAGE_TYPE, "action": action, "audience": audience,
-                "members": [{"type": i.type, "value": i.value} for i in idents],
-                "context": {"personas": personas_context(computation, target.space_id)},
-                "integrations": integrations(target.destination_name),
-                "messageId": list_message_id(computation.id, target.destination_id, sync_id, action, batch, idents),
-                "timestamp": iso_timestamp(timestamp_ms)}
-
+    common: dict[str, Any] = {"sync_id": sync_id, "timestamp_ms": timestamp_ms}
     if diff.create:
-        out.append(op("create", 0, ()))
+        out.append(list_message(computation, "create", 0, (), target, **common))
     size = max(1, batch_size)
     for action, members in (("remove", diff.removes), ("add", diff.adds)):
         for batch, start in enumerate(range(0, len(members), size)):
-            out.append(op(action, batch, members[start:start + size]))
+            out.append(list_message(computation, action, batch, members[start:start + size], target, **common))
     return out

@@ -18,6 +18,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from traitsync.activation.config import ActivationConfig, ActivationDestination
+from traitsync.activation.list_status import list_statuses
 from traitsync.activation.lists import ListScheduler
 from traitsync.delivery.outbox import DEAD, DELIVERED, FILTERED, IN_FLIGHT, PENDING, RETRY_WAIT, Outbox, now_ms
 from traitsync.delivery.overview import DebugEntry, delivery_overview, recent_messages
@@ -34,7 +35,7 @@ def parse_time_ms(value: str | None, default: int) -> int:
     if value is None or value == "":
         return default
     text = value.strip()
-    if text.lstrip("-").isdigit():
+    if text.lstrip("-").isascii() and text.lstrip("-").isdigit():  # "³".isdigit() is true, int("³") fails
         return int(text)
     try:
         return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
@@ -49,6 +50,7 @@ def destination_summary(db: Database, dest: ActivationDestination, target: Deliv
     try:
         counts = Outbox(db).state_counts(conn, dest.id)
         until_ms, pause_code = paused_until(conn, dest.id)
+        lists = [s.as_dict() for s in list_statuses(conn, dest.id)] if dest.mode == "list" else None
         conn.commit()
     finally:
         conn.close()
@@ -68,6 +70,8 @@ def destination_summary(db: Database, dest: ActivationDestination, target: Deliv
         "paused": paused,
         "paused_until_ms": until_ms if paused else None,
         "pause_code": pause_code if paused else None,
+        "min_audience_size": dest.min_audience_size if dest.mode == "list" else None,
+        "lists": lists,
     }
 
 
@@ -81,15 +85,64 @@ def debug_entry(entry: DebugEntry) -> dict[str, Any]:
                          for a in entry.attempts]}
 
 
-def overview_dict(db: Database, destination_id: str, since_ms: int, until_ms: int) -> dict[str, Any]:
+def overview_dict(db: Database, destination_id: str, since_ms: int, until_ms: int, *,
+                  lists: bool = False) -> dict[str, Any]:
+    """The overview's stages; with ``lists`` (a list destination) also where each audience's list
+    stands, so a sync held below the vendor's minimum size shows here with its reason."""
     conn = db.connect()
     try:
         view = delivery_overview(conn, since_ms=since_ms, until_ms=until_ms, destination_id=destination_id)
+        held = [s.as_dict() for s in list_statuses(conn, destination_id)] if lists else None
+        conn.commit()
     finally:
         conn.close()
     body = view[destination_id].as_dict()
-    return {**body, "since_ms": since_ms, "until_ms": until_ms,
-            "total": view[destination_id].total}
+    out = {**body, "since_ms": since_ms, "until_ms": until_ms, "total": view[destination_id].total}
+    if held is not None:
+        out["lists"] = held
+    return out
+
+
+_INT = {"type": "integer"}
+_NULLABLE_INT = {"type": ["integer", "null"]}
+_COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
+_SUMMARY = {
+    "type": "object", "required": ["id", "name", "kind", "mode", "connections", "states", "paused"],
+    "properties": {
+        "id": {"type": "string"}, "name": {"type": "string"}, "kind": {"type": "string"},
+        "mode": {"type": "string", "enum": ["event", "list"]}, "rate_per_second": {"type": ["number", "null"]},
+        "concurrency": _NULLABLE_INT, "batch_size": _INT, "schedule_seconds": {"type": ["number", "null"]},
+        "connections": {"type": "array", "items": {"type": "object", "properties": {
+            "computation": {"type": "string"}, "computation_id": {"type": "string"},
+            "computation_class": {"type": "string"}, "send": {"type": "array", "items": {"type": "string"}}}}},
+        "states": _COUNTS, "paused": {"type": "boolean"}, "paused_until_ms": _NULLABLE_INT,
+        "pause_code": {"type": ["string", "null"]}}}
+_OVERVIEW = {
+    "type": "object", "required": ["destination_id", *STAGES, "since_ms", "until_ms", "total"],
+    "properties": {"destination_id": {"type": "string"}, "filtered_at_destination": _COUNTS, "pending": _INT,
+                   "pending_retry": _INT, "failed_delivery": _COUNTS, "successful_delivery": _INT,
+                   "retried_then_delivered": _INT, "since_ms": _INT, "until_ms": _INT, "total": _INT}}
+_DEBUGGER = {
+    "type": "object", "required": ["destination_id", "messages"],
+    "properties": {"destination_id": {"type": "string"}, "messages": {"type": "array", "items": {
+        "type": "object", "required": ["outbox_id", "messageId", "type", "state", "attempts"],
+        "properties": {"outbox_id": _INT, "messageId": {"type": "string"}, "type": {"type": "string"},
+                       "state": {"type": "string"}, "created_at_ms": _INT,
+                       "last_error_code": {"type": ["string", "null"]}, "message": {},
+                       "attempts": {"type": "array", "items": {"type": "object"}}}}}}}
+_SYNC = {"type": "object", "required": ["destination_id", "syncs"],
+         "properties": {"destination_id": {"type": "string"}, "syncs": {"type": "array", "items": {
+             "type": "object", "properties": {"destination_id": {"type": "string"},
+                                              "computation_key": {"type": "string"}, "created": {"type": "boolean"},
+                                              "adds": _INT, "removes": _INT, "messages": _INT,
+                                              "skipped": {"type": ["string", "null"]}}}}}}
+
+
+def _ok(schema: dict[str, Any], **more: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    out: dict[int | str, dict[str, Any]] = {200: {"description": "OK",
+                                                  "content": {"application/json": {"schema": schema}}}}
+    out.update(more)
+    return out
 
 
 def destinations_router(db: Database, config: ActivationConfig, targets: Sequence[DeliveryTarget],
@@ -106,21 +159,25 @@ def destinations_router(db: Database, config: ActivationConfig, targets: Sequenc
             raise HTTPException(404, detail={"code": "not_found", "message": f"no destination {destination_id!r}"})
         return dest
 
-    @router.get("/destinations", summary="Destinations with their kind, rate and outbox state counts")
+    @router.get("/destinations", summary="Destinations with their kind, rate and outbox state counts",
+                response_model=None, responses=_ok({"type": "object", "required": ["destinations"], "properties": {
+                    "destinations": {"type": "array", "items": _SUMMARY}}}))
     def list_destinations() -> dict[str, Any]:
         return {"destinations": [destination_summary(db, d, target_of.get(d.id)) for d in config.destinations]}
 
-    @router.get("/destinations/{destination_id}/delivery-overview", summary="Delivery Overview stages")
+    @router.get("/destinations/{destination_id}/delivery-overview", summary="Delivery Overview stages",
+                response_model=None, responses=_ok(_OVERVIEW))
     def overview(destination_id: str, since: str | None = None, until: str | None = None) -> dict[str, Any]:
-        find(destination_id)
+        dest = find(destination_id)
         now = now_ms()
         until_ms = parse_time_ms(until, now + 1)
         since_ms = parse_time_ms(since, until_ms - DAY_MS)
         if since_ms >= until_ms:
             raise HTTPException(400, detail={"code": "bad_range", "message": "since must be before until"})
-        return overview_dict(db, destination_id, since_ms, until_ms)
+        return overview_dict(db, destination_id, since_ms, until_ms, lists=dest.mode == "list")
 
-    @router.get("/destinations/{destination_id}/debugger", summary="Last messages with attempts and outcomes")
+    @router.get("/destinations/{destination_id}/debugger", summary="Last messages with attempts and outcomes",
+                response_model=None, responses=_ok(_DEBUGGER))
     def debugger(destination_id: str, limit: int = 50) -> dict[str, Any]:
         find(destination_id)
         conn = db.connect()
@@ -130,7 +187,9 @@ def destinations_router(db: Database, config: ActivationConfig, targets: Sequenc
             conn.close()
         return {"destination_id": destination_id, "messages": [debug_entry(e) for e in entries]}
 
-    @router.post("/destinations/{destination_id}/sync", summary="Sync a list destination now")
+    @router.post("/destinations/{destination_id}/sync", summary="Sync a list destination now", response_model=None,
+                 responses=_ok(_SYNC, **{"409": {"description": "`not_a_list_destination`: event destinations "
+                                                 "sync by themselves"}}))
     def sync_now(destination_id: str) -> dict[str, Any]:
         dest = find(destination_id)
         if dest.mode != "list" or scheduler is None:

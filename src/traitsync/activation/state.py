@@ -175,7 +175,11 @@ def apply_receipts(conn: Connection, *, limit: int = 1000) -> int:
 
 def confirm_list_operation(conn: Connection, destination_id: str, meta: Mapping[str, Any],
                            result: Mapping[str, Any] | None) -> None:
-    """Fold one delivered list operation: the list now holds what was delivered."""
+    """Fold one delivered list operation: the list now holds what was delivered.
+
+    Members the vendor rejected for good (``result["rejected"]``: their positions in the
+    operation) did not change on the list: an add leaves them off, a remove leaves them on, so
+    the next sync sends them again."""
     comp = str(meta["computation_id"])
     action = meta.get("action")
     if action == "create":
@@ -183,7 +187,8 @@ def confirm_list_operation(conn: Connection, destination_id: str, meta: Mapping[
         conn.execute("UPDATE activation_lists SET created = ?, external_id = COALESCE(?, external_id)"
                      " WHERE destination_id = ? AND computation_id = ?", (True, external, destination_id, comp))
         return
-    members = [(str(p), str(t), str(v)) for p, t, v in meta.get("members", [])]
+    rejected = {int(i) for i in (result or {}).get("rejected") or ()}
+    members = [(str(p), str(t), str(v)) for n, (p, t, v) in enumerate(meta.get("members", [])) if n not in rejected]
     if action == "add":
         conn.executemany(
             "INSERT INTO activation_list_members (destination_id, computation_id, id_type, id_value, profile_id,"

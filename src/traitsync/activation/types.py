@@ -34,6 +34,8 @@ class ComputationRef:
     key: str
     kind: ComputationKind
     name: str
+    #: An SQL trait: its value is an object of columns, sent as that many traits in one identify.
+    spread: bool = False
 
 
 @dataclass(frozen=True, order=True)

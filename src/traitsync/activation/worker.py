@@ -45,6 +45,7 @@ from typing import Any
 import structlog
 
 from traitsync.activation.config import ActivationConfig, ActivationDestination, DestinationLink
+from traitsync.activation.consent import FILTERED_BY_CONSENT, consented
 from traitsync.activation.diff import Snapshot, has_value
 from traitsync.activation.payloads import activate
 from traitsync.activation.profiles import load_identifiers, load_traits
@@ -320,6 +321,9 @@ class ActivationWorker(OwnedConnection, PollingWorker):
         plan, messages = activate(change, snap, idents, dest.target, w.link.settings)
         if plan.sends:
             owner = w.survivor or w.profile_id
+            # Held back, and shown as filtered in the overview, for a profile that has not consented.
+            withheld = FILTERED_BY_CONSENT if dest.consent_categories and not consented(
+                conn, owner, dest.consent_categories) else None
             profile_traits = traits.get(owner, {})
             adapter_input = _adapter_input(snap, {k: profile_traits[k] for k in dest.required_traits
                                                   if k in profile_traits})
@@ -328,7 +332,7 @@ class ActivationWorker(OwnedConnection, PollingWorker):
                 outgoing.append(self.outbox.row(
                     dest.id, w.profile_id, message, computation_id=change.computation.id,
                     meta=send_meta(w.profile_id, change.computation.id, send, change.version),
-                    at_ms=self.clock(), adapter_input=adapter_input))
+                    at_ms=self.clock(), adapter_input=adapter_input, filtered_reason=withheld))
             pending.add(key)
         elif plan.snapshot is not None and plan.snapshot != snap and key not in pending:
             # Nothing to deliver (baseline, no identifiers yet, a newer version of the same value):

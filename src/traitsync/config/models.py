@@ -64,19 +64,76 @@ class SourceConfig(_Strict):
 
 
 class ProfileApiConfig(_Strict):
-    access_secret: SecretStr
+    """The space's access secrets; several may be valid at once, so a secret rotates without downtime."""
+
+    access_secret: SecretStr | None = None
+    access_secrets: list[SecretStr] = Field(default_factory=list)
+
+    def secrets(self) -> list[str]:
+        found = [s.get_secret_value() for s in ([self.access_secret] if self.access_secret else [])]
+        return found + [s.get_secret_value() for s in self.access_secrets if s.get_secret_value() not in found]
+
+
+Role = Literal["read-only", "admin"]
+
+
+class TokenConfig(_Strict):
+    """A named management token: give ``token_sha256`` (``traitsync tokens hash``) to keep the
+    token itself out of the file, or ``token`` (often ``${VAR}``)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    role: Role = "read-only"
+    token: SecretStr | None = None
+    token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
 class ManagementApiConfig(_Strict):
-    """Bearer token for ``/api/v1/*``; without one the management API answers 401 to everyone."""
+    """Bearer tokens for ``/api/v1/*``: ``token`` is an admin token named ``default``; ``tokens``
+    adds named ones with roles. Tokens made with ``traitsync tokens create`` live in the store and
+    work at once, without a restart. With none at all the management API answers 401 to everyone."""
 
-    token: SecretStr
+    token: SecretStr | None = None
+    tokens: list[TokenConfig] = Field(default_factory=list)
+    public_metrics: bool = Field(default=False, description="Serve /metrics without a token (by default it "
+                                 "needs one, read-only is enough: its labels name sources and destinations)")
+
+
+class PrivacyConfig(_Strict):
+    """``send_exits``: when a profile is deleted, send its audience exits to connected destinations."""
+
+    send_exits: bool = True
 
 
 class StorageConfig(_Strict):
     """``durability: full`` trades ingest speed for surviving power loss (synchronous=FULL)."""
 
     durability: Literal["normal", "full"] = "normal"
+
+
+_DURATION = r"^\s*\d+\s*[smhd]\s*$"
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_ms(text: str) -> int:
+    """``90s``, ``15m``, ``12h``, ``14d`` -> milliseconds."""
+    value = text.strip()
+    return int(value[:-1].strip()) * _UNIT_SECONDS[value[-1]] * 1000
+
+
+class RetentionConfig(_Strict):
+    """How long operational rows are kept; the workers delete older ones in bounded steps.
+
+    Defaults follow what reads them: the source debugger and Delivery Overview look back up to
+    two weeks. Dead-lettered outbox rows are kept (``traitsync deliveries replay`` needs them),
+    and the event log is kept: it is the truth everything is rebuilt from.
+    """
+
+    rejections: str = Field(default="14d", pattern=_DURATION)
+    delivery_attempts: str = Field(default="14d", pattern=_DURATION)
+    delivered_outbox: str = Field(default="14d", pattern=_DURATION, description="Delivered and filtered rows")
+    computation_results: str = Field(default="30d", pattern=_DURATION, description="Only rows activation has read")
+    every: str = Field(default="1m", pattern=_DURATION, description="How often the workers run it")
+    batch: int = Field(default=5000, ge=1, le=1_000_000, description="Most rows deleted per table per run")
 
 
 class EngineConfig(_Strict):
@@ -97,11 +154,14 @@ class TraitsyncConfig(_Strict):
     profile_api: ProfileApiConfig | None = None
     management_api: ManagementApiConfig | None = None
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     identity: dict[str, Any] | None = None
     computed_traits: list[dict[str, Any]] = Field(default_factory=list)
     audiences: list[dict[str, Any]] = Field(default_factory=list)
     journeys: list[dict[str, Any]] = Field(default_factory=list)
+    sql_traits: list[dict[str, Any]] = Field(default_factory=list)
     destinations: list[dict[str, Any]] = Field(default_factory=list)
 
     def source_by_write_key(self) -> dict[str, SourceConfig]:

@@ -83,6 +83,8 @@ class Executor:
     def _send(self, request: Request, purpose: str, result: ExchangeResult) -> Response:
         if not result.sent_any and (self.stop.is_set() or self.hold()):
             raise Stopped  # stopping, or the destination was paused while this batch waited
+        if request.delay > 0:
+            self.stop.wait(request.delay)  # a job poll backing off; stopping cuts the wait short
         while True:
             wait = self.limiter.acquire(1)
             if wait <= 0:

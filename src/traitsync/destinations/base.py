@@ -205,6 +205,9 @@ class Destination(Generic[S]):
     list_id_before_members: bool = False
     #: Most members one list operation carries (0: ``max_batch``); Facebook 10,000, Snapchat 100,000.
     members_per_operation: int = 0
+    #: Smallest audience the vendor serves (Facebook, Google: 100). A list is not created below it:
+    #: the sync is held, with the reason in the destination's status, until the audience grows.
+    min_list_size: int = 0
     #: A vendor that throttles inside a 2xx answer (Marketo 606): how long to back off, or None.
     #: Delivery feeds it to the rate limiter as it does a 429, so every process slows down.
     throttle: Callable[[Response], float | None] | None = None

@@ -85,11 +85,17 @@ class DestinationConfig(_Strict):
                                     "(default: enough to reach the cap at 500 ms per answer, 4 to 64).")
     batch_size: int | None = Field(default=None, ge=1, description="Most messages per request; default and "
                                    "ceiling: the vendor's.")
+    min_audience_size: int | None = Field(default=None, ge=0, description="List destinations: hold a new list "
+                                          "until the audience has this many members; default: the vendor's "
+                                          "minimum (Facebook, Google: 100).")
     mappings: dict[str, Any] = Field(default_factory=dict, description="Vendor field -> message path "
                                      "($.traits.email), literal, or @template/@first; null removes a default.")
     filters: list[DestinationFilter] = Field(default_factory=list, description="drop_if / keep_if conditions on "
                                              "message fields; dropped messages count as filtered.")
     connections: list[LinkConfig] = Field(default_factory=list)
+    consent_categories: list[str] = Field(default_factory=list, description="End-user consent categories "
+                                          "(context.consent.categoryPreferences) a profile must allow, every one, "
+                                          "for this destination to receive anything about it")
 
     @field_validator("kind")
     @classmethod
@@ -112,6 +118,12 @@ class ResolvedDestination:
     def display_name(self) -> str:
         """The key in the ``integrations`` object: the configured name, else the catalog name."""
         return self.config.name or self.adapter.name
+
+    @property
+    def min_audience_size(self) -> int:
+        """Members a new list waits for: the configured value, else the vendor's minimum."""
+        configured = self.config.min_audience_size
+        return self.adapter.min_list_size if configured is None else configured
 
     @property
     def list_interval_s(self) -> float:

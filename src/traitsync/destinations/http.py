@@ -27,7 +27,9 @@ class Request:
     ``classify`` later receives exactly those items, in that order. ``authorize`` asks delivery
     to apply the destination's current token (``TokenAuth.apply``) just before sending, so a
     request retried after a token refresh carries the new one. ``purpose`` labels it in the
-    debugger (``send``, ``lookup``, ``token``...).
+    debugger (``send``, ``lookup``, ``token``...). ``delay`` asks delivery to wait that many
+    seconds before sending: an exchange polling a vendor job backs off this way, since it does no
+    I/O (and no sleeping) itself.
     """
 
     method: str
@@ -38,6 +40,7 @@ class Request:
     timeout: float | None = None
     authorize: bool = True
     purpose: str = "send"
+    delay: float = 0.0
 
     def with_headers(self, **headers: str) -> Request:
         return replace(self, headers={**self.headers, **headers})

@@ -50,6 +50,17 @@ class WebhookSettings(DestinationSettings):
     create_audience_url: str | None = Field(default=None, description="List mode: where `create` goes "
                                             "(default: the main URL).")
 
+    def secrets(self) -> list[str]:
+        """Header values count as secrets too: they are where a webhook's credentials go
+        (``Authorization: Bearer ...``, ``X-Api-Key``), and vendors quote them back in errors."""
+        out = super().secrets()
+        for value in self.headers.values():
+            out.append(value)
+            scheme, _, credential = value.partition(" ")
+            if credential and scheme.isalpha():
+                out.append(credential.strip())
+        return out
+
     @model_validator(mode="after")
     def _needs_a_target(self) -> WebhookSettings:
         if not (self.endpoint or self.url):

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from traitsync.ingest.suppressions import SUPPRESSED, Suppressions
 from traitsync.log import EventLog
 
 CHUNK = 2000
@@ -77,6 +78,8 @@ def iter_messages(path: Path, summary: ImportSummary) -> Iterator[Any]:
 def import_files(event_log: EventLog, source_id: str, paths: list[Path],
                  progress: Callable[[int], None] | None = None) -> ImportSummary:
     summary = ImportSummary()
+    suppressions = Suppressions(event_log.db)
+    suppressions.load()  # a restored export must not bring back a suppressed person
     conn = event_log.db.connect()
     try:
         for path in paths:
@@ -85,20 +88,24 @@ def import_files(event_log: EventLog, source_id: str, paths: list[Path],
             for message in iter_messages(path, summary):
                 chunk.append(message)
                 if len(chunk) >= CHUNK:
-                    _flush(event_log, source_id, chunk, summary, conn, progress)
+                    _flush(event_log, source_id, chunk, summary, conn, progress, suppressions)
                     chunk = []
             if chunk:
-                _flush(event_log, source_id, chunk, summary, conn, progress)
+                _flush(event_log, source_id, chunk, summary, conn, progress, suppressions)
     finally:
         conn.close()
     return summary
 
 
 def _flush(event_log: EventLog, source_id: str, chunk: list[Any], summary: ImportSummary, conn: Any,
-           progress: Callable[[int], None] | None) -> None:
+           progress: Callable[[int], None] | None, suppressions: Suppressions) -> None:
     from traitsync.spec.validate import Rejection, normalise
 
     summary.read += len(chunk)
+    size = len(chunk)
+    chunk = [m for m in chunk if not suppressions.suppressed(m)]
+    if len(chunk) < size:
+        summary.rejected[SUPPRESSED] += size - len(chunk)
     # Count rejections by code here: append_messages records them but returns only totals.
     import time
 
@@ -111,4 +118,4 @@ def _flush(event_log: EventLog, source_id: str, chunk: list[Any], summary: Impor
     summary.accepted += outcome.inserted
     summary.duplicates += outcome.duplicates
     if progress is not None:
-        progress(len(chunk))
+        progress(size)

@@ -26,6 +26,7 @@ from traitsync.ingest.appender import Appender
 from traitsync.ingest.auth import SourceDirectory
 from traitsync.ingest.metrics import IngestMetrics
 from traitsync.ingest.ratelimit import RequestBucket
+from traitsync.ingest.suppressions import SUPPRESSED, SUPPRESSED_MESSAGE, Suppressions
 from traitsync.log import SourceBatch
 from traitsync.spec.validate import Accepted, Rejection, merge_batch_defaults, normalise
 
@@ -88,8 +89,9 @@ class TrackingApi:
     """The routes plus what they need: sources, the writer, metrics and per-source limits."""
 
     def __init__(self, sources: SourceDirectory, appender: Appender, metrics: IngestMetrics,
-                 debugger: Any = None) -> None:
+                 debugger: Any = None, suppressions: Suppressions | None = None) -> None:
         self.sources = sources
+        self.suppressions = suppressions
         self.appender = appender
         self.metrics = metrics
         self.buckets: dict[str, RequestBucket] = {}
@@ -178,6 +180,9 @@ class TrackingApi:
             return
         self.metrics.rejected.labels(refused.source_id, "bad_request").inc()
 
+    def _suppressed(self, message: Accepted) -> bool:
+        return self.suppressions is not None and self.suppressions.suppressed(message.body)
+
     async def _process(self, headers: Mapping[str, str], raw: bytes, kind: str | None) -> Response:
         # Any declared Content-Type is accepted: what matters is that the body is JSON. Segment's
         # libraries say application/json, browsers' beacons text/plain, and RudderStack's Node
@@ -226,6 +231,8 @@ class TrackingApi:
             result = normalise(body, received_at_ms=received_ms, default_type=kind)
             if isinstance(result, Rejection):
                 rejected.append((result, body))
+            elif self._suppressed(result):
+                rejected.append((_suppression(result, None), None))
             else:
                 accepted.append(result)
         else:
@@ -251,6 +258,8 @@ class TrackingApi:
                 if isinstance(result, Rejection):
                     result.index = index
                     rejected.append((result, item))
+                elif self._suppressed(result):
+                    rejected.append((_suppression(result, index), None))  # no body: it is the person's data
                 else:
                     accepted.append(result)
             if items and not accepted:
@@ -271,20 +280,27 @@ class TrackingApi:
             self.metrics.duplicates.labels(source.id).inc(outcome.duplicates)
         for rej, _ in rejected:
             self.metrics.rejected.labels(source.id, rej.code).inc()
-        answer: dict[str, Any] = {"success": True}
+        answer: dict[str, Any] = {"success": not rejected}
         if kind is None:
             answer.update(accepted=outcome.inserted, duplicates=outcome.duplicates)
             item_errors = [r for r, _ in rejected if r.index is not None]
             if item_errors:
-                answer["code"] = "multi_user_error"
+                total = len(item_errors) + len(accepted)
+                others = "; the others were stored" if accepted else ""
+                answer.update(code="multi_user_error",
+                              message=f"{len(item_errors)} of {total} messages were refused{others}")
                 answer["rejected"] = [{"index": r.index, "code": r.code, "message": r.message} for r in item_errors]
             elif rejected:
-                answer["code"] = rejected[0][0].code
-                answer["rejected"] = []
+                answer.update(code=rejected[0][0].code, message=rejected[0][0].message, rejected=[])
         elif rejected:
             rej = rejected[0][0]
             answer = {"success": False, "code": rej.code, "message": rej.message}
         return _json(200, answer)
+
+
+def _suppression(message: Accepted, index: int | None) -> Rejection:
+    own_id = message.body.get("messageId") if not message.message_id.startswith("ts-") else None
+    return Rejection(SUPPRESSED, SUPPRESSED_MESSAGE, index, own_id)
 
 
 def _size(limit: int) -> str:
@@ -296,12 +312,38 @@ def _too_large_message(kind: str | None, limit: int) -> str:
     return f"Request body is over the {_size(limit)} limit for a {what}"
 
 
+_ERROR = {"type": "object", "required": ["code", "message"],
+          "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
+#: The 200 answer. ``success`` is true exactly when nothing was refused; otherwise ``code`` says
+#: why (``empty_batch``, ``multi_user_error`` when some items were refused, or the one message's
+#: code) and ``rejected`` names each refused batch item. Accepted items are stored either way.
+_ANSWER = {
+    "type": "object", "required": ["success"],
+    "properties": {
+        "success": {"type": "boolean"},
+        "accepted": {"type": "integer", "minimum": 0, "description": "batch: messages newly stored"},
+        "duplicates": {"type": "integer", "minimum": 0,
+                       "description": "batch: messages whose messageId was already stored"},
+        "code": {"type": "string"}, "message": {"type": "string"},
+        "rejected": {"type": "array", "items": {
+            "type": "object", "required": ["index", "code", "message"],
+            "properties": {"index": {"type": "integer"}, "code": {"type": "string"},
+                           "message": {"type": "string"}}}},
+    },
+}
+
+
+def _with(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {_JSON: {"schema": schema}}}
+
+
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "Accepted (a batch may name refused items under `rejected`)"},
-    400: {"description": "Invalid JSON or oversize request: `{\"code\", \"message\"}`"},
-    401: {"description": "`unknown_source`: missing or unknown write key"},
-    429: {"description": "The source is over its rate limit; see Retry-After"},
-    503: {"description": "The event log cannot commit; nothing stored; see Retry-After"},
+    200: _with("Accepted; `success` is false, with a `code`, when a message or batch item was refused", _ANSWER),
+    400: _with("`bad_request`: invalid JSON, a body that is not an object, or an oversize request", _ERROR),
+    401: _with("`unknown_source`: missing or unknown write key", _ERROR),
+    403: _with("`source_disabled`: the source is disabled", _ERROR),
+    429: _with("`too_many_requests`: the source is over its rate limit; see Retry-After", _ERROR),
+    503: _with("`storage_unavailable`: the event log cannot commit; nothing was stored; see Retry-After", _ERROR),
 }
 
 

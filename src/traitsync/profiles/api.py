@@ -19,14 +19,15 @@ import hmac
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.routing import APIRoute
 
+from traitsync.profiles import openapi as doc
 from traitsync.profiles.store import DeleteRefused, ExternalId, ProfileStore
 from traitsync.spec.timestamps import parse_iso_ms
 from traitsync.store.database import Database
@@ -37,6 +38,10 @@ COLLECTIONS = ("users", "accounts")
 CLASSES = ("audience", "computed_trait")
 NOT_FOUND = "Profile was not found."
 _NO_PARAMS: Mapping[str, str] = MappingProxyType({})
+#: Path parameters as documented; the handlers check them themselves (see ``_ProfileRoute``).
+Space = Annotated[str, Path(pattern=doc.NAME_PATTERN)]
+Collection = Annotated[str, Path(pattern=doc.NAME_PATTERN, description="users or accounts")]
+Identifier = Annotated[str, Path(description="`<id_type>:<value>`")]
 
 
 class ApiError(Exception):
@@ -185,7 +190,7 @@ def _external_id(e: ExternalId) -> dict[str, Any]:
             "created_at": _iso(e.created_at_ms), "encoding": "none", "first_message_id": e.first_message_id}
 
 
-def profile_api_router(db: Database, space_id: str, access_secret: str, *,
+def profile_api_router(db: Database, space_id: str, access_secret: str | Sequence[str], *,
                        computed_values: ComputedValues | None = None,
                        rate_limit_per_second: float | None = None) -> APIRouter:
     """Routes under ``/v1/spaces/{space_id}/collections/...``.
@@ -197,13 +202,14 @@ def profile_api_router(db: Database, space_id: str, access_secret: str, *,
     store = ProfileStore(db)
     bucket = _Bucket(rate_limit_per_second) if rate_limit_per_second else None
     router = APIRouter(route_class=_ProfileRoute)
-    expected = f"{access_secret}:".encode()
+    secrets = [access_secret] if isinstance(access_secret, str) else list(access_secret)
+    expected = [f"{secret}:".encode() for secret in secrets]
     # What every well-behaved client sends; compared in constant time before any parsing.
-    canonical = b"Basic " + base64.b64encode(expected)
+    canonical = [b"Basic " + base64.b64encode(e) for e in expected]
 
     def authorise(request: Request) -> None:
         raw = next((v for k, v in request.scope["headers"] if k == b"authorization"), b"")
-        ok = hmac.compare_digest(raw, canonical)
+        ok = any(hmac.compare_digest(raw, c) for c in canonical)
         header = "" if ok else raw.decode("latin-1")
         scheme, _, value = header.partition(" ")
         if not ok and scheme.lower() == "basic" and value:
@@ -212,7 +218,7 @@ def profile_api_router(db: Database, space_id: str, access_secret: str, *,
             except (binascii.Error, ValueError):
                 decoded = b""
             user = decoded.split(b":", 1)[0] + b":"
-            ok = hmac.compare_digest(user, expected)
+            ok = any(hmac.compare_digest(user, e) for e in expected)
         if not ok:
             raise ApiError(401, "authentication_error", "Send the access secret as the Basic auth user name.",
                            {"WWW-Authenticate": 'Basic realm="profiles"'})
@@ -243,8 +249,8 @@ def profile_api_router(db: Database, space_id: str, access_secret: str, *,
 
     base = "/v1/spaces/{space}/collections/{collection}/profiles/{identifier:path}"
 
-    @router.get(base + "/traits")
-    async def traits(request: Request, space: str, collection: str, identifier: str) -> Response:
+    @router.get(base + "/traits", openapi_extra=doc.TRAITS)
+    async def traits(request: Request, space: Space, collection: Collection, identifier: Identifier) -> Response:
         q = _params(request)
         klass = q.get("class")
         # Stored values are JSON text written by orjson: spliced in as is, never decoded.
@@ -276,8 +282,8 @@ def profile_api_router(db: Database, space_id: str, access_secret: str, *,
         has_more = len(keys) > limit
         return _json(200, {"traits": body, "cursor": _cursor(request, has_more, page[-1] if page else "", limit)})
 
-    @router.get(base + "/external_ids")
-    async def external_ids(request: Request, space: str, collection: str, identifier: str) -> Response:
+    @router.get(base + "/external_ids", openapi_extra=doc.EXTERNAL_IDS)
+    async def external_ids(request: Request, space: Space, collection: Collection, identifier: Identifier) -> Response:
         pid, _, _ = locate(request, space, collection, identifier)
         q = _params(request)
         limit = _int(q, "limit", 25, 1, 100)
@@ -291,8 +297,8 @@ def profile_api_router(db: Database, space_id: str, access_secret: str, *,
         return _json(200, {"data": [_external_id(e) for e in page],
                            "cursor": _cursor(request, has_more, _encode("map_", start + limit), limit)})
 
-    @router.get(base + "/events")
-    async def events(request: Request, space: str, collection: str, identifier: str) -> Response:
+    @router.get(base + "/events", openapi_extra=doc.EVENTS)
+    async def events(request: Request, space: Space, collection: Collection, identifier: Identifier) -> Response:
         pid, _, _ = locate(request, space, collection, identifier)
         q = _params(request)
         limit = _int(q, "limit", 10, 1, 100)
@@ -326,8 +332,8 @@ def profile_api_router(db: Database, space_id: str, access_secret: str, *,
         token = _encode("evt_", [page[-1].timestamp_ms, page[-1].offset]) if page else ""
         return _json(200, {"data": data, "cursor": _cursor(request, has_more, token, limit)})
 
-    @router.get(base + "/links")
-    async def links(request: Request, space: str, collection: str, identifier: str) -> Response:
+    @router.get(base + "/links", openapi_extra=doc.LINKS)
+    async def links(request: Request, space: Space, collection: Collection, identifier: Identifier) -> Response:
         pid, _, _ = locate(request, space, collection, identifier)
         limit = _int(_params(request), "limit", 20, 1, 100)
         found = store.linked(pid, collection, limit + 1)
@@ -337,8 +343,8 @@ def profile_api_router(db: Database, space_id: str, access_secret: str, *,
             for _, ids in found[:limit]]
         return _json(200, {"data": data, "cursor": _cursor(request, len(found) > limit, "", limit)})
 
-    @router.get(base + "/metadata")
-    async def metadata(request: Request, space: str, collection: str, identifier: str) -> Response:
+    @router.get(base + "/metadata", openapi_extra=doc.METADATA)
+    async def metadata(request: Request, space: Space, collection: Collection, identifier: Identifier) -> Response:
         pid, _, _ = locate(request, space, collection, identifier)
         _bool(_params(request), "verbose")
         meta = store.metadata(pid)
@@ -350,8 +356,9 @@ def profile_api_router(db: Database, space_id: str, access_secret: str, *,
             "first_source_id": meta["first_source_id"], "last_message_id": meta["last_message_id"],
             "last_source_id": meta["last_source_id"]}})
 
-    @router.post(base + "/external_ids/delete")
-    async def delete_external_ids(request: Request, space: str, collection: str, identifier: str) -> Response:
+    @router.post(base + "/external_ids/delete", openapi_extra=doc.DELETE_EXTERNAL_ID)
+    async def delete_external_ids(request: Request, space: Space, collection: Collection,
+                                  identifier: Identifier) -> Response:
         authorise(request)
         if collection != "users":
             raise ApiError(400, "bad_request", "Identifiers can only be deleted from the users collection.")

@@ -7,15 +7,31 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import traitsync
 from traitsync.ingest import SourceDirectory, TrackingApi
 from traitsync.ingest.fast_path import TrackingFastPath
 from traitsync.ingest.metrics import IngestMetrics
+from traitsync.ingest.suppressions import Suppressions
 from traitsync.server.auth import ManagementAuth
+from traitsync.server.openapi import (
+    HEALTH_RESPONSES,
+    METRICS_RESPONSES,
+    METRICS_SECURITY,
+    SOURCE_DEBUGGER_RESPONSES,
+    SOURCES_RESPONSES,
+    family,
+)
+from traitsync.server.openapi import install as install_openapi
 from traitsync.server.runtime import Runtime
+from traitsync.server.tokens import TokenDirectory
+
+_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+          409: "conflict"}
 
 #: Hooks other stages use to add routes without the server importing them at module level.
 RouterFactory = Callable[[Runtime], APIRouter | None]
@@ -32,6 +48,7 @@ def create_app(runtime: Runtime, *, extra_routers: list[RouterFactory] | None = 
         try:
             yield
         finally:
+            suppressions.stop()
             if manage_lifecycle:
                 runtime.stop()
 
@@ -41,27 +58,31 @@ def create_app(runtime: Runtime, *, extra_routers: list[RouterFactory] | None = 
         description="Segment-compatible Tracking and Profile APIs, and the traitsync management API.",
         lifespan=lifespan,
     )
-    app.openapi_components = {"securitySchemes": {"writeKey": {"type": "http", "scheme": "basic"}}}  # type: ignore[attr-defined]
+    install_openapi(app)
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)
     app.state.runtime = runtime
     app.state.registry = registry
 
     sources = SourceDirectory(list(config.sources))
-    tracking = TrackingApi(sources, runtime.appender, metrics)
+    suppressions = Suppressions(runtime.db)
+    tracking = TrackingApi(sources, runtime.appender, metrics, suppressions=suppressions)
     if runtime.runs_api:
+        suppressions.start()
         app.include_router(tracking.router())  # declared for OpenAPI; served by the fast path below
         app.add_middleware(TrackingFastPath, tracking=tracking)
 
-    token = config.management_api.token.get_secret_value() if config.management_api else None
-    manage = APIRouter(prefix="/api/v1", tags=["Management API"], dependencies=[Depends(ManagementAuth(token))])
+    auth = ManagementAuth(TokenDirectory(config.management_api, runtime.db))
+    manage = APIRouter(prefix="/api/v1", tags=["Management API"], dependencies=[Depends(auth)])
 
-    @manage.get("/sources", summary="List sources (write keys are never shown)")
+    @manage.get("/sources", summary="List sources (write keys are never shown)", response_model=None,
+                responses=SOURCES_RESPONSES)
     def list_sources() -> list[dict[str, Any]]:
         return [{"id": s.id, "name": s.name, "enabled": s.enabled,
                  "rate_limit": s.rate_limit.model_dump() if s.rate_limit else None} for s in config.sources]
 
-    @manage.get("/sources/{source_id}/debugger", summary="The last events and rejections of a source")
+    @manage.get("/sources/{source_id}/debugger", summary="The last events and rejections of a source",
+                response_model=None, responses=SOURCE_DEBUGGER_RESPONSES)
     def source_debugger(source_id: str, limit: int = 50) -> dict[str, Any]:
         if source_id not in sources.by_id:
             raise HTTPException(404, detail={"code": "not_found", "message": f"no source {source_id!r}"})
@@ -74,7 +95,7 @@ def create_app(runtime: Runtime, *, extra_routers: list[RouterFactory] | None = 
             "rejections": runtime.event_log.recent_rejections(source_id, limit),
         }
 
-    management_auth = [Depends(ManagementAuth(token))]
+    management_auth = [Depends(auth)]
     for factory in extra_routers or []:
         router = factory(runtime)
         if router is None:
@@ -90,20 +111,38 @@ def create_app(runtime: Runtime, *, extra_routers: list[RouterFactory] | None = 
     for collector in getattr(runtime, "metric_collectors", []):
         registry.register(collector)
 
-    @app.get("/healthz", tags=["Operations"], summary="Liveness and storage health")
+    @app.get("/healthz", tags=["Operations"], summary="Liveness and storage health", responses=HEALTH_RESPONSES)
     async def healthz() -> JSONResponse:  # async: no thread-pool hop for the most frequent probe
         ok = runtime.appender.healthy
         body = {"status": "ok" if ok else "degraded", "version": traitsync.__version__,
                 "storage": "ok" if ok else runtime.appender.last_error}
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics")
+    public_metrics = config.management_api is not None and config.management_api.public_metrics
+
+    @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics (a management token, any role)",
+             response_class=Response, responses=METRICS_RESPONSES,
+             dependencies=[] if public_metrics else [Depends(auth)],
+             openapi_extra=None if public_metrics else METRICS_SECURITY)
     def prometheus_metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        detail = exc.detail if isinstance(exc.detail, dict) else {"code": "error", "message": str(exc.detail)}
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Every error, the router's own 404 and 405 included, answers ``{"code", "message"}``;
+        under the Profile API's prefix it takes that API's shape, ``{"error": {"code", "message"}}``."""
+        detail: dict[str, Any] = exc.detail if isinstance(exc.detail, dict) else {
+            "code": _CODES.get(exc.status_code, "error"), "message": str(exc.detail)}
+        if family(request.url.path) == "profile":
+            detail = {"error": detail}
         return JSONResponse(detail, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """A bad parameter is the caller's mistake: one line, 400, in the shape of every other error."""
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("query", "path", "body"))
+        message = f"{where}: {first.get('msg', 'invalid value')}" if where else str(first.get("msg", "invalid"))
+        return JSONResponse({"code": "invalid_request", "message": message}, status_code=400)
 
     return app

@@ -16,6 +16,8 @@ from fastapi import Depends
 from traitsync.activation.lists import ListScheduler
 from traitsync.activation.routes import DeliveryCollector, destinations_router
 from traitsync.activation.worker import ActivationWorker
+from traitsync.compute.batch.api import preview_router
+from traitsync.compute.batch.sql_schedule import SqlTraitScheduler
 from traitsync.compute.realtime import RealtimeEngine, computations_router, computed_traits_provider, journeys_router
 from traitsync.compute.realtime.partitioned import PartitionedEngine
 from traitsync.console import ConsoleSources, console_routers, static_router
@@ -25,12 +27,16 @@ from traitsync.delivery.shared_limiter import SharedRateLimiter
 from traitsync.delivery.transport import Transport
 from traitsync.delivery.worker import DestinationWorker
 from traitsync.identity import IdentityWorker
+from traitsync.privacy import PrivacyWorker
+from traitsync.privacy.routes import regulations_router
 from traitsync.profiles.api import profile_api_router
+from traitsync.retention import RetentionWorker
 from traitsync.server.app import RouterFactory
 from traitsync.server.auth import ManagementAuth
 from traitsync.server.exclusive import Exclusive
 from traitsync.server.project import Project
 from traitsync.server.runtime import Runtime
+from traitsync.server.tokens import TokenDirectory
 from traitsync.store import Database
 from traitsync.workers import Worker
 
@@ -52,16 +58,22 @@ class Stages:
     engine: RealtimeEngine | PartitionedEngine
     activation: ActivationWorker
     lists: ListScheduler
+    privacy: PrivacyWorker
+    retention: RetentionWorker
     delivery: dict[str, DestinationWorker] = field(default_factory=dict)
+    sql_traits: SqlTraitScheduler | None = None
 
     def workers(self) -> list[Worker]:
         """What a worker process runs: stages with nothing to do are left out."""
         out: list[Worker] = [self.identity, self.engine]
+        if self.sql_traits is not None:
+            out.append(self.sql_traits)
         if self.project.activation.event_destinations:
             out.append(self.activation)
         if self.project.activation.list_destinations:
             out.append(self.lists)
         out.extend(self.delivery.values())
+        out += [self.privacy, self.retention]
         return out
 
 
@@ -93,8 +105,13 @@ def build_stages(project: Project, db: Database, *, transport: Transport | None 
     identity.downstream = (engine.wake,)
     engine.downstream = (activation.wake,)
     activation.downstream = tuple(worker.wake for worker in delivery.values())
+    activation_runs = bool(project.activation.event_destinations)
     return Stages(project=project, identity=identity, engine=engine, activation=activation,
-                  lists=ListScheduler(db, project.activation), delivery=delivery)
+                  lists=ListScheduler(db, project.activation), delivery=delivery,
+                  privacy=PrivacyWorker(db, send_exits=project.loaded.config.privacy.send_exits,
+                                        activation_runs=activation_runs),
+                  retention=RetentionWorker(db, project.loaded.config.retention, activation_runs=activation_runs),
+                  sql_traits=SqlTraitScheduler(db, project.sql_traits) if project.sql_traits else None)
 
 
 def assemble(project: Project, db: Database, *, role: str = "all", stages: Stages | None = None
@@ -106,28 +123,29 @@ def assemble(project: Project, db: Database, *, role: str = "all", stages: Stage
             key = EXCLUSIVE_STAGES.get(worker.name)
             runtime.add_service(worker if key is None else Exclusive(worker, db, key))
     routers: list[RouterFactory] = [lambda _rt: computations_router(db, project.definitions),
-                                    lambda _rt: journeys_router(db, project.definitions)]
+                                    lambda _rt: journeys_router(db, project.definitions),
+                                    lambda _rt: preview_router(db, project.definitions)]
     profile_api = project.loaded.config.profile_api
-    if profile_api is not None and runtime.runs_api:
-        secret = profile_api.access_secret.get_secret_value()
+    if profile_api is not None and profile_api.secrets() and runtime.runs_api:
+        secrets = profile_api.secrets()
         space_id = project.space_id
-        routers.append(lambda _rt: profile_api_router(db, space_id, secret,
+        routers.append(lambda _rt: profile_api_router(db, space_id, secrets,
                                                       computed_values=computed_traits_provider(db)))
-    management = project.loaded.config.management_api
-    token = management.token.get_secret_value() if management else None
+    auth = [Depends(ManagementAuth(TokenDirectory(project.loaded.config.management_api, db)))]
     routers.append(lambda _rt: destinations_router(db, project.activation, project.delivery, stages.lists,
-                                                   dependencies=[Depends(ManagementAuth(token))]))
-    routers.extend(_console(project, db, token))
+                                                   dependencies=auth))
+    routers.append(lambda _rt: regulations_router(db, dependencies=auth))
+    routers.extend(_console(project, db, auth))
     runtime.metric_collectors = [DeliveryCollector(db, project.activation)]
     return runtime, routers, stages
 
 
-def _console(project: Project, db: Database, token: str | None) -> list[RouterFactory]:
+def _console(project: Project, db: Database, auth: list[Any]) -> list[RouterFactory]:
     """The web console at ``/`` and the endpoints its pages read (management token required)."""
     from traitsync.profiles.lookup import DEFAULT_ID_TYPES
 
     sources = ConsoleSources(db=db, definitions=project.definitions, activation=project.activation,
                              document=project.loaded.document.data,
                              id_types=tuple(dict.fromkeys([*project.identity.rules, *DEFAULT_ID_TYPES])))
-    routers = console_routers(sources, dependencies=[Depends(ManagementAuth(token))])
+    routers = console_routers(sources, dependencies=auth)
     return [*(lambda _rt, r=r: r for r in routers), lambda _rt: static_router()]

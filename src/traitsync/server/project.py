@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from traitsync.activation.config import ActivationConfig, load_activation
+from traitsync.compute.batch.sql_traits import SqlTraitConfig, load_sql_traits
 from traitsync.config import LoadedConfig, load_config
 from traitsync.definitions import Definitions, load_definitions
 from traitsync.delivery.target import DeliveryTarget
@@ -25,6 +26,7 @@ class Project:
     definitions: Definitions
     activation: ActivationConfig
     delivery: tuple[DeliveryTarget, ...]
+    sql_traits: tuple[SqlTraitConfig, ...] = ()
 
     @property
     def space_id(self) -> str:
@@ -40,7 +42,8 @@ def resolve_project(loaded: LoadedConfig) -> Project:
     activation = load_activation(loaded, definitions)
     return Project(loaded=loaded, identity=load_identity_config(loaded.document), definitions=definitions,
                    activation=activation,
-                   delivery=tuple(DeliveryTarget.of(d.resolved) for d in activation.destinations))
+                   delivery=tuple(DeliveryTarget.of(d.resolved) for d in activation.destinations),
+                   sql_traits=tuple(load_sql_traits(loaded.document)))
 
 
 def load_project(path: str | None = None) -> Project:

@@ -53,6 +53,9 @@ def database_url_from_env() -> str:
 class Connection:
     """A DB-API connection plus the placeholder translation and storage-error mapping."""
 
+    #: Counter naming PostgreSQL server-side cursors (``stream``) uniquely within a session.
+    _streams = 0
+
     def __init__(self, raw: Any, dialect: Dialect) -> None:
         self.raw = raw
         self.dialect: Dialect = dialect
@@ -84,6 +87,29 @@ class Connection:
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = self.fetchone(sql, params)
         return None if row is None else row[0]
+
+    def stream(self, sql: str, params: Sequence[Any] = (), *, size: int = 10_000) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of a query in chunks of at most ``size``, without holding the whole result.
+
+        PostgreSQL reads through a server-side cursor (psycopg otherwise buffers every row in
+        the client), so it must run inside a transaction; the same connection may write to
+        other tables between chunks. SQLite's cursor already steps through rows as they are
+        fetched. Used where a result can be millions of rows (list syncs).
+        """
+        if self.dialect == "postgresql":
+            Connection._streams += 1
+            cur = self.raw.cursor(name=f"traitsync_stream_{Connection._streams}")
+        else:
+            cur = self.raw.cursor()
+        try:
+            cur.execute(self._sql(sql), params)
+            while True:
+                rows: list[tuple[Any, ...]] = cur.fetchmany(size)
+                if not rows:
+                    return
+                yield rows
+        finally:
+            cur.close()
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

@@ -6,6 +6,11 @@ Request bodies are validated against JSON Schemas written from the Google Ads RE
 keeps each job's operations and, when a job runs, applies them to the list's membership, so a
 test reads what Google would hold. ``fail_ops`` makes chosen operation indices of the next
 ``addOperations`` fail with a partial-failure error.
+
+Jobs move through Google's states: ``PENDING`` until ``:run``, then ``RUNNING`` for
+``running_polls`` status queries (``googleAds:search`` on ``offline_user_data_job``), then
+``SUCCESS`` (the operations are applied to the list then) or, when ``fail_next_job`` names a
+failure reason, ``FAILED``. Running a job twice is refused as Google refuses it.
 """
 
 from __future__ import annotations
@@ -56,6 +61,10 @@ USER_LIST_SCHEMA = {"type": "object", "required": ["operations"], "properties": 
                                      "properties": {"uploadKeyType": {"const": "CONTACT_INFO"},
                                                     "dataSourceType": {"enum": ["FIRST_PARTY"]}}}}}}}}}}
 EMPTY_SCHEMA = {"type": "object", "maxProperties": 1, "properties": {"validateOnly": {"type": "boolean"}}}
+SEARCH_SCHEMA = {"type": "object", "required": ["query"], "additionalProperties": False, "properties": {
+    "query": {"type": "string", "pattern": r"^SELECT .+ FROM offline_user_data_job WHERE"
+                                           r" offline_user_data_job\.resource_name = '[^']+'$"},
+    "pageSize": {"type": "integer"}}}
 
 
 def google_error(status: int, code: str, category: str, enum: str, message: str = "failed") -> Answer:
@@ -79,6 +88,12 @@ class GoogleAdsFake:
     fail_ops: dict[int, str] = field(default_factory=dict)
     tokens_issued: int = 0
     lists_made: int = 0
+    #: Status queries a job answers RUNNING to before it finishes.
+    running_polls: int = 1
+    #: A failure reason: the next job to finish ends FAILED with it.
+    fail_next_job: str | None = None
+    #: Status of every job after each poll, in order: (job resource name, status).
+    polls: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -131,7 +146,7 @@ def google_ads_fake(*, delay: float = 0.0) -> GoogleAdsFake:
                                 "The user list ID provided for the job is invalid.")
         job_id = str(5000 + len(state.jobs) + 1)
         name = f"customers/{m.group(1)}/offlineUserDataJobs/{job_id}"
-        state.jobs[name] = {"list": user_list, "ops": [], "ran": False}
+        state.jobs[name] = {"list": user_list, "ops": [], "ran": False, "status": "PENDING", "polled": 0}
         return Answer(200, {"resourceName": name})
 
     def add_operations(seen: Seen, m: re.Match[str]) -> Answer:
@@ -162,13 +177,42 @@ def google_ads_fake(*, delay: float = 0.0) -> GoogleAdsFake:
         job = state.jobs.get(m.group(1))
         if job is None:
             return Answer(404, {"error": {"code": 404, "status": "NOT_FOUND", "message": "job not found"}})
+        if job["ran"]:
+            return google_error(400, "INVALID_ARGUMENT", "offlineUserDataJobError", "INVALID_JOB_STATUS",
+                                "The job cannot be run: it is not PENDING.")
         job["ran"] = True
+        job["status"] = "RUNNING"
+        return Answer(200, {"name": f"customers/{CUSTOMER}/operations/{m.group(1).rsplit('/', 1)[1]}"})
+
+    def finish(job: dict[str, Any]) -> None:
+        if state.fail_next_job is not None:
+            job["status"], job["failureReason"], state.fail_next_job = "FAILED", state.fail_next_job, None
+            return
+        job["status"] = "SUCCESS"
         held = state.lists.setdefault(job["list"], set())
         for op in job["ops"]:
             for kind, data in op.items():
                 for ident in data["userIdentifiers"]:
                     (held.add if kind == "create" else held.discard)(next(iter(ident.values())))
-        return Answer(200, {"name": f"customers/{CUSTOMER}/operations/{m.group(1).rsplit('/', 1)[1]}"})
+
+    def search(seen: Seen, _m: re.Match[str]) -> Answer:
+        if not authorised(seen):
+            return denied()
+        name = seen.json()["query"].rsplit("'", 2)[1]
+        job = state.jobs.get(name)
+        if job is None:
+            return Answer(200, {"results": [], "fieldMask": "offlineUserDataJob.status"})
+        if job["status"] == "RUNNING":
+            job["polled"] += 1
+            if job["polled"] > state.running_polls:
+                finish(job)
+        state.polls.append((name, job["status"]))
+        found = {"resourceName": name, "status": job["status"]}
+        if "failureReason" in job:
+            found["failureReason"] = job["failureReason"]
+        return Answer(200, {"results": [{"offlineUserDataJob": found}],
+                            "fieldMask": "offlineUserDataJob.resourceName,offlineUserDataJob.status,"
+                                         "offlineUserDataJob.failureReason"})
 
     def accessible(seen: Seen, _m: re.Match[str]) -> Answer:
         if not authorised(seen):
@@ -183,6 +227,7 @@ def google_ads_fake(*, delay: float = 0.0) -> GoogleAdsFake:
         Route("POST", rf"/{v}/(customers/\d+/offlineUserDataJobs/\d+):addOperations", add_operations,
               schema=ADD_OPERATIONS_SCHEMA),
         Route("POST", rf"/{v}/(customers/\d+/offlineUserDataJobs/\d+):run", run, schema=EMPTY_SCHEMA),
+        Route("POST", rf"/{v}/customers/(\d+)/googleAds:search", search, schema=SEARCH_SCHEMA),
         Route("GET", rf"/{v}/customers:listAccessibleCustomers", accessible),
     ], delay=delay)
     state = GoogleAdsFake(fake)
@@ -194,4 +239,5 @@ def settings_yaml(fake: GoogleAdsFake, **extra: str) -> str:
     more = "".join(f", {k}: {v}" for k, v in extra.items())
     return (f'{{customer_id: "123-456-7890", developer_token: "{DEVELOPER_TOKEN}", client_id: "{CLIENT_ID}",'
             f' client_secret: "{CLIENT_SECRET}", refresh_token: "{REFRESH_TOKEN}",'
-            f' token_url: "{fake.url}/oauth2/token", endpoint: "{fake.api}"{more}}}')
+            f' token_url: "{fake.url}/oauth2/token", endpoint: "{fake.api}",'
+            f' job_poll_initial_s: 0.01, job_poll_max_s: 0.04{more}}}')

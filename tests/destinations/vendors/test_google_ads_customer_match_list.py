@@ -37,6 +37,10 @@ def partial(*failures: tuple[int, str]) -> Response:
          "location": {"fieldPathElements": [{"fieldName": "operations", "index": i}]}} for i, code in failures]}]}})
 
 
+DONE = Response(200, body=json.dumps({"results": [{"offlineUserDataJob": {"resourceName": JOB,
+                                                                          "status": "SUCCESS"}}]}).encode())
+
+
 def test_registered_with_the_six_hour_floor() -> None:
     assert get_destination("google_ads_customer_match") is GOOGLE
     assert GOOGLE.min_list_interval_s == 21600 and GOOGLE.list_id_before_members
@@ -51,7 +55,7 @@ def test_token_request_is_the_refresh_token_grant() -> None:
 
 
 def test_remove_job_golden_requests() -> None:
-    answers = iter([answer({"resourceName": JOB}), answer({}), answer({"name": "op"})])
+    answers = iter([answer({"resourceName": JOB}), answer({}), answer({"name": "op"}), DONE])
     outcomes, sent = run_exchange(GOOGLE.start([op("remove", ("email", "Jane.Doe@googlemail.com"),
                                                    ("phone", "+44 20 7946 0018"), ("user_id", "u1"),
                                                    ("phone", "not a phone"))], SETTINGS),
@@ -59,7 +63,13 @@ def test_remove_job_golden_requests() -> None:
     assert [o.kind for o in outcomes] == ["ok"]
     assert [(r.method, r.url) for r in sent] == [
         ("POST", "https://ads.test/v22/customers/1234567890/offlineUserDataJobs:create"),
-        ("POST", f"https://ads.test/v22/{JOB}:addOperations"), ("POST", f"https://ads.test/v22/{JOB}:run")]
+        ("POST", f"https://ads.test/v22/{JOB}:addOperations"), ("POST", f"https://ads.test/v22/{JOB}:run"),
+        ("POST", "https://ads.test/v22/customers/1234567890/googleAds:search")]
+    assert json.loads(sent[3].body) == {"query": "SELECT offline_user_data_job.resource_name,"
+                                        " offline_user_data_job.status, offline_user_data_job.failure_reason"
+                                        " FROM offline_user_data_job WHERE"
+                                        f" offline_user_data_job.resource_name = '{JOB}'"}
+    assert sent[3].delay == 2.0  # the first poll waits job_poll_initial_s
     assert json.loads(sent[1].body) == {"enablePartialFailure": True, "operations": [
         {"remove": {"userIdentifiers": [{"hashedEmail": sha("janedoe@googlemail.com")}]}},
         {"remove": {"userIdentifiers": [{"hashedPhoneNumber": sha("+442079460018")}]}}]}
@@ -69,12 +79,24 @@ def test_remove_job_golden_requests() -> None:
 def test_transient_partial_failures_are_re_added_permanent_ones_counted() -> None:
     answers = iter([answer({"resourceName": JOB}),
                     partial((0, "CONCURRENT_MODIFICATION"), (2, "INVALID_SHA256_FORMAT")),
-                    answer({}), answer({"name": "op"})])
+                    answer({}), answer({"name": "op"}), DONE])
     outcomes, sent = run_exchange(GOOGLE.start([op("add", ("email", "a@x.io"), ("email", "b@x.io"),
                                                    ("email", "c@x.io"))], SETTINGS), lambda _r: next(answers))
     assert json.loads(sent[2].body)["operations"] == [{"create": {"userIdentifiers": [{"hashedEmail": sha("a@x.io")}]}}]
     assert outcomes[0].kind == "ok"
-    assert outcomes[0].detail == {"rejected_members": 1, "rejected_codes": ["INVALID_SHA256_FORMAT"]}
+    assert outcomes[0].detail == {"rejected": [2], "rejected_codes": ["INVALID_SHA256_FORMAT"]}  # c@x.io
+
+
+def test_polls_back_off_until_the_job_is_done() -> None:
+    running = answer({"results": [{"offlineUserDataJob": {"resourceName": JOB, "status": "RUNNING"}}]})
+    failed = answer({"results": [{"offlineUserDataJob": {"resourceName": JOB, "status": "FAILED",
+                                                         "failureReason": "PROCESSING_ERROR"}}]})
+    for last, kind, code in ((DONE, "ok", None), (failed, "retry", "GOOGLE_JOB_PROCESSING_ERROR")):
+        answers = iter([answer({"resourceName": JOB}), answer({}), answer({"name": "op"}), running, running, last])
+        outcomes, sent = run_exchange(GOOGLE.start([op("add", ("email", "a@x.io"))], SETTINGS), lambda _r, a=answers:
+                                      next(a))
+        assert [r.delay for r in sent if r.purpose == "poll job"] == [2.0, 4.0, 8.0]
+        assert (outcomes[0].kind, outcomes[0].code) == (kind, code)
 
 
 def test_operations_that_keep_failing_retry_the_whole_operation_without_running_the_job() -> None:

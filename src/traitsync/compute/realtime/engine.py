@@ -43,6 +43,7 @@ from traitsync.compute.realtime.store import (
     serialise_writers,
 )
 from traitsync.definitions import Definitions, ir
+from traitsync.identity.cache import graph_generation
 from traitsync.log.event_log import Checkpoints
 from traitsync.spec.event import StoredEvent
 from traitsync.store.database import Connection, Database, OwnedConnection
@@ -120,6 +121,7 @@ class RealtimeEngine(OwnedConnection):
         self._record_names: set[str] = set()
         self._orders: dict[frozenset[str], tuple[list[tuple[str, bool]], tuple[str, ...]]] = {}
         self._cache: OrderedDict[str, _Profile] = OrderedDict()
+        self._generation: int | None = None
         #: Per profile: the touched computations with the offset of the last input touching each, and
         #: the cause (the last item touching the profile).
         self._pending: dict[str, tuple[dict[str, int], str]] = {}
@@ -183,6 +185,12 @@ class RealtimeEngine(OwnedConnection):
             gc.disable()
         try:
             with conn.transaction():
+                generation = graph_generation(conn)
+                if generation != self._generation:
+                    # The graph was edited outside identity's stream (a privacy deletion, an
+                    # identifier deleted by the Profile API): cached profiles may be stale.
+                    self._cache.clear()
+                    self._generation = generation
                 out = Output()
                 n = work(conn, out)
                 out.flush(conn)

@@ -18,7 +18,7 @@ exists (100 with subcode 33, 1487301, 1487366) is recreated by the next sync.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr
@@ -43,6 +43,7 @@ from traitsync.destinations.pii import (
     hash_phone_facebook,
     normalize_mobile_id,
 )
+from traitsync.destinations.vendors._lists import Step, audience_key, audience_name, created, list_exchange
 
 DEFAULT_HOST = "https://graph.facebook.com/v24.0"
 MAX_ROWS = 10_000
@@ -116,41 +117,30 @@ def classify_answer(response: Response) -> Outcome:
     return Outcome.drop(label, message)
 
 
+def _create(message: Mapping[str, Any], settings: FacebookCustomAudiencesSettings, _token: Token | None) -> Step:
+    body = {"name": audience_name(message), "subtype": "CUSTOM", "customer_file_source": settings.customer_file_source,
+            "description": f"traitsync audience {audience_key(message)}"}
+    answer = yield Request("POST", f"{settings.host}/{settings.account}/customaudiences", dumps(body),
+                           headers=_headers(settings), purpose="create")
+    outcome = classify_answer(answer)
+    data = answer.json() if outcome.kind == "ok" else None
+    return created(outcome, data.get("id") if isinstance(data, dict) else None, "FB")
+
+
+def _upload(message: Mapping[str, Any], settings: FacebookCustomAudiencesSettings, _token: Token | None,
+            action: str, audience_id: str) -> Step:
+    rows = [r for r in (member_row(m, settings) for m in message.get("members", [])) if r is not None]
+    if not rows:
+        return Outcome.ok()  # no member Meta can match: nothing to send
+    body = {"payload": {"schema": list(SCHEMA), "data": rows}}
+    answer = yield Request("POST" if action == "add" else "DELETE", f"{settings.host}/{audience_id}/users",
+                           dumps(body), headers=_headers(settings), purpose=action)
+    return classify_answer(answer)
+
+
 def exchange(items: Sequence[Item], settings: FacebookCustomAudiencesSettings, token: Token | None) -> Exchange:
     """One request per list operation (each operation carries at most ``MAX_ROWS`` members)."""
-    outcomes: list[Outcome] = []
-    for item in items:
-        message = item.message
-        action = message.get("action")
-        if action == "create":
-            audience = message.get("audience", {})
-            body = {"name": audience.get("name") or audience.get("key"), "subtype": "CUSTOM",
-                    "customer_file_source": settings.customer_file_source,
-                    "description": f"traitsync audience {audience.get('key')}"}
-            answer = yield Request("POST", f"{settings.host}/{settings.account}/customaudiences", dumps(body),
-                                   headers=_headers(settings), purpose="create")
-            outcome = classify_answer(answer)
-            created = answer.json() if outcome.kind == "ok" else None
-            if isinstance(created, dict) and created.get("id"):
-                outcome = Outcome.ok({"external_id": str(created["id"])})
-            elif outcome.kind == "ok":
-                outcome = Outcome.retry(code="FB_NO_AUDIENCE_ID", message="create answered without an id")
-            outcomes.append(outcome)
-            continue
-        audience_id = message.get("context", {}).get("personas", {}).get("external_audience_id")
-        if not audience_id:
-            outcomes.append(Outcome.drop(LIST_GONE, "no Facebook audience id for this list yet"))
-            continue
-        rows = [r for r in (member_row(m, settings) for m in message.get("members", [])) if r is not None]
-        if not rows:
-            outcomes.append(Outcome.ok())  # no member Meta can match: nothing to send
-            continue
-        body = {"payload": {"schema": list(SCHEMA), "data": rows}}
-        method = "POST" if action == "add" else "DELETE"
-        answer = yield Request(method, f"{settings.host}/{audience_id}/users", dumps(body),
-                               headers=_headers(settings), purpose=str(action))
-        outcomes.append(classify_answer(answer))
-    return outcomes
+    return list_exchange(items, settings, token, vendor="Facebook", create=_create, upload=_upload)
 
 
 def check(settings: FacebookCustomAudiencesSettings, _token: Token | None) -> Request:
@@ -170,5 +160,6 @@ DESTINATION: Destination[FacebookCustomAudiencesSettings] = Destination(
     min_list_interval_s=3600.0,
     list_id_before_members=True,
     members_per_operation=MAX_ROWS,
+    min_list_size=100,
     description="Customer-list custom audiences; email and phone hashed as Meta requires.",
 )

@@ -6,7 +6,10 @@ from the answer's resource name (``customers/<id>/userLists/<list id>``). Each l
 remove operation becomes one offline user data job: ``offlineUserDataJobs:create`` naming the
 list (and the consent settings), ``<job>:addOperations`` with ``enablePartialFailure: true`` in
 requests of up to 10,000 operations (one identifier each: ``hashedEmail`` or
-``hashedPhoneNumber``), then ``<job>:run``.
+``hashedPhoneNumber``), then ``<job>:run``, then the job is polled (``googleAds:search`` on
+``offline_user_data_job.status``) with a doubling wait until it is ``SUCCESS`` or ``FAILED``
+(a failed job is retried as a whole), for at most ``job_wait_s``: a job still running then
+is left to Google, which finishes it on its own.
 
 Identifiers: email trimmed, lowercased, dots of a gmail.com/googlemail.com local part removed,
 SHA-256; phone in E.164 (``+`` and the country code; numbers without one take
@@ -17,8 +20,9 @@ CONTACT_INFO list and are left out.
 Partial failures come back as a 200 with ``partialFailureError`` whose errors point at
 ``operations[i]``: operations that failed for a transient reason (``CONCURRENT_MODIFICATION``,
 ``INTERNAL_ERROR``...) are added to the same job again (up to three rounds) before it runs;
-operations Google rejects for good (a malformed hash) are left out and counted in the outcome's
-detail. A whole request answered 400 ``CONCURRENT_MODIFICATION`` (two jobs on the same list),
+operations Google rejects for good (a malformed hash) are reported by member position in the
+outcome's detail (``rejected``), so those members are not recorded as on the list and the next
+sync tries them again. A whole request answered 400 ``CONCURRENT_MODIFICATION`` (two jobs on the same list),
 429 or 5xx is retried; ``INVALID_USER_LIST_ID`` / ``RESOURCE_NOT_FOUND`` mean the list is
 gone, so the next sync creates it again. Google processes jobs in 6 to 48 hours, hence the
 6-hour floor on the sync cadence.
@@ -26,14 +30,13 @@ gone, so the next sync creates it again. Google processes jobs in 6 to 48 hours,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 
 from traitsync.destinations.auth import Token
 from traitsync.destinations.base import (
-    LIST_GONE,
     Destination,
     DestinationSettings,
     Exchange,
@@ -50,6 +53,7 @@ from traitsync.destinations.vendors._google import (
     classify_google,
     google_errors,
 )
+from traitsync.destinations.vendors._lists import Step, audience_key, audience_name, created, list_exchange
 
 DEFAULT_HOST = "https://googleads.googleapis.com/v22"
 #: Identifiers per job (Google: up to 100,000 per job; larger jobs are preferred to many small ones).
@@ -76,6 +80,12 @@ class GoogleAdsCustomerMatchSettings(DestinationSettings):
                                            description="Days a member stays on the list (10000: no expiry).")
     phone_region: str = Field(default="US", min_length=2, max_length=2,
                               description="Country of phone numbers written without a country code.")
+    job_poll_initial_s: float = Field(default=2.0, gt=0, le=600,
+                                      description="First wait before asking whether a job is done; doubles each time.")
+    job_poll_max_s: float = Field(default=60.0, gt=0, le=3600, description="Longest wait between two job polls.")
+    job_wait_s: float = Field(default=600.0, ge=0, le=86400,
+                              description="How long to poll a running job before leaving it to Google "
+                                          "(jobs take 6 to 48 hours; 0: never poll).")
 
     @property
     def host(self) -> str:
@@ -86,7 +96,7 @@ class GoogleAdsCustomerMatchSettings(DestinationSettings):
         return self.customer_id.replace("-", "")
 
 
-def user_identifier(member: dict[str, Any], settings: GoogleAdsCustomerMatchSettings) -> dict[str, str] | None:
+def user_identifier(member: Mapping[str, Any], settings: GoogleAdsCustomerMatchSettings) -> dict[str, str] | None:
     """One ``userIdentifiers`` entry, or ``None`` when a CONTACT_INFO list cannot take the value."""
     kind, value = str(member.get("type", "")), str(member.get("value", ""))
     try:
@@ -106,24 +116,22 @@ def _headers(settings: GoogleAdsCustomerMatchSettings) -> dict[str, str]:
     return headers
 
 
-def _create_list(message: dict[str, Any], settings: GoogleAdsCustomerMatchSettings) -> Exchange:
-    audience = message.get("audience", {})
+def _create(message: Mapping[str, Any], settings: GoogleAdsCustomerMatchSettings, _token: Token | None) -> Step:
     body = {"operations": [{"create": {
-        "name": audience.get("name") or audience.get("key"),
-        "description": f"traitsync audience {audience.get('key')}",
+        "name": audience_name(message),
+        "description": f"traitsync audience {audience_key(message)}",
         "membershipLifeSpan": str(settings.membership_life_span_days),
         "crmBasedUserList": {"uploadKeyType": "CONTACT_INFO", "dataSourceType": "FIRST_PARTY"}}}]}
     answer = yield Request("POST", f"{settings.host}/customers/{settings.customer}/userLists:mutate", dumps(body),
                            headers=_headers(settings), purpose="create")
     outcome = classify_google(answer)
     if outcome.kind != "ok":
-        return [outcome]
+        return outcome
     results = (answer.json() or {}).get("results") if isinstance(answer.json(), dict) else None
     name = results[0].get("resourceName") if isinstance(results, list) and results and isinstance(
         results[0], dict) else None
-    if not isinstance(name, str) or "/userLists/" not in name:
-        return [Outcome.retry(code="GOOGLE_NO_LIST_ID", message="userLists:mutate answered without a resource name")]
-    return [Outcome.ok({"external_id": name.rsplit("/", 1)[1]})]
+    return created(outcome, name.rsplit("/", 1)[1] if isinstance(name, str) and "/userLists/" in name else None,
+                   "Google")
 
 
 def _partial_failures(answer: Response) -> dict[int, str]:
@@ -134,11 +142,18 @@ def _partial_failures(answer: Response) -> dict[int, str]:
     return {index: code for code, _, index in google_errors(failure) if index is not None}
 
 
-def _upload(message: dict[str, Any], settings: GoogleAdsCustomerMatchSettings, list_id: str) -> Exchange:
-    action = "create" if message.get("action") == "add" else "remove"
-    identifiers = [i for i in (user_identifier(m, settings) for m in message.get("members", [])) if i is not None]
+def _upload(message: Mapping[str, Any], settings: GoogleAdsCustomerMatchSettings, _token: Token | None, action: str,
+            list_id: str) -> Step:
+    operation = "create" if action == "add" else "remove"
+    identifiers: list[dict[str, str]] = []
+    positions: list[int] = []  # identifiers[k] is member positions[k] of the message
+    for position, member in enumerate(message.get("members", [])):
+        ident = user_identifier(member, settings)
+        if ident is not None:
+            identifiers.append(ident)
+            positions.append(position)
     if not identifiers:
-        return [Outcome.ok()]  # nothing Google can match
+        return Outcome.ok()  # nothing Google can match
     job_body = {"job": {"type": "CUSTOMER_MATCH_USER_LIST", "customerMatchUserListMetadata": {
         "userList": f"customers/{settings.customer}/userLists/{list_id}",
         "consent": {"adUserData": settings.ad_user_data_consent,
@@ -147,54 +162,86 @@ def _upload(message: dict[str, Any], settings: GoogleAdsCustomerMatchSettings, l
                            dumps(job_body), headers=_headers(settings), purpose="create job")
     outcome = classify_google(answer)
     if outcome.kind != "ok":
-        return [outcome]
+        return outcome
     data = answer.json()
     job = data.get("resourceName") if isinstance(data, dict) else None
     if not isinstance(job, str) or "/offlineUserDataJobs/" not in job:
-        return [Outcome.retry(code="GOOGLE_NO_JOB", message="offlineUserDataJobs:create answered without a job")]
-    rejected: dict[str, int] = {}
+        return Outcome.retry(code="GOOGLE_NO_JOB", message="offlineUserDataJobs:create answered without a job")
+    rejected: dict[int, str] = {}  # member position -> the error Google rejected it with for good
     for start in range(0, len(identifiers), OPERATIONS_PER_REQUEST):
-        pending = [{action: {"userIdentifiers": [i]}} for i in identifiers[start:start + OPERATIONS_PER_REQUEST]]
+        # (member position, operation) pairs still to add; operation i of a request is pending[i].
+        pending = [(positions[k], {operation: {"userIdentifiers": [identifiers[k]]}})
+                   for k in range(start, min(start + OPERATIONS_PER_REQUEST, len(identifiers)))]
         for _round in range(READD_ROUNDS):
             answer = yield Request("POST", f"{settings.host}/{job}:addOperations",
-                                   dumps({"enablePartialFailure": True, "operations": pending}),
-                                   headers=_headers(settings), purpose=f"{message.get('action')} members")
+                                   dumps({"enablePartialFailure": True, "operations": [op for _, op in pending]}),
+                                   headers=_headers(settings), purpose=f"{action} members")
             outcome = classify_google(answer)
             if outcome.kind != "ok":
-                return [outcome]
-            failed = _partial_failures(answer)
-            again = [pending[i] for i, code in sorted(failed.items()) if code in RETRY_CODES and i < len(pending)]
-            for code in (c for i, c in failed.items() if c not in RETRY_CODES and i < len(pending)):
-                rejected[code] = rejected.get(code, 0) + 1
-            pending = again
+                return outcome
+            failed = {i: code for i, code in _partial_failures(answer).items() if i < len(pending)}
+            for i, code in failed.items():
+                if code not in RETRY_CODES:
+                    rejected[pending[i][0]] = code
+            pending = [pending[i] for i, code in sorted(failed.items()) if code in RETRY_CODES]
             if not pending:
                 break
         if pending:  # still failing for a transient reason: the whole operation goes again later
-            return [Outcome.retry(code="CONCURRENT_MODIFICATION",
-                                  message=f"{len(pending)} operations kept failing transiently")]
+            return Outcome.retry(code="CONCURRENT_MODIFICATION",
+                                 message=f"{len(pending)} operations kept failing transiently")
     answer = yield Request("POST", f"{settings.host}/{job}:run", b"{}", headers=_headers(settings), purpose="run job")
     outcome = classify_google(answer)
     if outcome.kind != "ok":
-        return [outcome]
+        return outcome
+    status = yield from _wait_for_job(job, settings)
+    if status.kind != "ok":
+        return status
+    detail: dict[str, Any] = dict(status.detail or {})
     if rejected:
-        return [Outcome.ok({"rejected_members": sum(rejected.values()), "rejected_codes": sorted(rejected)})]
-    return [Outcome.ok()]
+        # Positions, never values: the outcome is stored and shown, and values are personal data.
+        detail.update(rejected=sorted(rejected), rejected_codes=sorted(set(rejected.values())))
+    return Outcome.ok(detail or None)
+
+
+def _job_query(job: str) -> bytes:
+    return dumps({"query": "SELECT offline_user_data_job.resource_name, offline_user_data_job.status,"
+                           " offline_user_data_job.failure_reason FROM offline_user_data_job"
+                           f" WHERE offline_user_data_job.resource_name = '{job}'"})
+
+
+def _wait_for_job(job: str, settings: GoogleAdsCustomerMatchSettings) -> Generator[Request, Response, Outcome]:
+    """Poll a job that was told to run until Google says it is done, backing off between polls.
+
+    ``SUCCESS``: ok. ``FAILED``: retried as a whole (a new job) with the failure reason as code.
+    Still ``PENDING``/``RUNNING`` after ``job_wait_s``: ok, with the status in the detail:
+    Google has every operation and finishes the job on its own (it may take hours), and
+    holding a delivery slot for that long would stall every other list. A poll answered with
+    an error does not undo the upload; polling goes on until the wait is over.
+    """
+    waited, wait, status = 0.0, settings.job_poll_initial_s, "PENDING"
+    while waited + wait <= settings.job_wait_s:
+        answer = yield Request("POST", f"{settings.host}/customers/{settings.customer}/googleAds:search",
+                               _job_query(job), headers=_headers(settings), purpose="poll job", delay=wait)
+        waited += wait
+        wait = min(wait * 2, settings.job_poll_max_s)
+        data = answer.json() if answer.ok else None
+        results = data.get("results") if isinstance(data, dict) else None
+        found = results[0].get("offlineUserDataJob") if isinstance(results, list) and results and isinstance(
+            results[0], dict) else None
+        if not isinstance(found, dict):
+            continue
+        status = str(found.get("status", "UNKNOWN"))
+        if status == "SUCCESS":
+            return Outcome.ok()
+        if status == "FAILED":
+            reason = str(found.get("failureReason") or "UNSPECIFIED")
+            return Outcome.retry(code=f"GOOGLE_JOB_{reason}", message=f"offline user data job {job} failed: {reason}")
+    return Outcome.ok({"job_status": status})
 
 
 def exchange(items: Sequence[Item], settings: GoogleAdsCustomerMatchSettings, token: Token | None) -> Exchange:
     """One list operation per exchange (``max_batch`` 1): create the list, or one job per add/remove."""
-    outcomes: list[Outcome] = []
-    for item in items:
-        message = item.message
-        if message.get("action") == "create":
-            outcomes.extend((yield from _create_list(message, settings)))
-            continue
-        list_id = message.get("context", {}).get("personas", {}).get("external_audience_id")
-        if not list_id:
-            outcomes.append(Outcome.drop(LIST_GONE, "no Google user list id for this list yet"))
-            continue
-        outcomes.extend((yield from _upload(message, settings, str(list_id))))
-    return outcomes
+    return list_exchange(items, settings, token, vendor="Google", create=_create, upload=_upload)
 
 
 def check(settings: GoogleAdsCustomerMatchSettings, _token: Token | None) -> Request:
@@ -215,6 +262,7 @@ DESTINATION: Destination[GoogleAdsCustomerMatchSettings] = Destination(
     min_list_interval_s=21600.0,
     list_id_before_members=True,
     members_per_operation=MEMBERS_PER_JOB,
+    min_list_size=100,
     timeout_s=60.0,
     description="Customer Match user lists (contact info) through offline user data jobs; email and phone "
                 "hashed as Google requires.",

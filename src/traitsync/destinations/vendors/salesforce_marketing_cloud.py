@@ -25,33 +25,18 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-from traitsync.destinations.auth import Token, TokenAuth, oauth_token
-from traitsync.destinations.base import (
-    Destination,
-    DestinationSettings,
-    Exchange,
-    Item,
-    Outcome,
-    Request,
-    Response,
-    dumps,
-    status_outcome,
-)
+from traitsync.destinations.auth import Token
+from traitsync.destinations.base import Destination, Exchange, Item, Outcome, Request, Response, dumps
 from traitsync.destinations.vendors._computation import change_of, scalar, text
+from traitsync.destinations.vendors._sfmc import SFMC_AUTH, SfmcAuthSettings, error_outcome, rest_base
 
 MAX_ROWS = 50
 MAX_BODY = 1_000_000
-TRANSIENT = {"10006"}
 
 
-class SfmcSettings(DestinationSettings):
-    subdomain: str = Field(pattern=r"^[a-z0-9-]{6,40}$", description="Your tenant subdomain: the prefix of "
-                           "<subdomain>.auth.marketingcloudapis.com (Setup > Installed Packages).")
-    client_id: str = Field(min_length=1, description="Client ID of the installed package's API integration.")
-    client_secret: SecretStr = Field(description="Client secret of that integration.")
-    account_id: str | None = Field(default=None, description="MID of the business unit to write to.")
+class SfmcSettings(SfmcAuthSettings):
     data_extension_key: str | None = Field(default=None, description="External key of the data extension "
                                            "identify messages (and tracks without an event) upsert rows into.")
     primary_key: str = Field(default="ContactKey", min_length=1, description="The data extension's primary-key "
@@ -68,51 +53,6 @@ class SfmcSettings(DestinationSettings):
         if not (value or info.data.get("data_extension_key")):
             raise ValueError("set data_extension_key (rows) or contact_attribute_set (contact attributes)")
         return value
-
-    @property
-    def auth_base(self) -> str:
-        return (self.endpoint or f"https://{self.subdomain}.auth.marketingcloudapis.com").rstrip("/")
-
-
-def rest_base(settings: SfmcSettings, token: Token | None) -> str:
-    if settings.endpoint:
-        return settings.endpoint.rstrip("/")
-    host = token.extra.get("rest_instance_url") if token is not None else None
-    return (host or f"https://{settings.subdomain}.rest.marketingcloudapis.com").rstrip("/")
-
-
-def token_request(settings: SfmcSettings) -> Request:
-    body: dict[str, Any] = {"grant_type": "client_credentials", "client_id": settings.client_id,
-                            "client_secret": settings.client_secret.get_secret_value()}
-    if settings.account_id:
-        body["account_id"] = settings.account_id
-    return Request("POST", f"{settings.auth_base}/v2/token", dumps(body),
-                   headers={"Content-Type": "application/json", "Accept": "application/json"},
-                   authorize=False, purpose="token")
-
-
-def parse_token(response: Response) -> Token:
-    return oauth_token(response, extra_keys=("rest_instance_url",))
-
-
-def error_outcome(response: Response) -> Outcome:
-    base = status_outcome(response)
-    if base.kind == "ok":
-        return base
-    data = response.json()
-    if not isinstance(data, dict):
-        return base
-    code = str(data.get("errorcode") or data.get("errorCode") or "")
-    message = data.get("message")
-    extra = data.get("additionalErrors") or []
-    if extra and isinstance(extra[0], dict):
-        code = str(extra[0].get("errorcode") or code)
-        message = extra[0].get("message") or message
-    if response.status == 400 and code in TRANSIENT and not data.get("additionalErrors"):
-        return Outcome.retry(code=code, message=str(message) if message else None)
-    if base.kind == "drop" and code:
-        return Outcome.drop(code, str(message) if message else None)
-    return base
 
 
 def _values(item: Item, settings: SfmcSettings) -> dict[str, Any]:
@@ -205,7 +145,7 @@ DESTINATION: Destination[SfmcSettings] = Destination(
     slug="salesforce_marketing_cloud",
     settings_model=SfmcSettings,
     exchange=exchange,
-    auth=TokenAuth(fetch=token_request, parse=parse_token),
+    auth=SFMC_AUTH,
     default_rate=20.0,
     max_batch=MAX_ROWS,
     event_types=frozenset({"identify", "track"}),

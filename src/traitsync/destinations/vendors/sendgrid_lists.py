@@ -13,8 +13,9 @@ TLS. They never appear in logs or in the debugger (which shows list members as S
 failure messages are written by this adapter, never SendGrid's (which echo the email).
 
 One malformed email rejects a whole upsert (400 ``errors: [{field: "contacts[i].email"}]``):
-the adapter sends the request again without the contacts the errors point at, and counts them
-in the outcome's detail. Values that are not emails at all are left out before sending.
+the adapter sends the request again without the contacts the errors point at, and names them by
+position in the outcome's detail (``rejected``), so they are tried again at the next sync.
+Values that are not emails at all are left out before sending.
 401/403 pause the destination; 404 on the list (deleted in SendGrid) makes the next sync create
 it again; 429 (``X-RateLimit-Reset``) and 5xx are retried.
 """
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 from urllib.parse import quote
@@ -45,6 +46,14 @@ from traitsync.destinations.base import (
     status_outcome,
 )
 from traitsync.destinations.pii import InvalidIdentifier, normalize_email
+from traitsync.destinations.vendors._lists import (
+    Step,
+    audience_name,
+    created,
+    list_exchange,
+    members_of,
+    with_rejected,
+)
 
 HOSTS = {"global": "https://api.sendgrid.com", "eu": "https://api.eu.sendgrid.com"}
 MAX_CONTACTS = 30_000
@@ -63,7 +72,7 @@ class SendGridListsSettings(DestinationSettings):
         return (self.endpoint or HOSTS[self.region]).rstrip("/")
 
 
-def contact_email(member: dict[str, Any]) -> str | None:
+def contact_email(member: Mapping[str, Any]) -> str | None:
     if member.get("type") != "email":
         return None
     try:
@@ -106,33 +115,30 @@ def _rejected_indices(response: Response) -> set[int]:
     return out
 
 
-def _add(settings: SendGridListsSettings, list_id: str, emails: list[str]) -> Exchange:
-    rejected = 0
-    for start in range(0, len(emails), MAX_CONTACTS):
-        batch = emails[start:start + MAX_CONTACTS]
+def _add(settings: SendGridListsSettings, list_id: str, members: list[tuple[int, str]]) -> Step:
+    refused: list[int] = []
+    for start in range(0, len(members), MAX_CONTACTS):
+        batch = members[start:start + MAX_CONTACTS]
         for _attempt in range(2):
             if not batch:
                 break
-            body = {"list_ids": [list_id], "contacts": [{"email": e} for e in batch]}
+            body = {"list_ids": [list_id], "contacts": [{"email": e} for _, e in batch]}
             answer = yield Request("PUT", f"{settings.host}/v3/marketing/contacts", dumps(body),
                                    headers=_headers(settings), purpose="add")
             bad = _rejected_indices(answer) if answer.status == 400 else set()
             if not bad:
                 outcome = classify_answer(answer)
                 if outcome.kind != "ok":
-                    return [outcome]
+                    return outcome
                 break
-            rejected += len(bad)
-            batch = [e for i, e in enumerate(batch) if i not in bad]
+            refused.extend(batch[i][0] for i in sorted(bad) if i < len(batch))
+            batch = [m for i, m in enumerate(batch) if i not in bad]
         else:
-            return [Outcome.drop("400", "SendGrid rejected the contacts again")]
-    if rejected:
-        return [Outcome("ok", detail={"rejected_members": rejected},
-                        message=f"SendGrid refused {rejected} malformed emails; the others were added")]
-    return [Outcome.ok()]
+            return Outcome.drop("400", "SendGrid rejected the contacts again")
+    return with_rejected(Outcome.ok(), refused, ["SENDGRID_INVALID_EMAIL"] if refused else [])
 
 
-def _remove(settings: SendGridListsSettings, list_id: str, emails: list[str]) -> Exchange:
+def _remove(settings: SendGridListsSettings, list_id: str, emails: list[str]) -> Step:
     ids: list[str] = []
     for start in range(0, len(emails), SEARCH_CHUNK):
         answer = yield Request("POST", f"{settings.host}/v3/marketing/contacts/search/emails",
@@ -142,7 +148,7 @@ def _remove(settings: SendGridListsSettings, list_id: str, emails: list[str]) ->
             continue  # none of these emails is a contact: nothing to remove
         outcome = classify_answer(answer)
         if outcome.kind != "ok":
-            return [outcome if outcome.code != LIST_GONE else Outcome.retry(code="404")]
+            return outcome if outcome.code != LIST_GONE else Outcome.retry(code="404")
         data = answer.json()
         result = data.get("result") if isinstance(data, dict) else None
         for found in (result or {}).values() if isinstance(result, dict) else []:
@@ -155,40 +161,32 @@ def _remove(settings: SendGridListsSettings, list_id: str, emails: list[str]) ->
                                headers=_headers(settings), purpose="remove")
         outcome = classify_answer(answer)
         if outcome.kind != "ok":
-            return [outcome]
-    return [Outcome.ok()]
+            return outcome
+    return Outcome.ok()
+
+
+def _create(message: Mapping[str, Any], settings: SendGridListsSettings, _token: Token | None) -> Step:
+    answer = yield Request("POST", f"{settings.host}/v3/marketing/lists", dumps({"name": audience_name(message, 100)}),
+                           headers=_headers(settings), purpose="create")
+    outcome = classify_answer(answer)
+    if outcome.code == LIST_GONE:
+        return Outcome.drop("404", "SendGrid answered 404 to the list create")
+    data = answer.json() if outcome.kind == "ok" else None
+    return created(outcome, data.get("id") if isinstance(data, dict) else None, "SendGrid")
+
+
+def _upload(message: Mapping[str, Any], settings: SendGridListsSettings, _token: Token | None, action: str,
+            list_id: str) -> Step:
+    members = members_of(message, contact_email)
+    if not members:
+        return Outcome.ok()
+    if action == "add":
+        return (yield from _add(settings, list_id, members))
+    return (yield from _remove(settings, list_id, [email for _, email in members]))
 
 
 def exchange(items: Sequence[Item], settings: SendGridListsSettings, token: Token | None) -> Exchange:
-    outcomes: list[Outcome] = []
-    for item in items:
-        message = item.message
-        action = message.get("action")
-        if action == "create":
-            audience = message.get("audience", {})
-            name = str(audience.get("name") or audience.get("key"))[:100]
-            answer = yield Request("POST", f"{settings.host}/v3/marketing/lists", dumps({"name": name}),
-                                   headers=_headers(settings), purpose="create")
-            outcome = classify_answer(answer)
-            if outcome.code == LIST_GONE:
-                outcome = Outcome.drop("404", "SendGrid answered 404 to the list create")
-            data = answer.json() if outcome.kind == "ok" else None
-            if isinstance(data, dict) and data.get("id"):
-                outcome = Outcome.ok({"external_id": str(data["id"])})
-            elif outcome.kind == "ok":
-                outcome = Outcome.retry(code="SENDGRID_NO_LIST_ID", message="create answered without an id")
-            outcomes.append(outcome)
-            continue
-        list_id = message.get("context", {}).get("personas", {}).get("external_audience_id")
-        if not list_id:
-            outcomes.append(Outcome.drop(LIST_GONE, "no SendGrid list id for this list yet"))
-            continue
-        emails = list(dict.fromkeys(e for e in (contact_email(m) for m in message.get("members", [])) if e))
-        if not emails:
-            outcomes.append(Outcome.ok())
-            continue
-        step = _add(settings, str(list_id), emails) if action == "add" else _remove(settings, str(list_id), emails)
-        outcomes.extend((yield from step))
+    outcomes = yield from list_exchange(items, settings, token, vendor="SendGrid", create=_create, upload=_upload)
     # Every outcome carries our own words: without them delivery would keep SendGrid's last error
     # answer as the attempt's detail, and SendGrid quotes the email it refused.
     return [replace(o, message=o.message or f"SendGrid {o.kind}") for o in outcomes]

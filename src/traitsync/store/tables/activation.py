@@ -6,7 +6,7 @@ first seen and how far its first sync has got: the first sync sends every curren
 already folded into the current values is not sent twice (and never, for ``historical: false``).
 
 ``activation_lists`` is one row per (list destination, audience): whether the vendor list is
-confirmed created (and its id there), and the sync schedule.
+confirmed created (and its id there), the sync schedule, and why a new list is held back.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ activation_lists = Table(
     Column("sync_seq", Integer, nullable=False),
     Column("last_sync_at_ms", BigInteger),
     Column("next_sync_at_ms", BigInteger, nullable=False),
+    # Why the last sync was held (the audience below the vendor's minimum size); NULL when it ran.
+    Column("held_reason", Text),
+    # Members counted when the last sync was held.
+    Column("member_count", BigInteger),
 )
 
 ACTIVATION_TABLES = (activation_connections, activation_lists)

@@ -77,3 +77,19 @@ compute_profile_due = Table(
 )
 
 COMPUTE_TABLES = (computations, compute_profile_state, compute_profile_due, computed_values, computation_results)
+
+#: Point-in-time results of ``traitsync compute --as-of`` (batch engines): who had which value at
+#: ``as_of_ms``. Activation never reads it, so looking at the past never sends anything.
+computation_snapshots = Table(
+    "computation_snapshots",
+    metadata,
+    Column("as_of_ms", BigInteger, nullable=False),
+    Column("computation_key", String(200), nullable=False),
+    Column("profile_id", String(64), nullable=False),
+    Column("value", Text),
+    Column("computed_at_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("as_of_ms", "computation_key", "profile_id", name="pk_computation_snapshots"),
+    Index("ix_computation_snapshots_key", "computation_key", "as_of_ms"),
+)
+
+BATCH_TABLES = (computation_snapshots,)

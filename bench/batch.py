@@ -1,0 +1,338 @@
+"""Batch engine: full compute of 50 computed traits + 50 audiences on DuckDB, against hand-written SQL.
+
+A deterministic generator (integer hashing in DuckDB SQL, no randomness) writes a shop mix of
+``10M x scale`` events over ``1M x scale`` profiles as Parquet files shaped like the store's tables
+(events with their JSON bodies, profile_events, profiles, traits, identifiers). Then:
+
+* full compute: the 100 definitions compiled to one query, run by DuckDB over the Parquet files
+  into a table (``CREATE TABLE ... AS``), timed from SQL text to the last row;
+* three definitions, each compiled alone and as a hand-written query for the same answer, in
+  the same run (ratio compiled / hand-written, and the answers compared);
+* baseline: the realtime engine's backfill (identity + engine over a SQLite store) of the same
+  definitions on the first ``--realtime-events`` events, as events/s;
+* optionally PostgreSQL (``--postgres URL``: the tables are copied into a fresh schema and the
+  query runs there) and Spark (``--spark``, local mode, over the same Parquet files).
+
+    .venv/bin/python bench/batch.py                    # scale 0.01: 100k events, 10k profiles
+    .venv/bin/python bench/batch.py --scale 1          # the target: 10M events, 1M profiles
+    .venv/bin/python bench/batch.py --scale 0.1 --postgres postgresql://postgres@127.0.0.1:5432/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from traitsync.compute.batch.compiler import compile_definitions
+from traitsync.compute.batch.render import render, render_script
+from traitsync.config.yaml_lines import load_yaml_text
+from traitsync.definitions import Definitions, load_definitions
+
+NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z: fixed, so every run computes the same answer
+DAY = 86_400_000
+EVENTS = ["Order Completed", "Product Viewed", "Product Added", "Page Viewed", "Signed Up"]
+TABLES = ("events", "profile_events", "profiles", "profile_traits", "profile_external_ids")
+
+
+def definitions() -> Definitions:
+    """50 traits and 50 audiences of every kind, windows, funnels, references (deterministic)."""
+    traits: list[str] = []
+    windows = ["", ".within(1 days)", ".within(7 days)", ".within(30 days)", ".within(90 days)"]
+    for i, window in enumerate(windows):
+        traits += [f"event('Order Completed'){window}.count()", f"event('Product Viewed'){window}.count()",
+                   f"event('Order Completed'){window}.sum(property('total'))",
+                   f"event('Order Completed'){window}.avg(property('total'))",
+                   f"event('Product Viewed'){window}.unique(property('sku')).count()",
+                   f"event('Page Viewed'){window}.count()"]
+        if i < 4:
+            traits += [f"event('Order Completed'){window}.max(property('total'))",
+                       f"event('Product Viewed'){window}.mode(property('sku'), 2)"]
+    traits += ["event('Product Viewed').first(property('sku'))", "event('Product Viewed').last(property('sku'))",
+               "event('Page Viewed').last(property('url'))", "event('Signed Up').first(property('plan'))",
+               "event('Product Added').unique(property('sku'))", "event('Order Completed').min(property('total'))",
+               "event('Order Completed').where(property('total') > 50).count()",
+               "event('Product Added').between(1 days, 7 days).count()",
+               "event('Product Added').within(7 days).first(property('sku'))",
+               "event('Product Viewed').within(30 days).last(property('sku'))",
+               "event('Order Completed').within(30 days).max(property('sku') as string)",
+               "event('Signed Up').count()"]
+    traits = traits[:50]
+    auds = ["event('Order Completed').within(30 days).count() >= 1", "event('Order Completed').count() >= 3",
+            "event('Product Viewed').within(7 days).count() >= 5", "event('Product Added').within(1 days).count() >= 1",
+            "event('Page Viewed').within(7 days).count() = 0", "event('Order Completed').within(7 days).count() <= 1",
+            "event('Product Added').where(event('Order Completed').within(parent: 1 days).count() = 0)"
+            ".within(7 days).count() >= 1",
+            "event('Product Viewed').between(1 days, 7 days).count() >= 2", "trait('t0') >= 2", "trait('t2') > 500",
+            "audience('a0') AND trait('t7') != 'x'", "audience('a1') OR audience('a2')", "NOT audience('a0')",
+            "event('Signed Up').count() >= 1 AND event('Order Completed').count() = 0",
+            "event('Order Completed').where(property('total') > 90).within(30 days).count() >= 1",
+            "trait('plan') = 'pro'", "event('Page Viewed').within(1 days).count() >= 3",
+            "audience('a8') AND audience('a3')", "event('Product Viewed').within(30 days).count() >= 10"]
+    for i, name in enumerate(EVENTS):
+        for n, window in ((1, "7 days"), (2, "30 days"), (4, "90 days")):
+            auds.append(f"event('{name}').within({window}).count() >= {n}")
+        auds.append(f"event('{name}').where(property('total') > {20 * i}).count() >= 1")
+        auds.append(f"audience('a{i}') AND event('{name}').within(90 days).count() >= 1")
+    auds += [f"trait('t{i}') > {i}" for i in range(20, 26)]
+    auds = auds[:50]
+    text = ["computed_traits:"] + [f"  - key: t{i}\n    query: \"{q}\"" for i, q in enumerate(traits)]
+    text += ["audiences:"] + [f"  - key: a{i}\n    query: \"{q}\"" for i, q in enumerate(auds)]
+    return load_definitions(load_yaml_text("\n".join(text) + "\n"))
+
+
+def generate(con: duckdb.DuckDBPyConnection, folder: Path, events: int, profiles: int) -> None:
+    """The store-shaped tables as Parquet; every value is a hash of the row number."""
+    h = "((i::BIGINT * 2654435761 + {k}) % 4294967296)"
+    con.execute(f"""
+        CREATE OR REPLACE TABLE g AS
+        SELECT i AS "offset",
+               'use_' || ({h.format(k=1)} % {profiles}) AS profile_id,
+               {h.format(k=2)} % 100 AS kind,
+               {NOW} - ({h.format(k=3)} * 3600 % (180 * {DAY}::BIGINT)) AS ts,
+               {h.format(k=4)} % 200 AS total,
+               'sku' || ({h.format(k=5)} % 50) AS sku
+        FROM range(1, {events + 1}) t(i)""")
+    con.execute("""
+        CREATE OR REPLACE TABLE events AS
+        SELECT "offset", CASE WHEN kind < 60 THEN 'page' ELSE 'track' END AS type,
+               CASE WHEN kind < 60 THEN 'Page Viewed' WHEN kind < 85 THEN 'Product Viewed'
+                    WHEN kind < 93 THEN 'Product Added' WHEN kind < 99 THEN 'Order Completed'
+                    ELSE 'Signed Up' END AS event,
+               'src_web' AS source_id, ts AS timestamp_ms, ts + 1000 AS received_at_ms,
+               CASE WHEN kind < 60
+                    THEN '{"type":"page","name":"Home","properties":{"url":"/p/' || sku || '"}}'
+                    ELSE '{"type":"track","properties":{"total":' || total || ',"sku":"' || sku ||
+                         '","plan":"' || CASE WHEN total % 3 = 0 THEN 'pro' ELSE 'free' END || '"}}' END AS body
+        FROM g""")
+    con.execute('CREATE OR REPLACE TABLE profile_events AS SELECT "offset", profile_id FROM g')
+    con.execute(f"""CREATE OR REPLACE TABLE profiles AS SELECT 'use_' || i AS profile_id, 'users' AS collection,
+                    CAST(NULL AS VARCHAR) AS merged_into FROM range(0, {profiles}) t(i)""")
+    con.execute(f"""CREATE OR REPLACE TABLE profile_external_ids AS
+                    SELECT 'use_' || i AS profile_id, 'user_id' AS id_type, 'u' || i AS value, 'users' AS collection
+                    FROM range(0, {profiles}) t(i) WHERE i % 10 <> 0""")
+    con.execute(f"""CREATE OR REPLACE TABLE profile_traits AS
+                    SELECT 'use_' || i AS profile_id, 'plan' AS key,
+                           CASE WHEN i % 4 = 0 THEN '"pro"' ELSE '"free"' END AS value
+                    FROM range(0, {profiles}) t(i)""")
+    for table in TABLES:
+        con.execute(f"COPY {table} TO '{folder / table}.parquet' (FORMAT parquet)")
+        con.execute(f"DROP TABLE {table}")
+    con.execute("DROP TABLE g")
+
+
+def views(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    for table in TABLES:
+        con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{folder / table}.parquet')")
+
+
+def timed(con: duckdb.DuckDBPyConnection, sql: str, table: str) -> tuple[float, int, float]:
+    """(wall seconds, rows, DuckDB CPU seconds): the machine may be shared, so CPU is reported too."""
+    import json
+
+    with tempfile.NamedTemporaryFile(suffix=".json") as prof:
+        con.execute("PRAGMA enable_profiling = 'json'")
+        con.execute(f"PRAGMA profiling_output = '{prof.name}'")
+        start = time.perf_counter()
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}")
+        seconds = time.perf_counter() - start
+        con.execute("PRAGMA disable_profiling")
+        cpu = float(json.loads(Path(prof.name).read_text()).get("query", {}).get("cpu_time", 0.0))
+    rows = con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
+    return seconds, int(rows[0]) if rows else 0, cpu
+
+
+# Hand-written queries for the same answers as the compiled ones (counter, sum, audience).
+HAND = {
+    "t3": ("event('Order Completed').within(1 days).count()", f"""
+        SELECT 'x' AS computation_key, p.profile_id AS pid, COALESCE(c.n, 0) AS n
+        FROM profiles p JOIN (SELECT DISTINCT profile_id FROM profile_external_ids
+                              WHERE id_type IN ('user_id', 'email', 'android.idfa', 'ios.idfa')) i
+          ON i.profile_id = p.profile_id
+        LEFT JOIN (SELECT pe.profile_id, COUNT(*) AS n FROM events e JOIN profile_events pe USING ("offset")
+                   WHERE e.event = 'Order Completed' AND e.timestamp_ms > {NOW} - {DAY}
+                     AND e.timestamp_ms <= {NOW}
+                   GROUP BY 1) c ON c.profile_id = p.profile_id
+        WHERE p.merged_into IS NULL"""),
+    "sum90": ("event('Order Completed').within(90 days).sum(property('total'))", f"""
+        SELECT 'x' AS computation_key, pe.profile_id AS pid,
+               SUM(CAST(json_extract(e.body, '$.properties.total') AS BIGINT)) AS n
+        FROM events e JOIN profile_events pe USING ("offset")
+        JOIN (SELECT DISTINCT profile_id FROM profile_external_ids
+              WHERE id_type IN ('user_id', 'email', 'android.idfa', 'ios.idfa')) i ON i.profile_id = pe.profile_id
+        WHERE e.event = 'Order Completed' AND e.timestamp_ms > {NOW} - 90 * {DAY}::BIGINT AND e.timestamp_ms <= {NOW}
+          AND json_type(e.body, '$.properties.total') IN ('UBIGINT', 'BIGINT')
+        GROUP BY 2"""),
+    "buyers": ("event('Order Completed').within(30 days).count() >= 1", f"""
+        SELECT DISTINCT 'x' AS computation_key, pe.profile_id AS pid, TRUE AS n
+        FROM events e JOIN profile_events pe USING ("offset")
+        JOIN (SELECT DISTINCT profile_id FROM profile_external_ids
+              WHERE id_type IN ('user_id', 'email', 'android.idfa', 'ios.idfa')) i ON i.profile_id = pe.profile_id
+        WHERE e.event = 'Order Completed' AND e.timestamp_ms > {NOW} - 30 * {DAY}::BIGINT
+          AND e.timestamp_ms <= {NOW}"""),
+}
+
+
+def single(query: str, key: str) -> Definitions:
+    kind = "audiences" if any(op in query for op in (">=", "<=", " = ")) else "computed_traits"
+    return load_definitions(load_yaml_text(f"{kind}:\n  - key: {key}\n    query: \"{query}\"\n"))
+
+
+def compare_hand(con: duckdb.DuckDBPyConnection, repeats: int) -> list[tuple[str, float, float, bool]]:
+    out = []
+    for key, (query, hand) in HAND.items():
+        compiled = render(compile_definitions(single(query, key), NOW).ast, "duckdb")
+        best_c = best_h = float("inf")
+        for _ in range(repeats):  # interleaved, so a burst of load on a shared machine hits both
+            best_c = min(best_c, timed(con, compiled, "c_out")[2])
+            best_h = min(best_h, timed(con, hand, "h_out")[2])
+        same = con.execute("""
+            SELECT COUNT(*) FROM (SELECT pid, CAST(COALESCE(j, 'true') AS VARCHAR) v FROM c_out
+                                  EXCEPT SELECT pid, CAST(n AS VARCHAR) FROM h_out)""").fetchone()
+        other = con.execute("SELECT (SELECT COUNT(*) FROM c_out) = (SELECT COUNT(*) FROM h_out)").fetchone()
+        out.append((key, best_c, best_h, bool(same and same[0] == 0 and other and other[0])))
+    return out
+
+
+def realtime_baseline(folder: Path, n: int, defs: Definitions) -> tuple[int, float]:
+    """Identity + realtime engine over the first ``n`` generated events in a SQLite store."""
+    import orjson
+
+    from traitsync.compute.realtime import RealtimeEngine
+    from traitsync.identity import IdentityWorker, default_identity_config
+    from traitsync.log.event_log import EventLog
+    from traitsync.spec.timestamps import format_iso_ms
+    from traitsync.store.database import Database
+
+    con = duckdb.connect()
+    rows = con.execute(f"""SELECT e.type, e.event, e.timestamp_ms, e.body, pe.profile_id
+                           FROM read_parquet('{folder}/events.parquet') e
+                           JOIN read_parquet('{folder}/profile_events.parquet') pe USING ("offset")
+                           ORDER BY e."offset" LIMIT {n}""").fetchall()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Database(f"sqlite:///{tmp}/rt.db")
+        log = EventLog(db)
+        msgs: list[dict[str, Any]] = []
+        for i, (kind, event, ts, body, pid) in enumerate(rows):
+            b = orjson.loads(body)
+            m: dict[str, Any] = {"type": kind, "userId": "u" + pid[4:], "messageId": f"m{i}",
+                                 "timestamp": format_iso_ms(ts), "properties": b.get("properties", {})}
+            if kind == "track":
+                m["event"] = event
+            else:
+                m["name"] = "Home"
+            msgs.append(m)
+        for i in range(0, len(msgs), 5000):
+            log.append_messages("src_web", msgs[i:i + 5000], received_at_ms=NOW)
+        start = time.perf_counter()
+        identity = IdentityWorker(db, default_identity_config())
+        while identity.run_once(5000):
+            pass
+        identity.close()
+        engine = RealtimeEngine(db, defs, clock=lambda: NOW / 1000)
+        engine.prepare()
+        while engine.run_once():
+            pass
+        engine.close()
+        return len(rows), time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=float, default=0.01, help="1 = 10M events over 1M profiles")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-generate", action="store_true", help="reuse the Parquet files in --folder")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--realtime-events", type=int, default=20_000)
+    parser.add_argument("--postgres", help="also run on PostgreSQL (tables copied into a fresh schema)")
+    parser.add_argument("--spark", action="store_true", help="also run on Spark in local mode")
+    parser.add_argument("--folder", type=Path, help="keep the Parquet files here (default: a temp folder)")
+    args = parser.parse_args()
+    events, profiles = int(10_000_000 * args.scale), max(1, int(1_000_000 * args.scale))
+    defs = definitions()
+    folder = args.folder or Path(tempfile.mkdtemp(prefix="batch-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute(f"SET threads = {args.threads}")
+    con.execute("SET TimeZone = 'UTC'")
+    start = time.perf_counter()
+    if not args.skip_generate:
+        generate(con, folder, events, profiles)
+    gen_s = time.perf_counter() - start
+    views(con, folder)
+    query = compile_definitions(defs, NOW)
+    start = time.perf_counter()
+    sql = render(query.ast, "duckdb")
+    compile_s = time.perf_counter() - start
+    full_s, rows, full_cpu = timed(con, sql, "full_out")
+    print(f"## Batch engine, scale {args.scale}: {events:,} events, {profiles:,} profiles, "
+          f"{len(defs.computed_traits)} traits + {len(defs.audiences)} audiences, {args.threads} threads\n")
+    print(f"(load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)\n")
+    print("| stage | seconds | note |\n|---|---:|---|")
+    print(f"| generate Parquet | {gen_s:.1f} | not part of a compute |")
+    print(f"| compile + render | {compile_s:.2f} | {len(sql):,} characters of SQL |")
+    print(f"| full compute (DuckDB) | {full_s:.1f} | {rows:,} (computation, profile) values; "
+          f"{full_cpu:.1f} s of DuckDB CPU |")
+    print("\n| definition | compiled CPU s | hand-written CPU s | ratio | same answer |\n|---|---:|---:|---:|---|")
+    for key, c, h, same in compare_hand(con, args.repeats):
+        print(f"| {key} ({HAND[key][0]}) | {c:.3f} | {h:.3f} | {c / h:.2f}x | {'yes' if same else 'NO'} |")
+    if args.postgres:
+        print(f"\n| full compute (PostgreSQL) | {postgres(args.postgres, con, sql_for(query, 'postgres')):.1f} s |")
+    if args.spark:
+        print(f"\n| full compute (Spark local) | {spark(folder, query):.1f} s |")
+    if args.realtime_events:
+        n, seconds = realtime_baseline(folder, min(args.realtime_events, events), defs)
+        print(f"\nRealtime backfill baseline (identity + engine, SQLite): {n:,} events in {seconds:.1f} s = "
+              f"{n / seconds:,.0f} events/s; the full set at that rate: {events / (n / seconds):,.0f} s")
+
+
+def sql_for(query: Any, dialect: str) -> str:
+    return render(query.ast, dialect)
+
+
+def postgres(url: str, con: duckdb.DuckDBPyConnection, sql: str) -> float:
+    import psycopg
+
+    schema = f"batch_bench_{int(time.time())}"
+    with psycopg.connect(url, autocommit=True) as pg:
+        pg.execute(f"CREATE SCHEMA {schema}")
+        pg.execute(f"SET search_path = {schema}")
+        pg.execute("SET TimeZone = 'UTC'")
+        try:
+            for table in TABLES:
+                cols = con.execute(f"SELECT * FROM {table} LIMIT 0").description or []
+                types = {"offset": "BIGINT", "timestamp_ms": "BIGINT", "received_at_ms": "BIGINT"}
+                pg.execute(f"CREATE TABLE {table} (" + ", ".join(f'"{c[0]}" {types.get(c[0], "TEXT")}' for c in cols)
+                           + ")")
+                with pg.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+                    for row in con.execute(f"SELECT * FROM {table}").fetchall():
+                        copy.write_row(row)
+            pg.execute("ANALYZE")
+            start = time.perf_counter()
+            pg.execute(f"CREATE TABLE out AS {sql.replace('%', '%%')}")
+            return time.perf_counter() - start
+        finally:
+            pg.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def spark(folder: Path, query: Any) -> float:
+    from traitsync.compute.batch.runners import spark_session
+
+    session = spark_session("local[2]")
+    for table in TABLES:
+        session.read.parquet(str(folder / f"{table}.parquet")).createOrReplaceTempView(table)
+    start = time.perf_counter()
+    *setup, final = render_script(query.ast, "spark")
+    for statement in setup:
+        session.sql(statement)
+    session.sql(final).write.mode("overwrite").format("noop").save()
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    main()

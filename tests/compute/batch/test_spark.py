@@ -1,0 +1,96 @@
+"""Spark (local mode) gives the reference evaluator's answers, on a smaller sample than DuckDB.
+
+pyspark is the ``spark`` extra, which ``make`` installs with the dev tools; one Spark session
+serves the module (starting one takes tens of seconds, and a query minutes on a loaded 2-core
+machine, hence the long timeouts). A few random definition sets and
+streams from the shared generators, each checked at two moments, plus a fixed case covering
+every trait kind and a funnel.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from tests.compute.batch.test_engines_vs_reference import MOMENTS, _feed, _table
+from tests.compute.realtime.conftest import D, Harness, S, defs
+from tests.compute.realtime.test_engine_vs_reference import OPS, definition_sets
+from traitsync.compute.batch import compile_definitions
+from traitsync.compute.batch.inputs import read_tables, write_parquet
+from traitsync.compute.batch.runners import run_spark_on, spark_session
+from traitsync.definitions import Definitions
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:  # make installs the spark extra: a missing pyspark is a broken venv, not a skip
+        pytest.fail("pyspark is not installed: run `make .venv/.installed-stamp` (it installs '.[dev,spark]')")
+    session = spark_session("local[1]")
+    yield session
+    session.stop()
+
+
+def _spark_table(spark: Any, h: Harness, as_of: int, tmp: Path) -> dict[str, dict[str, Any]]:
+    query = compile_definitions(h.definitions, as_of, created_at={k: h.created_at(k) for k in h.definitions.order})
+    folder = tmp / uuid.uuid4().hex
+    write_parquet(read_tables(h.db, query.event_names, as_of), folder)
+    return _table(h, run_spark_on(spark, folder, query))
+
+
+@pytest.mark.timeout(1800)
+def test_every_trait_kind_and_a_funnel(spark: Any, tmp_path: Path) -> None:
+    h = Harness(f"sqlite:///{tmp_path}/s.db", defs("""
+computed_traits:
+  - {key: spend, kind: aggregation, event: Order, property: total, function: sum, window: 30d}
+  - {key: avg_spend, kind: aggregation, event: Order, property: total, function: avg}
+  - {key: fav, kind: most_frequent, event: Order, property: sku, min_frequency: 1}
+  - {key: skus, kind: unique_list, event: Order, property: sku}
+  - {key: first_sku, kind: first, event: Order, property: sku}
+  - {key: top_sku, kind: aggregation, event: Order, property: sku, function: max, value_type: string}
+  - {key: n, kind: event_counter, event: Order}
+audiences:
+  - key: big
+    condition:
+      all: [{trait: {key: spend, op: greater_than, value: 50}}, {trait: {key: plan, op: equals, value: gold}}]
+  - key: abandoned
+    query: "event('Added').where(event('Order').within(parent: 1 days).count() = 0).within(7 days).count() >= 1"
+"""))
+    try:
+        h.engine.prepare()
+        h.identify("u1", email="a@b.c", plan="gold")
+        h.track("u1", "Order", total=30, sku="a")
+        h.track("u1", "Order", total=25.5, sku="b")
+        h.track("u1", "Order", sku="a")
+        h.track("u2", "Added", t=h.clock.ms - 3 * D)
+        h.identify("u2", email="x@y.z")
+        h.sync()
+        for as_of in (h.clock.ms - 2 * D,):
+            expected = {pid: h.expected(pid, as_of) for pid in h.profiles()}
+            assert _spark_table(spark, h, as_of, tmp_path) == expected
+    finally:
+        h.close()
+
+
+@pytest.mark.timeout(3600)
+@settings(max_examples=int(os.environ.get("SPARK_EXAMPLES", "1")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(definitions=definition_sets(), ops=OPS, moments=MOMENTS)
+def test_spark_equals_reference(spark: Any, tmp_path: Path, definitions: Definitions, ops: list[Any],
+                                moments: list[int]) -> None:
+    h = Harness(f"sqlite:///{tmp_path}/r{uuid.uuid4().hex}.db", definitions)
+    try:
+        _feed(h, ops)
+        for offset in moments[:1]:
+            as_of = h.clock.ms + offset * S
+            expected = {pid: h.expected(pid, as_of) for pid in h.profiles()}
+            assert _spark_table(spark, h, as_of, tmp_path) == expected
+    finally:
+        h.close()
