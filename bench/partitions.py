@@ -10,6 +10,12 @@ the one-worker rate is printed. The log append of the same run is the baseline, 
 machine may be shared.
 
     .venv/bin/python bench/partitions.py --events 100000 --profiles 10000 [--partitions 16]
+
+``--stream`` measures what partitions cost on one machine instead: one worker, in one process,
+follows the log as it grows (``--batch`` events appended at a time, identity then the engine),
+once with one partition and once with ``--partitions``:
+
+    .venv/bin/python bench/partitions.py --stream --events 3000 --profiles 3000 --batch 30
 """
 
 from __future__ import annotations
@@ -115,11 +121,36 @@ def run(url: str, workers: int, partitions: int, msgs: list[dict[str, object]], 
     return {"append": append, "identity": resolve, "engine": compute, "values": count, "digest": digest}
 
 
+def stream(url: str, partitions: int, msgs: list[dict[str, object]], now: int, batch: int) -> tuple[float, float]:
+    """Wall and CPU seconds for one worker following the log ``batch`` events at a time."""
+    db = Database(url)
+    log = EventLog(db)
+    identity = IdentityWorker(db, default_identity_config())
+    engine = PartitionedEngine(db, load_definitions(load_yaml_text(definitions_yaml())), partitions=partitions,
+                               clock=lambda: now / 1000)
+    engine.balance()
+    while engine.run_once():
+        pass
+    t0, c0 = time.perf_counter(), time.process_time()
+    for start in range(0, len(msgs), batch):
+        log.append_messages("src_bench", msgs[start:start + batch], received_at_ms=now)
+        while identity.run_once():
+            pass
+        while engine.run_once():
+            pass
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    engine.close()
+    identity.close()
+    return wall, cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--profiles", type=int, default=10_000)
     parser.add_argument("--partitions", type=int, default=16)
+    parser.add_argument("--stream", action="store_true", help="one worker following the log: 1 vs --partitions")
+    parser.add_argument("--batch", type=int, default=30, help="--stream: events appended at a time")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--now", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--go", help=argparse.SUPPRESS)
@@ -135,14 +166,24 @@ def main() -> None:
     with psycopg.connect(PG_URL, autocommit=True) as admin:
         for s in schemas:
             admin.execute(f"CREATE SCHEMA {s}")
+    urls = [f"{PG_URL}{sep}options={quote(f'-csearch_path={s}')}" for s in schemas]
     try:
-        out = {n: run(f"{PG_URL}{sep}options={quote(f'-csearch_path={s}')}", n, args.partitions, msgs, now, tmp)
-               for n, s in zip((1, 2), schemas, strict=True)}
+        if args.stream:
+            timed = {p: stream(u, p, msgs, now, args.batch) for p, u in zip((1, args.partitions), urls, strict=True)}
+        else:
+            out = {n: run(u, n, args.partitions, msgs, now, tmp) for n, u in zip((1, 2), urls, strict=True)}
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as admin:
             for s in schemas:
                 admin.execute(f"DROP SCHEMA IF EXISTS {s} CASCADE")
     n = args.events
+    if args.stream:
+        print(f"\n### One worker following the log on PostgreSQL: {n:,} events, {args.profiles:,} profiles, "
+              f"{args.batch} at a time\n")
+        print("| partitions | wall s | CPU s | events/s (wall) |\n|---:|---:|---:|---:|")
+        for p, (wall, cpu) in timed.items():
+            print(f"| {p} | {wall:.1f} | {cpu:.1f} | {n / wall:,.0f} |")
+        return
     print(f"\n### Engine workers on PostgreSQL: {n:,} events, {args.profiles:,} profiles, 40 definitions, "
           f"{args.partitions} partitions\n")
     print("| engine worker processes | log append (baseline) | identity | engine | identity + engine "
