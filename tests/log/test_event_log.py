@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from traitsync.log import Checkpoints, EventLog
+from traitsync.log import Checkpoints, EventLog, SourceBatch
+from traitsync.spec.validate import Accepted, Rejection, normalise
 from traitsync.store import Database
 
 
@@ -29,6 +30,47 @@ def test_dedup_within_and_across_appends(db_url: str) -> None:
     assert log.append_messages("src", [_msg(1), _msg(1), _msg(2)]).duplicates == 1
     assert log.append_messages("other", [_msg(2), _msg(3)]).inserted == 1
     assert log.count() == 3
+
+
+def _accepted(*ids: int) -> list[Accepted]:
+    out = [normalise(_msg(i), received_at_ms=1_764_000_000_000) for i in ids]
+    assert all(isinstance(a, Accepted) for a in out)
+    return out  # type: ignore[return-value]
+
+
+def test_one_group_commit_counts_each_request_alone(db_url: str) -> None:
+    """Several requests in one transaction: each learns its own new rows and duplicates, in order."""
+    db = Database(db_url)
+    log = EventLog(db)
+    log.append_messages("src", [_msg(1)])
+    conn = db.connect()
+    try:
+        results = log.append_batches(conn, [
+            SourceBatch("a", _accepted(1, 2, 3)),  # m1 is already in the log
+            SourceBatch("b", [], [(Rejection("no_user_anon_id", "userId or anonymousId is required", 0), {})]),
+            SourceBatch("c", _accepted(3, 4, 4, 5)),  # m3 was just written by "a"; m4 twice
+        ])
+    finally:
+        conn.close()
+    assert [(r.inserted, r.duplicates) for r in results] == [(2, 1), (0, 0), (2, 2)]
+    events = log.read(0, 100)
+    assert [(e.message_id, e.source_id) for e in events] == [
+        ("m1", "src"), ("m2", "a"), ("m3", "a"), ("m4", "c"), ("m5", "c")]
+    assert log.rejection_counts() == {"no_user_anon_id": 1}
+
+
+def test_append_rows_is_the_bare_insert(db_url: str) -> None:
+    db = Database(db_url)
+    log = EventLog(db)
+    rows = [(f"r{i}", "src", "track", "E", "u", None, 1_000 + i, 2_000, f'{{"messageId":"r{i}"}}') for i in range(5)]
+    conn = db.connect()
+    try:
+        assert log.append_rows(conn, rows) == 5
+        assert log.append_rows(conn, rows[3:]) == 0
+    finally:
+        conn.close()
+    assert [(e.message_id, e.timestamp_ms, e.body) for e in log.read(0, 10)] == [
+        (f"r{i}", 1_000 + i, {"messageId": f"r{i}"}) for i in range(5)]
 
 
 def test_checkpoints_commit_with_the_consumer_output(db_url: str) -> None:

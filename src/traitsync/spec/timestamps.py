@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 from functools import lru_cache
 
 EPOCH_FLOOR_MS = 0  # Engage does not ingest events before 1970-01-01
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+#: The form traitsync writes and Segment's libraries send. Matched first so that the common
+#: case skips the general parser and re-formatting; the pattern also keeps out forms that
+#: ``fromisoformat`` reads as something else (ISO week dates such as ``2026-W47-5``).
+_CANONICAL = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 
 
 def parse_iso_ms(value: str) -> int | None:
@@ -25,7 +32,25 @@ def parse_iso_ms(value: str) -> int | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
+    # Integer arithmetic: ``int(parsed.timestamp() * 1000)`` loses a millisecond to float
+    # rounding for about one timestamp in 170 (``...26.160Z`` read as ``...26.159Z``).
+    delta = parsed - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def canonical_iso_ms(value: str) -> int | None:
+    """Epoch milliseconds of ``value`` if it is already in the canonical form, else None.
+
+    For such a value ``format_iso_ms(result) == value``, so the caller can keep the string as
+    it is; anything else (offsets, other precisions, bad dates) goes to ``parse_iso_ms``.
+    """
+    if len(value) != 24 or _CANONICAL.fullmatch(value) is None:
+        return None
+    try:
+        delta = datetime.fromisoformat(value[:19]) - _EPOCH_NAIVE
+    except ValueError:
+        return None
+    return (delta.days * 86_400 + delta.seconds) * 1000 + int(value[20:23])
 
 
 def format_iso_ms(ms: int) -> str:
