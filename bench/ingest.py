@@ -38,6 +38,9 @@ import httpx
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.profile_api import server_cpu_seconds  # noqa: E402  (the server's CPU, all its processes)
+
 PY = sys.executable
 PG_URL = os.environ.get("TRAITSYNC_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 WRITE_KEY = "bench-key"
@@ -105,26 +108,6 @@ def run_wrk(wrk: str, port: int, *, duration: int, connections: int, batch: int,
                   p99_ms=float(lat.group(2)), non_2xx=int(status.group(1)))
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and all its descendants (API worker processes), from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    stats: dict[int, tuple[int, float]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        total += stats.get(current, (0, 0.0))[1]
-        todo.extend(child for child, (parent, _) in stats.items() if parent == current)
-    return total
-
-
 def start(cmd: list[str], port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -164,10 +147,10 @@ def traitsync(wrk: str, args: argparse.Namespace, name: str, db_url: str, workdi
                   str(port), "--log-level", "warning", "--workers", str(workers), "--role", "api"], port)
     try:
         run_wrk(wrk, port, duration=2, connections=args.connections, batch=batch, run_id="warm-" + name[:4])
-        cpu_before = tree_cpu_seconds(proc.pid)
+        cpu_before = server_cpu_seconds(proc.pid)
         result = run_wrk(wrk, port, duration=args.duration, connections=args.connections, batch=batch,
                          run_id=secrets.token_hex(3))
-        cpu = tree_cpu_seconds(proc.pid) - cpu_before
+        cpu = server_cpu_seconds(proc.pid) - cpu_before
         result.cpu_us_per_event = cpu / max(result.events_per_s * args.duration, 1) * 1e6
     finally:
         stop(proc)

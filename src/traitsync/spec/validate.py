@@ -96,7 +96,7 @@ def _check_fields(msg: dict[str, Any], kind: str) -> Rejection | None:
             return Rejection("id_not_string", "groupId must be a non-empty string")
     ctx = get("context")
     if ctx is not None:
-        found = _check_context(ctx)
+        found = check_context(ctx)
         if found is not None:
             return found
     integrations = get("integrations")
@@ -105,7 +105,8 @@ def _check_fields(msg: dict[str, Any], kind: str) -> Rejection | None:
     return None
 
 
-def _check_context(ctx: Any) -> Rejection | None:
+def check_context(ctx: Any) -> Rejection | None:
+    """The checks of a message's (non-null) ``context``; shared with the reference as they were already lean."""
     if not isinstance(ctx, dict):
         return Rejection("bad_request", "context must be an object")
     get = ctx.get

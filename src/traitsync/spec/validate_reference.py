@@ -3,7 +3,8 @@
 Each Segment rule is its own small function here, in Segment's order (segment-spec 1.10). The
 hot path in ``validate.py`` inlines the same rules into one function for speed; a property test
 (``tests/spec/test_validate.py``) feeds both the same messages and requires identical answers,
-so a change of rule is made here first, then mirrored there.
+so a change of rule is made here first, then mirrored there. The ``context`` checks are the one
+part written once, in ``validate.check_context``, and used by both.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from traitsync.spec.event import event_name_of
 from traitsync.spec.timestamps import corrected_timestamp_ms, format_iso_ms, format_received_ms, parse_iso_ms
-from traitsync.spec.validate import MAX_MESSAGE_ID_CHARS, MESSAGE_TYPES, Accepted, Rejection
+from traitsync.spec.validate import MAX_MESSAGE_ID_CHARS, MESSAGE_TYPES, Accepted, Rejection, check_context
 
 
 def _is_nonempty_str(value: Any) -> bool:
@@ -65,45 +66,6 @@ def _check_type_fields(msg: dict[str, Any]) -> Rejection | None:
     return None
 
 
-def _check_context(ctx: Any) -> Rejection | None:
-    if ctx is None:
-        return None
-    if not isinstance(ctx, dict):
-        return Rejection("bad_request", "context must be an object")
-    if "traits" in ctx and ctx["traits"] is not None and not isinstance(ctx["traits"], dict):
-        return Rejection("traits_not_object", "context.traits must be an object")
-    device = ctx.get("device")
-    if isinstance(device, dict) and "advertisingId" in device and device["advertisingId"] is not None \
-            and not isinstance(device["advertisingId"], str):
-        return Rejection("device_advertisingid_should_be_string", "context.device.advertisingId must be a string")
-    if "consent" in ctx and ctx["consent"] is not None:
-        consent = ctx["consent"]
-        if not isinstance(consent, dict) or "categoryPreferences" not in consent:
-            return Rejection("consent_categorypreferences_should_exist",
-                             "context.consent.categoryPreferences must exist")
-        prefs = consent["categoryPreferences"]
-        if not isinstance(prefs, dict):
-            return Rejection("consent_categorypreferences_fields_should_be_object",
-                             "context.consent.categoryPreferences must be an object")
-        for key, value in prefs.items():
-            if not isinstance(value, bool):
-                return Rejection("consent_categorypreferences_fields_should_be_bool",
-                                 f"context.consent.categoryPreferences.{key} must be true or false")
-        if "version" in consent and (isinstance(consent["version"], bool)
-                                     or not isinstance(consent["version"], int | float)):
-            return Rejection("consent_version_should_be_number", "context.consent.version must be a number")
-    externals = ctx.get("externalIds")
-    if externals is not None:
-        if not isinstance(externals, list):
-            return Rejection("bad_request", "context.externalIds must be an array")
-        for i, ext in enumerate(externals):
-            if not isinstance(ext, dict) or not all(_is_nonempty_str(ext.get(k)) for k in
-                                                    ("id", "type", "collection", "encoding")):
-                return Rejection("bad_request", f"context.externalIds[{i}] needs string id, type, "
-                                 "collection and encoding")
-    return None
-
-
 def _time_field(msg: dict[str, Any], key: str) -> tuple[int | None, Rejection | None]:
     value = msg.get(key)
     if value is None:
@@ -151,7 +113,8 @@ def normalise(raw: Any, *, received_at_ms: int, default_type: str | None = None,
                          f"{MAX_MESSAGE_ID_CHARS} are allowed", message_id=message_id[:MAX_MESSAGE_ID_CHARS])
     # A rejection names the client's own messageId only; a generated one would mean nothing to it.
     client_id = raw.get("messageId") if isinstance(raw.get("messageId"), str) else None
-    for check in (_check_ids(msg), _check_type_fields(msg), _check_context(msg.get("context"))):
+    context = msg.get("context")
+    for check in (_check_ids(msg), _check_type_fields(msg), None if context is None else check_context(context)):
         if check is not None:
             check.message_id = client_id
             return check
