@@ -116,6 +116,30 @@ def test_batch_keeps_good_items_and_names_the_bad_one(live: LiveApp) -> None:
     assert rejection["batch_index"] == 1
 
 
+def test_batch_item_with_a_non_string_type_is_refused_alone(live: LiveApp) -> None:
+    """A list or object as ``type`` used to fail the whole request with 500; it is one bad item."""
+    batch = [{"type": [], "userId": "u1", "event": "A", "messageId": "bad-1"},
+             {"type": "track", "userId": "u1", "event": "A", "messageId": "good-1"},
+             {"type": {"x": 1}, "userId": "u1", "event": "A", "messageId": "bad-2"}]
+    response = post(live, "/v1/batch", {"batch": batch})
+    assert response.status_code == 200
+    message = "type must be one of alias, group, identify, page, screen, track"
+    assert response.json() == {
+        "success": True, "accepted": 1, "duplicates": 0, "code": "multi_user_error",
+        "rejected": [{"index": 0, "code": "bad_request", "message": message},
+                     {"index": 2, "code": "bad_request", "message": message}]}
+    assert [e.message_id for e in stored(live)] == ["good-1"]
+
+
+def test_a_canonical_timestamp_is_stored_exactly_as_sent(live: LiveApp) -> None:
+    """``...26.160Z`` used to be stored as ``...26.159Z`` (float rounding)."""
+    body = {"userId": "u", "event": "A", "timestamp": "2039-02-22T20:18:26.160Z"}
+    assert post(live, "/v1/track", body).json() == {"success": True}
+    [event] = stored(live)
+    assert event.timestamp_ms == 2_182_018_706_160
+    assert (event.body["timestamp"], event.body["originalTimestamp"]) == ("2039-02-22T20:18:26.160Z",) * 2
+
+
 def test_batch_level_context_and_integrations_merge_into_items(live: LiveApp) -> None:
     body = {"batch": [{"type": "track", "userId": "u", "event": "A", "context": {"ip": "1.2.3.4"}},
                       {"type": "track", "userId": "u", "event": "B", "integrations": {"Braze": False}}],
