@@ -2,8 +2,10 @@
 
 **Runs, not heads.** A profile often has several messages waiting at once (an event moves five
 traits and an audience): taking only each profile's oldest message meant one claim round, and
-one round trip to the vendor, per message of the burst. A claim instead takes a profile's *run*:
-its consecutive due messages, oldest first, all in ONE group. A group is one exchange, whose
+one round trip to the vendor, per message of the burst. Where the adapter keeps a batch's order
+for one person (``Destination.batch_repeats_profiles``: the webhook), a claim instead takes a
+profile's *run*: its consecutive due messages, oldest first, all in ONE group. Other adapters
+still get one message per profile per claim. A group is one exchange, whose
 requests go out one after another in row order, so a profile's messages still reach the vendor
 in order (``Executor`` stops sending a profile's later messages once an earlier one is not
 delivered). Two groups of one claim never share a profile, which is what lets groups run
@@ -39,10 +41,14 @@ class OpenRow:
 class ClaimPlan:
     """Groups built row by row from a prefix of the queue (``add`` in ``id`` order)."""
 
-    def __init__(self, groups: int, batch_size: int) -> None:
+    def __init__(self, groups: int, batch_size: int, *, repeats: bool = True) -> None:
         self.max_groups = max(1, groups)
+        #: Whether one exchange may carry several rows of a profile (``Destination.batch_repeats_profiles``);
+        #: if not, a profile's next row waits for the next claim, as each adapter builds its requests
+        #: from whatever rows it is handed.
+        self.repeats = repeats
         #: Rows per group: the vendor batch size, or a run of one profile when each row is a request.
-        self.per_group = batch_size if batch_size > 1 else MAX_RUN
+        self.per_group = batch_size if batch_size > 1 else (MAX_RUN if repeats else 1)
         self.one_key_per_group = batch_size <= 1
         self.groups: list[list[OpenRow]] = []
         self._group_of: dict[str, int] = {}
@@ -69,6 +75,9 @@ class ClaimPlan:
                 self._blocked.add(key)  # no room: the whole profile waits for the next claim
                 return
             self._group_of[key] = index
+        elif not self.repeats:
+            self._blocked.add(key)  # one message of this profile per batch request
+            return
         group = self.groups[index]
         if len(group) >= self.per_group:
             self._blocked.add(key)  # the rest of the run waits, so it cannot overtake this group
@@ -87,9 +96,10 @@ class ClaimPlan:
         return [row.id for group in self.groups for row in group]
 
 
-def plan_claim(rows: Iterable[OpenRow], groups: int, batch_size: int) -> list[list[OpenRow]]:
+def plan_claim(rows: Iterable[OpenRow], groups: int, batch_size: int, *, repeats: bool = True
+               ) -> list[list[OpenRow]]:
     """The groups a claim takes from ``rows`` (unfinished rows of one destination, in ``id`` order)."""
-    plan = ClaimPlan(groups, batch_size)
+    plan = ClaimPlan(groups, batch_size, repeats=repeats)
     for row in rows:
         plan.add(row)
         if plan.full:

@@ -183,7 +183,8 @@ class Outbox:
         return [row for group in groups for row in group]
 
     def claim_groups(self, conn: Connection, destination_id: str, groups: int, batch_size: int, *,
-                     lease_ms: int, at_ms: int | None = None, max_run: int | None = None) -> list[list[OutboxRow]]:
+                     lease_ms: int, at_ms: int | None = None, max_run: int | None = None,
+                     repeats: bool = True) -> list[list[OutboxRow]]:
         """Take up to ``groups`` groups of due rows (see ``claims.py``) and mark them in flight.
 
         Each group is one exchange: a profile's due messages all sit in one group, in order, and
@@ -197,7 +198,7 @@ class Outbox:
         split one profile's run between them.
         """
         at = self.clock() if at_ms is None else at_ms
-        plan = ClaimPlan(groups, batch_size)
+        plan = ClaimPlan(groups, batch_size, repeats=repeats)
         if max_run is not None:
             plan.per_group = max_run
         try:

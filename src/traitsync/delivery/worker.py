@@ -193,7 +193,7 @@ class DestinationWorker:
         can run concurrently; a filtered row simply leaves its group.
         """
         claimed = self.outbox.claim_groups(self.conn, self.destination_id, groups, self.target.batch_size,
-                                           lease_ms=self.lease_ms)
+                                           lease_ms=self.lease_ms, repeats=self.adapter.batch_repeats_profiles)
         if not claimed:
             return []
         keep: list[list[OutboxRow]] = []

@@ -200,6 +200,10 @@ class Destination(Generic[S]):
     custom_fields: bool = False
     required_traits: frozenset[str] = frozenset()
     description: str = ""
+    #: Whether one batch request may carry several messages of the same profile (in order). Only
+    #: where the vendor keeps a batch's order for one person (the webhook posts a JSON array);
+    #: elsewhere a profile's next message waits for the request carrying its previous one.
+    batch_repeats_profiles: bool = False
     #: List destinations whose uploads name the vendor's list id (Facebook, Google): the first sync
     #: sends ``create`` alone and uploads members once the vendor has answered with the id.
     list_id_before_members: bool = False

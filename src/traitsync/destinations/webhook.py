@@ -135,6 +135,7 @@ DESTINATION: Destination[WebhookSettings] = Destination(
     classify=classify,
     default_rate=50.0,
     max_batch=1000,
+    batch_repeats_profiles=True,
     modes=frozenset({"event", "list"}),
     min_list_interval_s=60.0,
     custom_fields=True,

@@ -68,13 +68,22 @@ def run_spark_on(session: Any, folder: Path, query: BatchQuery) -> list[Row]:
     for path in sorted(folder.glob("*.parquet")):
         session.read.parquet(str(path)).createOrReplaceTempView(path.stem)
     *setup, final = render_script(query.ast, "spark")
+    names = [statement.split()[2] for statement in setup]
+    _drop_views(session, names)  # a step's view left by an earlier run would refuse CACHE TABLE
     try:
         for statement in setup:
             session.sql(statement)
         return list(_decode([tuple(r) for r in session.sql(final).collect()]))
     finally:
-        for statement in setup:
-            session.sql("UNCACHE TABLE IF EXISTS " + statement.split()[2])
+        _drop_views(session, names)
+
+
+def _drop_views(session: Any, names: list[str]) -> None:
+    """``CACHE TABLE name AS ...`` leaves a temporary view besides the cache: drop both, so the
+    same session can run the next query (UNCACHE alone kept the view)."""
+    for name in names:
+        session.sql(f"UNCACHE TABLE IF EXISTS {name}")
+        session.sql(f"DROP VIEW IF EXISTS {name}")
 
 
 def spark_session(master: str = "local[1]") -> Any:
