@@ -64,26 +64,24 @@ def run_postgres(db: Database, query: BatchQuery) -> list[Row]:
 
 
 def run_spark_on(session: Any, folder: Path, query: BatchQuery) -> list[Row]:
-    """Run on an existing SparkSession over the Parquet inputs in ``folder``."""
+    """Run on an existing SparkSession over the Parquet inputs in ``folder``.
+
+    Each run gets a session of its own (same Spark context, its own temporary views): the
+    ``CACHE TABLE`` steps leave temporary views behind, and a second query in the same session
+    was refused with TEMP_TABLE_OR_VIEW_ALREADY_EXISTS.
+    """
+    session = session.newSession()
+    session.conf.set("spark.sql.session.timeZone", "UTC")
     for path in sorted(folder.glob("*.parquet")):
         session.read.parquet(str(path)).createOrReplaceTempView(path.stem)
     *setup, final = render_script(query.ast, "spark")
-    names = [statement.split()[2] for statement in setup]
-    _drop_views(session, names)  # a step's view left by an earlier run would refuse CACHE TABLE
     try:
         for statement in setup:
             session.sql(statement)
         return list(_decode([tuple(r) for r in session.sql(final).collect()]))
     finally:
-        _drop_views(session, names)
-
-
-def _drop_views(session: Any, names: list[str]) -> None:
-    """``CACHE TABLE name AS ...`` leaves a temporary view besides the cache: drop both, so the
-    same session can run the next query (UNCACHE alone kept the view)."""
-    for name in names:
-        session.sql(f"UNCACHE TABLE IF EXISTS {name}")
-        session.sql(f"DROP VIEW IF EXISTS {name}")
+        for statement in setup:
+            session.sql("UNCACHE TABLE IF EXISTS " + statement.split()[2])
 
 
 def spark_session(master: str = "local[1]") -> Any:
