@@ -125,7 +125,8 @@ def test_batch_item_with_a_non_string_type_is_refused_alone(live: LiveApp) -> No
     assert response.status_code == 200
     message = "type must be one of alias, group, identify, page, screen, track"
     assert response.json() == {
-        "success": True, "accepted": 1, "duplicates": 0, "code": "multi_user_error",
+        "success": False, "accepted": 1, "duplicates": 0, "code": "multi_user_error",
+        "message": "2 of 3 messages were refused; the others were stored",
         "rejected": [{"index": 0, "code": "bad_request", "message": message},
                      {"index": 2, "code": "bad_request", "message": message}]}
     assert [e.message_id for e in stored(live)] == ["good-1"]
