@@ -154,3 +154,18 @@ def test_inputs_the_fuzzing_found_are_answered(live_contract: LiveApp) -> None:
     overview = httpx.get(live_contract.base_url + "/api/v1/destinations/dst_hook/delivery-overview?since=%C2%B3",
                          headers={"Authorization": "Bearer admin-token"})
     assert (overview.status_code, overview.json()["code"]) == (400, "bad_time")
+
+
+def test_an_outbox_id_past_64_bits_is_a_400_not_a_500(live_contract: LiveApp) -> None:
+    """Fuzzing sent a 30-digit outbox id to dead-letter replay; the driver cannot bind it."""
+    admin = {"Authorization": "Bearer admin-token"}
+    replay = httpx.post(live_contract.base_url + "/api/v1/destinations/dst_hook/dead-letters/replay",
+                        json={"outbox_ids": [2368, 215421741722343264935592591360]}, headers=admin)
+    assert replay.status_code == 400
+    assert replay.json()["code"] == "invalid_request"
+    page = httpx.get(live_contract.base_url + "/api/v1/destinations/dst_hook/dead-letters",
+                     params={"before": 2**63}, headers=admin)
+    assert page.status_code == 400
+    fine = httpx.post(live_contract.base_url + "/api/v1/destinations/dst_hook/dead-letters/replay",
+                      json={"outbox_ids": [2368]}, headers=admin)
+    assert fine.json() == {"destination_id": "dst_hook", "replayed": 0}

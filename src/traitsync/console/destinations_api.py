@@ -8,7 +8,7 @@ letter again, one or all, with its original ``messageId``.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
@@ -21,11 +21,14 @@ from traitsync.delivery.timeline import MINUTE_MS, per_minute
 #: Most points a chart asks for; longer ranges get wider buckets (whole minutes).
 MAX_BUCKETS = 360
 
+#: Outbox ids are 64-bit row ids; a larger number cannot name a row and would overflow the driver.
+OutboxId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
 
 class ReplayRequest(BaseModel):
     """Which dead letters to send again: the listed ones, or every one of the destination."""
 
-    outbox_ids: list[int] | None = Field(None, description="Omit (or null) to replay every dead letter.")
+    outbox_ids: list[OutboxId] | None = Field(None, description="Omit (or null) to replay every dead letter.")
 
 
 def destinations_console_router(src: ConsoleSources, dependencies: list[Any]) -> APIRouter:
@@ -50,7 +53,7 @@ def destinations_console_router(src: ConsoleSources, dependencies: list[Any]) ->
                 "points": [p.__dict__ for p in points]}
 
     @router.get("/{destination_id}/dead-letters", summary="Dead letters, newest first; page with `before`")
-    def list_dead(destination_id: str, before: int | None = None,
+    def list_dead(destination_id: str, before: int | None = Query(None, ge=1, le=2**63 - 1),
                   limit: int = Query(25, ge=1, le=200)) -> dict[str, Any]:
         check(destination_id)
         rows, total = dead_letters(src.db, destination_id, before_id=before, limit=limit + 1)
