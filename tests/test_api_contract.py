@@ -10,6 +10,7 @@ body and content type as documented.
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from tests.activation_flow.conftest import wait_for
 from tests.ingest.conftest import LiveApp, start_live_app
 from tests.test_server_auth import CONFIG
 
-EXAMPLES = 25
+EXAMPLES = int(os.environ.get("TRAITSYNC_FUZZ_EXAMPLES", "25"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 _KNOWN = {"space": "spa_test", "collection": "users", "identifier": "user_id:u1", "source_id": "src_web",
           "destination_id": "dst_hook", "key": "buyers"}
