@@ -24,11 +24,12 @@ row, so a throttle seen by one process slows all of them.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+
+import orjson
 
 from traitsync.delivery.limiter import (
     DEFAULT_WINDOW,
@@ -97,7 +98,7 @@ class SharedRateLimiter:
             row = conn.fetchone("SELECT grants, blocked_until_ms, current_rate FROM delivery_destination_state"
                                 f" WHERE destination_id = ?{lock}", (self.destination_id,))
             assert row is not None
-        return [float(x) for x in json.loads(row[0])], float(row[1]), min(float(row[2]), self.rate)
+        return orjson.loads(row[0]), float(row[1]), min(float(row[2]), self.rate)
 
     # -- the Limiter protocol ------------------------------------------------------------------
 
@@ -108,7 +109,11 @@ class SharedRateLimiter:
             db_now_ms = self._db_now_ms(conn)
             local_now = self._clock()
             grants_ms, blocked_ms, current_rate = self._row(conn)
-            log = [g / 1000.0 for g in grants_ms]
+            # Grants that left the window can no longer hold a new one back (a new grant is never
+            # earlier than now), except the last one, which also sets the spacing: drop the rest,
+            # so the row stays as small as the traffic of the last window.
+            horizon_ms = db_now_ms - self.shape.window * 1000.0
+            log = [g / 1000.0 for g in grants_ms[:-1] if g > horizon_ms] + [g / 1000.0 for g in grants_ms[-1:]]
             out: list[float] = []
             for _ in range(count):
                 at = reserve(log, db_now_ms / 1000.0, self.shape, current_rate=current_rate,
@@ -117,7 +122,8 @@ class SharedRateLimiter:
                 out.append(local_now + (at - db_now_ms / 1000.0))
             kept = log[-self.shape.cap:]
             conn.execute("UPDATE delivery_destination_state SET grants = ?, updated_at_ms = ? WHERE destination_id = ?",
-                         (json.dumps([round(t * 1000.0, 3) for t in kept]), int(db_now_ms), self.destination_id))
+                         (orjson.dumps([round(t * 1000.0, 3) for t in kept]).decode(), int(db_now_ms),
+                          self.destination_id))
         return out
 
     def acquire(self, cost: int = 1) -> float:
