@@ -116,6 +116,17 @@ def test_first_sync_sends_a_group_call_per_account_with_a_value(accounts: Any, r
         ("group", "g_a", True), ("group", "g_b", True)]
 
 
+def test_first_sync_per_member_in_chunks_sends_each_member_once(accounts: Any, receiver: Receiver) -> None:
+    flow = accounts(hook(receiver, "[identify]"))
+    flow.stages.activation.batch = 2  # one account per first-sync transaction
+    for user, group in (("u1", "g_a"), ("u2", "g_a"), ("u3", "g_b"), ("u4", "g_c"), ("u2", "g_c"), ("u5", "g_d")):
+        flow.group(user, group)
+    flow.publish(ACC_AUDIENCE, {"g_a": True, "g_b": True, "g_c": True, "g_d": False})
+    flow.run()
+    assert sorted(identify_of(receiver.messages())) == [("u1", True), ("u2", True), ("u3", True), ("u4", True)]
+    assert flow.rows("SELECT first_sync_done FROM activation_connections") in ([(True,)], [(1,)])
+
+
 def identify_of(messages: list[dict[str, Any]]) -> list[tuple[str, Any]]:
     return [(m["userId"], m["traits"][ACC_AUDIENCE]) for m in messages if m["type"] == "identify"]
 

@@ -94,6 +94,8 @@ PROFILES_CONSUMER = "activation.profile_changes"
 LINKS_CONSUMER = "activation.links"
 #: Most ``profile_events`` offsets the link stream looks through per round.
 LINKS_WINDOW = 20_000
+#: Members assumed per account when sizing a first-sync chunk of accounts sent per member.
+MEMBERS_PER_ACCOUNT = 20
 ENGINE_CHANGES_CONSUMER = "realtime.changes"
 _CAUSES = {"backfill": CAUSE_BACKFILL, "merge": CAUSE_MERGE, "timer": CAUSE_TIME}
 
@@ -236,10 +238,12 @@ class ActivationWorker(OwnedConnection, PollingWorker):
     def _first_sync_chunk(self, dest: ActivationDestination, link: DestinationLink, cursor: str) -> int:
         conn = self.conn
         comp = link.computation
+        # Accounts sent per member fan out to every user of each: fewer of them per transaction.
+        limit = max(1, self.batch // MEMBERS_PER_ACCOUNT) if sends_to_members(link) else self.batch
         with conn.transaction():
             rows = conn.fetchall(
                 "SELECT profile_id, value, version, updated_at_ms FROM computed_values WHERE computation_key = ?"
-                " AND profile_id > ? ORDER BY profile_id LIMIT ?", (comp.key, cursor, self.batch))
+                " AND profile_id > ? ORDER BY profile_id LIMIT ?", (comp.key, cursor, limit))
             work: list[Work] = []
             fanout: list[tuple[ActivationDestination, DestinationLink, str, int, str]] = []
             for pid, value, version, at in rows:
@@ -249,7 +253,7 @@ class ActivationWorker(OwnedConnection, PollingWorker):
                 self._route(dest, link, change, work, fanout)
             work.extend(self._member_work(conn, fanout))
             self._apply(conn, work)
-            done = len(rows) < self.batch
+            done = len(rows) < limit
             conn.execute(
                 "UPDATE activation_connections SET first_sync_cursor = ?, first_sync_done = ?, completed_at_ms = ?"
                 " WHERE destination_id = ? AND computation_id = ?",
@@ -325,6 +329,11 @@ class ActivationWorker(OwnedConnection, PollingWorker):
         what they hold of every account computation sent per member. The checkpoint moves over a
         bounded window of offsets, so a stream without group calls costs one short range scan."""
         conn = self.conn
+        stored = conn.scalar('SELECT "offset" FROM checkpoints WHERE consumer = ?', (LINKS_CONSUMER,))
+        head = events_head(conn)
+        conn.commit()
+        if stored is not None and head <= int(stored):
+            return 0  # no write lock when no event arrived (SQLite has one for the store)
         with conn.transaction():
             stored = conn.scalar('SELECT "offset" FROM checkpoints WHERE consumer = ?', (LINKS_CONSUMER,))
             head = events_head(conn)
