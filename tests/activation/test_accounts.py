@@ -35,6 +35,8 @@ def test_the_order_of_the_links_does_not_matter(linked: list[tuple[int, str, Any
 
 def test_link_changes_name_the_user_whichever_side_it_is_on() -> None:
     assert is_account("acc_1") and not is_account("use_1") and not is_account(None)
+    assert link_change_user("unlinked", "acc_1", "use_1") == "use_1"  # identity's form: the account first
+    assert link_change_user("linked", "acc_1", "use_1") == "use_1"
     assert link_change_user("unlinked", "use_1", "acc_1") == "use_1"
     assert link_change_user("link_removed", "acc_1", "use_1") == "use_1"
     assert link_change_user("merged", "use_1", "use_2") is None

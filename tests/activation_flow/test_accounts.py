@@ -203,7 +203,7 @@ def test_members_joining_leaving_and_moving(accounts: Any, receiver: Receiver) -
         flow.conn.execute(
             "INSERT INTO profile_changes (kind, collection, profile_id, other_profile_id, id_type, value,"
             " trait_keys, event_offset, message_id, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            ("unlinked", "users", flow.user("u2"), flow.account("g_acme"), None, None, None, None, None,
+            ("unlinked", "accounts", flow.account("g_acme"), flow.user("u2"), None, None, None, None, None,
              1_700_000_000_000))
     flow.run()
     assert identify_of(receiver.messages()[seen:]) == [("u2", False)]
