@@ -100,3 +100,46 @@ def store(request: pytest.FixtureRequest) -> Database:
 def test_sql_diff_equals_the_reference(store: Database, profiles: Any, id_sync: Any, include_anonymous: bool,
                                        held: Any, size: int) -> None:
     _check(store, profiles, id_sync, include_anonymous, held, size)
+
+
+accounts_st = st.dictionaries(st.sampled_from([f"acc_{i}" for i in range(4)]), st.booleans(), max_size=4)
+links_st = st.lists(st.tuples(st.sampled_from([f"p{i}" for i in range(6)]),
+                              st.sampled_from([f"acc_{i}" for i in range(4)])), max_size=12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(profiles=profiles_st, accounts=accounts_st, links=links_st, id_sync=id_sync_st,
+       include_anonymous=st.booleans(), held=held_st, size=st.integers(1, 4))
+def test_account_audience_diff_equals_the_reference(store: Database, profiles: Any, accounts: Any, links: Any,
+                                                     id_sync: Any, include_anonymous: bool, held: Any,
+                                                     size: int) -> None:
+    """An account audience's list: the users linked to an account in the audience, each once,
+    whatever their own (user-level) values, however many matching accounts they are in."""
+    users = {pid: (False, idents) for pid, (_, idents) in profiles.items()}  # user values must not count
+    order = _load(store, users, held)
+    conn = store.connect()
+    with conn.transaction():
+        conn.execute("DELETE FROM profile_links")
+        for account, member in sorted(accounts.items()):
+            conn.execute("INSERT INTO computed_values (profile_id, computation_key, value, version, updated_at_ms)"
+                         " VALUES (?, ?, ?, ?, ?)", (account, "aud", "true" if member else "false", 1, 1))
+        for user, account in sorted(set(links)):
+            conn.execute("INSERT INTO profile_links (user_profile_id, account_profile_id, source_id, created_at_ms,"
+                         " first_message_id) VALUES (?, ?, ?, ?, ?)", (user, account, "src", 1, "m"))
+    members = {user for user, account in links if accounts.get(account) is True}
+    selected = {i for pid in members
+                for i in select_identifiers(order.get(pid, []), id_sync=id_sync, include_anonymous=include_anonymous)}
+    confirmed = {Identifier(t, f"{t}:{v}") for t, v in held}
+    plan = strategies(id_sync, include_anonymous)
+    with conn.transaction():
+        adds = list(stream_adds(conn, "dst", "aud_1", "aud", plan, size, account=True))
+        removes = list(stream_removes(conn, "dst", "aud_1", "aud", plan, size, account=True))
+        counted = count_members(conn, "aud", plan, account=True)
+    conn.close()
+    assert all(0 < len(batch) <= size for batch in adds + removes)
+    flat = [m.identifier for batch in adds for m in batch]
+    assert len(flat) == len(set(flat))  # a user in two matching accounts is listed once
+    assert set(flat) == selected - confirmed
+    assert {m.identifier for batch in removes for m in batch} == confirmed - selected
+    assert counted == len({pid for pid in members if select_identifiers(
+        order.get(pid, []), id_sync=id_sync, include_anonymous=include_anonymous)})

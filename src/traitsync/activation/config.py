@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from traitsync.activation.types import ActivationTarget, ComputationRef, ConnectionSettings
-from traitsync.config import KeyPath, LoadedConfig
+from traitsync.config import KeyPath, LoadedConfig, LocatedDocument
 from traitsync.definitions import Definitions
 from traitsync.definitions.ir import Audience, Definition, JourneyStep
 from traitsync.destinations.config import LinkConfig, ResolvedDestination, parse_destinations
@@ -37,7 +37,8 @@ def _name_of(definition: Definition) -> str:
 def computation_ref(definition: Definition) -> ComputationRef:
     """The ``context.personas`` identity of a definition (id ``tra_``/``aud_``, key, name)."""
     kind: Literal["trait", "audience"] = "audience" if isinstance(definition, Audience) else "trait"
-    return ComputationRef(id=definition.id, key=definition.key, kind=kind, name=_name_of(definition))
+    return ComputationRef(id=definition.id, key=definition.key, kind=kind, name=_name_of(definition),
+                          level=definition.options.level)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,11 @@ class ActivationDestination:
     def name(self) -> str:
         return self.resolved.display_name
 
+    @property
+    def takes_group(self) -> bool:
+        """Whether the adapter accepts ``group`` calls (the webhook, Segment, streams do; Braze does not)."""
+        return "group" in self.resolved.adapter.event_types
+
     def links_for(self, computation_key: str) -> list[DestinationLink]:
         return [c for c in self.links if c.computation.key == computation_key]
 
@@ -130,6 +136,7 @@ def _settings(conn: LinkConfig, definition: Definition) -> ConnectionSettings:
     return ConnectionSettings(
         send_identify="identify" in conn.send,
         send_track="track" in conn.send,
+        send_group="group" in conn.send,
         trait_event_name=conn.trait_event_name,
         entered_event_name=conn.entered_event_name,
         exited_event_name=conn.exited_event_name,
@@ -186,13 +193,8 @@ def load_activation(loaded: LoadedConfig, definitions: Definitions) -> Activatio
                 raise doc.error((*path, "computation"), f"computed trait {conn.computation!r} cannot go to "
                                 f"list destination {dest.config.id!r}: list destinations only receive "
                                 "audiences; connect it to an event destination (identify or track)")
-            if definition.options.level != "user":
-                raise doc.error((*path, "computation"), "account-level computations cannot be activated yet")
-            if mode == "event" and "group" in conn.send:
-                raise doc.error((*path, "send"), "send: group needs an account-level computation, "
-                                "which traitsync does not activate yet; use identify and/or track")
-            if mode == "event" and not ({"identify", "track"} & set(conn.send)):
-                raise doc.error((*path, "send"), "send must include identify or track")
+            if mode == "event":
+                _check_send(doc, (*path, "send"), dest, definition, conn)
             journey = definitions.journeys[definition.rule.journey] if isinstance(definition, JourneyStep) else None
             settings = _settings(conn, definition)
             if journey is not None:
@@ -212,6 +214,24 @@ def load_activation(loaded: LoadedConfig, definitions: Definitions) -> Activatio
                                          interval_s=dest.list_interval_s, batch_size=batch))
     _check_journey_sends(loaded, definitions, {d.id for d in out})
     return ActivationConfig(space_id=space_id, destinations=tuple(out))
+
+
+def _check_send(doc: LocatedDocument, path: KeyPath, dest: ResolvedDestination, definition: Definition,
+                conn: LinkConfig) -> None:
+    """``send`` of an event connection: group only for account-level computations (one call per
+    account), identify/track for both levels (per member user on an account computation)."""
+    send = set(conn.send)
+    account = definition.options.level == "account"
+    if "group" in send and not account:
+        raise doc.error(path, f"send: group needs an account-level computation (level: account); "
+                        f"{definition.key!r} is user-level: use identify and/or track")
+    if "group" in send and "group" not in dest.adapter.event_types:
+        takes = ", ".join(sorted(dest.adapter.event_types & {"identify", "track"})) or "no Engage calls"
+        raise doc.error(path, f"destination {dest.config.id!r} ({dest.config.kind}) does not take group calls "
+                        f"(it takes {takes}); send the account computation per member user instead")
+    if not ({"identify", "track"} & send) and not (account and "group" in send):
+        wanted = "group, identify or track" if account else "identify or track"
+        raise doc.error(path, f"send must include {wanted}")
 
 
 def _known(definitions: Definitions, sql_traits: Mapping[str, Any]) -> str:

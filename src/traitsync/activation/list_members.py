@@ -17,6 +17,12 @@ the two to each other.
 
 Identity is the identifier, not the (profile, identifier) pair: an email that moved to another
 member profile in a merge is still on the list, so it is neither removed nor added again.
+
+**Account audiences** (``account=True``): the list holds the users of the accounts currently in
+the audience, through ``profile_links``. A user in two matching accounts is listed once (the
+list is a set of identifiers), a user who joins or leaves an account is added or removed at the
+next sync, and a user moved to another account leaves this list unless the new account matches
+too. The same anti-joins run with "member" meaning "linked to a member account".
 """
 
 from __future__ import annotations
@@ -66,13 +72,20 @@ def _rows_to_members(rows: Sequence[tuple[Any, ...]]) -> list[ListMember]:
     return [ListMember(str(p), Identifier(str(t), str(v))) for p, t, v in rows]
 
 
+#: Users linked to an account in the audience (the member side of an account audience's list).
+_ACCOUNT_USERS = ("computed_values v JOIN profile_links l ON l.account_profile_id = v.profile_id"
+                  " JOIN profile_external_ids e ON e.profile_id = l.user_profile_id AND e.collection = 'users'")
+
+
 def stream_adds(conn: Connection, destination_id: str, computation_id: str, computation_key: str,
-                plan: Sequence[tuple[str, IdStrategy]], size: int) -> Iterator[list[ListMember]]:
+                plan: Sequence[tuple[str, IdStrategy]], size: int, *, account: bool = False
+                ) -> Iterator[list[ListMember]]:
     """Selected identifiers of current members the list does not hold, ``size`` at a time."""
     predicate, params = selected(plan)
-    sql = ("SELECT e.profile_id, e.id_type, e.value FROM computed_values v JOIN profile_external_ids e"
-           " ON e.profile_id = v.profile_id AND e.collection = 'users'"
-           f" WHERE v.computation_key = ? AND v.value = {_MEMBER} AND {predicate}"
+    source = (f"SELECT DISTINCT e.profile_id, e.id_type, e.value FROM {_ACCOUNT_USERS}" if account else
+              "SELECT e.profile_id, e.id_type, e.value FROM computed_values v JOIN profile_external_ids e"
+              " ON e.profile_id = v.profile_id AND e.collection = 'users'")
+    sql = (f"{source} WHERE v.computation_key = ? AND v.value = {_MEMBER} AND {predicate}"
            " AND NOT EXISTS (SELECT 1 FROM activation_list_members h WHERE h.destination_id = ?"
            " AND h.computation_id = ? AND h.id_type = e.id_type AND h.id_value = e.value)"
            " ORDER BY e.id_type, e.value")
@@ -81,12 +94,15 @@ def stream_adds(conn: Connection, destination_id: str, computation_id: str, comp
 
 
 def stream_removes(conn: Connection, destination_id: str, computation_id: str, computation_key: str,
-                   plan: Sequence[tuple[str, IdStrategy]], size: int) -> Iterator[list[ListMember]]:
+                   plan: Sequence[tuple[str, IdStrategy]], size: int, *, account: bool = False
+                   ) -> Iterator[list[ListMember]]:
     """Identifiers the list holds that no current member's selection includes, ``size`` at a time."""
     predicate, params = selected(plan)
+    member = (" profile_external_ids e JOIN profile_links l ON l.user_profile_id = e.profile_id"
+              " JOIN computed_values v ON v.profile_id = l.account_profile_id" if account else
+              " profile_external_ids e JOIN computed_values v ON v.profile_id = e.profile_id")
     sql = ("SELECT h.profile_id, h.id_type, h.id_value FROM activation_list_members h"
-           " WHERE h.destination_id = ? AND h.computation_id = ? AND NOT EXISTS (SELECT 1 FROM"
-           " profile_external_ids e JOIN computed_values v ON v.profile_id = e.profile_id"
+           f" WHERE h.destination_id = ? AND h.computation_id = ? AND NOT EXISTS (SELECT 1 FROM{member}"
            f" AND v.computation_key = ? AND v.value = {_MEMBER}"
            f" WHERE e.id_type = h.id_type AND e.value = h.id_value AND e.collection = 'users' AND {predicate})"
            " ORDER BY h.id_type, h.id_value")
@@ -103,10 +119,18 @@ def stream_held(conn: Connection, destination_id: str, computation_id: str, size
         yield _rows_to_members(rows)
 
 
-def count_members(conn: Connection, computation_key: str, plan: Sequence[tuple[str, IdStrategy]]) -> int:
-    """Current members with at least one identifier selected for the destination: the audience
-    size a vendor's minimum is held against."""
+def count_members(conn: Connection, computation_key: str, plan: Sequence[tuple[str, IdStrategy]], *,
+                  account: bool = False) -> int:
+    """Current members (users of member accounts, for an account audience) with at least one
+    identifier selected for the destination: the audience size a vendor's minimum is held against."""
     predicate, params = selected(plan)
+    if account:
+        value = conn.scalar("SELECT COUNT(DISTINCT l.user_profile_id) FROM computed_values v JOIN profile_links l"
+                            " ON l.account_profile_id = v.profile_id WHERE v.computation_key = ?"
+                            f" AND v.value = {_MEMBER}"
+                            " AND EXISTS (SELECT 1 FROM profile_external_ids e WHERE e.profile_id = l.user_profile_id"
+                            f" AND e.collection = 'users' AND {predicate})", (computation_key, *params))
+        return int(value or 0)
     value = conn.scalar("SELECT COUNT(*) FROM computed_values v WHERE v.computation_key = ?"
                         f" AND v.value = {_MEMBER} AND EXISTS (SELECT 1 FROM profile_external_ids e"
                         f" WHERE e.profile_id = v.profile_id AND e.collection = 'users' AND {predicate})",

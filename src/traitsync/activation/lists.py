@@ -146,8 +146,9 @@ class ListScheduler(PollingWorker):
             self._forget_list(conn, dest.id, comp.id)
             created, external_id = False, None
         plan = strategies(link.settings.id_sync, link.settings.include_anonymous)
+        account = comp.level == "account"  # the list holds the users of the member accounts
         if not created and dest.min_audience_size > 0:
-            size = count_members(conn, comp.key, plan)
+            size = count_members(conn, comp.key, plan, account=account)
             if size < dest.min_audience_size:
                 return self._hold(conn, dest, comp.key, comp.id, size, now)
         batches = _Batches(self, conn, dest, comp, seq + 1, now, external_id)
@@ -159,7 +160,7 @@ class ListScheduler(PollingWorker):
             categories = dest.consent_categories
             removed: set[tuple[str, str]] = set()
             if created:  # a list never created holds nothing to remove
-                for members in stream_removes(conn, dest.id, comp.id, comp.key, plan, size):
+                for members in stream_removes(conn, dest.id, comp.id, comp.key, plan, size, account=account):
                     if categories:
                         removed.update((m.identifier.type, m.identifier.value) for m in members)
                     batches.enqueue("remove", members)
@@ -170,7 +171,7 @@ class ListScheduler(PollingWorker):
                                 and (m.identifier.type, m.identifier.value) not in removed]
                         if gone:
                             batches.enqueue("remove", gone)
-            for members in stream_adds(conn, dest.id, comp.id, comp.key, plan, size):
+            for members in stream_adds(conn, dest.id, comp.id, comp.key, plan, size, account=account):
                 if categories:  # only consenting members are uploaded
                     allowed = consenting(conn, [m.profile_id for m in members], categories)
                     members = [m for m in members if m.profile_id in allowed]

@@ -4,6 +4,8 @@
 * track, trait: ``event`` "Trait Computed" (renamable), ``properties.trait_key`` + ``{key: value}``;
 * track, audience: "Audience Entered"/"Audience Exited" (renamable), ``properties.audience_key`` +
   ``{key: true|false}``;
+* group (account-level computations, one per account): ``groupId`` the account's ``group_id``,
+  ``traits.{key: value}`` (audiences: true/false), ``anonymousId`` the account's profile id;
 * every message: ``context.personas`` (computation_class, computation_id, computation_key - the
   key on the profile, per segment-spec 10.1 - namespace and space_id, both the space id),
   ``integrations`` ``{"All": false, "<Destination Name>": true}``, ``messageId``, ``timestamp``.
@@ -137,6 +139,41 @@ def activate(change: ResultChange, snapshot: Snapshot | None, profile_identifier
                                   include_anonymous=connection.include_anonymous)
     plan = plan_event_sync(snapshot, change, selected, historical=connection.historical)
     return plan, event_messages(change, plan.sends, target, connection, profile_identifiers=profile_identifiers)
+
+
+def group_message(computation: ComputationRef, value: Any, group_id: Identifier, target: ActivationTarget, *,
+                  profile_id: str, version: int, timestamp_ms: int) -> Message:
+    """``group`` for one account: ``groupId``, ``traits.{key: value}`` (audiences: true/false).
+
+    The Tracking spec requires ``userId`` or ``anonymousId`` on every call but alias, and one
+    call per account names no one user: it carries the account's own profile id (``acc_...``)
+    as ``anonymousId``, stable for the account's life, never a member's id (which would change
+    as members come and go, and tell the destination that user joined the group again).
+    """
+    message: Message = {"type": "group", "anonymousId": profile_id, "groupId": group_id.value}
+    if computation.spread:
+        message["traits"] = dict(value) if isinstance(value, dict) else {}
+    else:
+        message["traits"] = {computation.key: value}
+    message["context"] = {"personas": personas_context(computation, target.space_id)}
+    message["integrations"] = integrations(target.destination_name)
+    message["messageId"] = message_id(computation.id, profile_id, group_id, version, "group", value)
+    message["timestamp"] = iso_timestamp(timestamp_ms)
+    return message
+
+
+def activate_group(change: ResultChange, snapshot: Snapshot | None, group_ids: Sequence[Identifier],
+                   target: ActivationTarget, connection: ConnectionSettings
+                   ) -> tuple[EventPlan, list[tuple[Message, Send]]]:
+    """``activate`` for ``send: [group]``: one ``group`` call per account (its ``group_id``).
+
+    The account's ``group_id`` plays the identifier's part in the snapshot, so the rules of
+    ``plan_event_sync`` hold unchanged: first sync, changes only, exits, ``historical: false``.
+    """
+    plan = plan_event_sync(snapshot, change, list(group_ids), historical=connection.historical)
+    return plan, [(group_message(change.computation, send.value, send.identifier, target,
+                                 profile_id=change.profile_id, version=change.version,
+                                 timestamp_ms=change.as_of_ms), send) for send in plan.sends]
 
 
 def list_message(computation: ComputationRef, action: str, batch: int, members: Sequence[ListMember],

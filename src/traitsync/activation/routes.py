@@ -64,7 +64,8 @@ def destination_summary(db: Database, dest: ActivationDestination, target: Deliv
         "connections": [{"computation": c.computation.key, "computation_id": c.computation.id,
                          "computation_class": c.computation.kind,
                          "send": [k for k, on in (("identify", c.settings.send_identify),
-                                                  ("track", c.settings.send_track)) if on]}
+                                                  ("track", c.settings.send_track),
+                                                  ("group", c.settings.send_group)) if on]}
                         for c in dest.links],
         "states": dict(sorted(counts.items())),
         "paused": paused,

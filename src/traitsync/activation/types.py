@@ -10,6 +10,8 @@ from typing import Any, Final, Literal
 from traitsync.destinations.base import Message as Message
 
 ComputationKind = Literal["trait", "audience"]
+#: ``user``: results are keyed by user profiles; ``account``: by ``acc_`` account profiles.
+ComputationLevel = Literal["user", "account"]
 IdStrategy = Literal["first", "last", "all"]
 
 # Why a result changed (``ResultChange.cause``). ``backfill`` is the first computation of a new
@@ -22,6 +24,8 @@ CAUSE_BACKFILL: Final = "backfill"
 
 # Segment's default external id types (segment-spec 2.2); others need ID Sync to be sent.
 USER_ID: Final = "user_id"
+#: The identifier of an account profile: what a ``group`` call's ``groupId`` carries.
+GROUP_ID: Final = "group_id"
 EMAIL: Final = "email"
 ANONYMOUS_ID: Final = "anonymous_id"
 
@@ -36,6 +40,8 @@ class ComputationRef:
     name: str
     #: An SQL trait: its value is an object of columns, sent as that many traits in one identify.
     spread: bool = False
+    #: Account-level computations are sent as ``group`` calls and/or per member user.
+    level: ComputationLevel = "user"
 
 
 @dataclass(frozen=True, order=True)
@@ -69,6 +75,9 @@ class ConnectionSettings:
 
     send_identify: bool = True
     send_track: bool = False
+    #: Account-level computations only: one ``group`` call per account. On an account computation,
+    #: ``send_identify`` / ``send_track`` mean one call per member user of the account.
+    send_group: bool = False
     trait_event_name: str = "Trait Computed"
     entered_event_name: str = "Audience Entered"
     exited_event_name: str = "Audience Exited"

@@ -31,6 +31,16 @@ current values already include them.
 processed it (its ``realtime.changes`` checkpoint, when the engine runs) and activation has read
 every result up to then, so the survivor's post-merge value is what gets re-sent.
 
+**Account-level computations** (``accounts.py``). A result of an account (``acc_...``) becomes
+one ``group`` call to destinations with ``send: [group]`` (the account's ``group_id`` stands in
+for the identifier), and, with ``send: [identify]`` / ``[track]``, a re-derivation of the value
+each **member user** holds, planned against that user's snapshot like a user computation.
+Members are re-derived when their account's result changes, when they are linked to an account
+(a resolved ``group`` call in ``profile_events``, read with its own checkpoint
+``activation.links``: a join or a move), when a ``profile_changes`` row links or unlinks them
+(an ended link), and after a merge. Deriving the current value makes a join send the entry, a
+leave the exit, and a repeated trigger nothing.
+
 One activation worker runs per store; the DestinationWorkers deliver in parallel to it.
 """
 
@@ -44,10 +54,19 @@ from typing import Any
 
 import structlog
 
+from traitsync.activation.accounts import (
+    canonical,
+    events_head,
+    link_change_user,
+    linked_users,
+    load_group_ids,
+    member_values,
+    members_of,
+)
 from traitsync.activation.config import ActivationConfig, ActivationDestination, DestinationLink
 from traitsync.activation.consent import FILTERED_BY_CONSENT, consented
-from traitsync.activation.diff import Snapshot, has_value
-from traitsync.activation.payloads import activate
+from traitsync.activation.diff import Snapshot, has_value, normalize, same_value
+from traitsync.activation.payloads import activate, activate_group
 from traitsync.activation.profiles import load_identifiers, load_traits
 from traitsync.activation.state import SnapshotKey, apply_receipts, load_planned, send_meta, store_snapshot
 from traitsync.activation.types import (
@@ -56,6 +75,7 @@ from traitsync.activation.types import (
     CAUSE_IDENTIFIER,
     CAUSE_MERGE,
     CAUSE_TIME,
+    ComputationKind,
     Identifier,
     Message,
     ResultChange,
@@ -71,6 +91,11 @@ log = structlog.get_logger("traitsync.activation")
 
 RESULTS_CONSUMER = "activation.results"
 PROFILES_CONSUMER = "activation.profile_changes"
+LINKS_CONSUMER = "activation.links"
+#: Most ``profile_events`` offsets the link stream looks through per round.
+LINKS_WINDOW = 20_000
+#: Members assumed per account when sizing a first-sync chunk of accounts sent per member.
+MEMBERS_PER_ACCOUNT = 20
 ENGINE_CHANGES_CONSUMER = "realtime.changes"
 _CAUSES = {"backfill": CAUSE_BACKFILL, "merge": CAUSE_MERGE, "timer": CAUSE_TIME}
 
@@ -85,7 +110,9 @@ class Work:
     """One thing to plan at one destination: a result change, a re-sync, or a merge exit.
 
     ``resync`` re-sends the value the destination holds (cause identifier_added or merge);
-    ``survivor`` marks an exit check for a profile absorbed into ``survivor``.
+    ``survivor`` marks an exit check for a profile absorbed into ``survivor``; ``group`` sends an
+    account's change as a ``group`` call; ``derive`` re-derives what a member user of an account
+    computation holds (``accounts.member_value``), stamped ``at_ms`` with ``cause``.
     """
 
     destination: ActivationDestination
@@ -94,6 +121,15 @@ class Work:
     change: ResultChange | None = None
     resync: str | None = None
     survivor: str | None = None
+    group: bool = False
+    derive: bool = False
+    at_ms: int = 0
+    cause: str = CAUSE_EVENT
+
+
+def sends_to_members(link: DestinationLink) -> bool:
+    """An account computation sent as identify/track to each member user of the account."""
+    return link.computation.level == "account" and (link.settings.send_identify or link.settings.send_track)
 
 
 class ActivationWorker(OwnedConnection, PollingWorker):
@@ -106,12 +142,17 @@ class ActivationWorker(OwnedConnection, PollingWorker):
         self.db = db
         self.config = config
         self.routes = self.config.event_links()
+        #: Connections that send account computations per member user, and those computations' kinds.
+        self.member_links = [(d, c) for pairs in self.routes.values() for d, c in pairs if sends_to_members(c)]
+        self.account_kinds: dict[str, ComputationKind] = {c.computation.key: c.computation.kind
+                                                          for _, c in self.member_links}
         self.batch = batch
         self.poll_interval = poll_interval
         self.clock = clock
         self.outbox = Outbox(db, clock=clock)
         self.enqueued = 0
         self._conn: DbConnection | None = None
+        self._derived: dict[tuple[str, str], Any] = {}
 
     @property
     def conn(self) -> DbConnection:
@@ -133,6 +174,8 @@ class ActivationWorker(OwnedConnection, PollingWorker):
         handled += results
         if results < self.batch:
             handled += self._profile_changes(engine_seen)
+        if self.member_links:
+            handled += self._account_links()
         return handled
 
     def drain(self, timeout: float = 30.0) -> int:
@@ -195,16 +238,22 @@ class ActivationWorker(OwnedConnection, PollingWorker):
     def _first_sync_chunk(self, dest: ActivationDestination, link: DestinationLink, cursor: str) -> int:
         conn = self.conn
         comp = link.computation
+        # Accounts sent per member fan out to every user of each: fewer of them per transaction.
+        limit = max(1, self.batch // MEMBERS_PER_ACCOUNT) if sends_to_members(link) else self.batch
         with conn.transaction():
             rows = conn.fetchall(
                 "SELECT profile_id, value, version, updated_at_ms FROM computed_values WHERE computation_key = ?"
-                " AND profile_id > ? ORDER BY profile_id LIMIT ?", (comp.key, cursor, self.batch))
-            work = [Work(dest, link, str(pid), change=ResultChange(
-                profile_id=str(pid), computation=comp, old_value=None,
-                new_value=None if value is None else json.loads(value), version=int(version),
-                as_of_ms=int(at), cause=CAUSE_BACKFILL)) for pid, value, version, at in rows]
+                " AND profile_id > ? ORDER BY profile_id LIMIT ?", (comp.key, cursor, limit))
+            work: list[Work] = []
+            fanout: list[tuple[ActivationDestination, DestinationLink, str, int, str]] = []
+            for pid, value, version, at in rows:
+                change = ResultChange(profile_id=str(pid), computation=comp, old_value=None,
+                                      new_value=None if value is None else json.loads(value), version=int(version),
+                                      as_of_ms=int(at), cause=CAUSE_BACKFILL)
+                self._route(dest, link, change, work, fanout)
+            work.extend(self._member_work(conn, fanout))
             self._apply(conn, work)
-            done = len(rows) < self.batch
+            done = len(rows) < limit
             conn.execute(
                 "UPDATE activation_connections SET first_sync_cursor = ?, first_sync_done = ?, completed_at_ms = ?"
                 " WHERE destination_id = ? AND computation_id = ?",
@@ -224,16 +273,18 @@ class ActivationWorker(OwnedConnection, PollingWorker):
                 return 0
             starts = {k: v[0] for k, v in self._connection_rows(conn).items()}
             work: list[Work] = []
+            fanout: list[tuple[ActivationDestination, DestinationLink, str, int, str]] = []
             for offset, key, pid, old, new, version, as_of, cause in rows:
                 for dest, link in self.routes.get(str(key), ()):
                     start = starts.get((dest.id, link.computation.id))
                     if start is None or int(offset) <= start:
                         continue  # covered by this link's first sync
-                    work.append(Work(dest, link, str(pid), change=ResultChange(
+                    self._route(dest, link, ResultChange(
                         profile_id=str(pid), computation=link.computation,
                         old_value=None if old is None else json.loads(old),
                         new_value=None if new is None else json.loads(new), version=int(version),
-                        as_of_ms=int(as_of), cause=result_cause(str(cause)))))
+                        as_of_ms=int(as_of), cause=result_cause(str(cause))), work, fanout)
+            work.extend(self._member_work(conn, fanout))
             self._apply(conn, work)
             Checkpoints.set(conn, RESULTS_CONSUMER, int(rows[-1][0]))
         return len(rows)
@@ -253,7 +304,12 @@ class ActivationWorker(OwnedConnection, PollingWorker):
                 return 0
             links = [(d, c) for pairs in self.routes.values() for d, c in pairs]
             work: list[Work] = []
+            relinked: list[str] = []
             for _, kind, collection, pid, other in rows:
+                user = link_change_user(str(kind), str(pid), None if other is None else str(other))
+                if user is not None:
+                    relinked.append(user)  # a link ended (or began) without a group call
+                    continue
                 if collection != "users":
                     continue
                 if kind == "identifier_added":
@@ -262,9 +318,74 @@ class ActivationWorker(OwnedConnection, PollingWorker):
                     if other:
                         work.extend(Work(d, c, str(other), survivor=str(pid)) for d, c in links)
                     work.extend(Work(d, c, str(pid), resync=CAUSE_MERGE) for d, c in links)
+                    relinked.append(str(pid))  # the survivor gained the absorbed profile's accounts
+            work.extend(self._relinked_work(conn, relinked, self.clock()))
             self._apply(conn, work)
             Checkpoints.set(conn, PROFILES_CONSUMER, int(rows[-1][0]))
         return len(rows)
+
+    def _account_links(self) -> int:
+        """Users linked to an account since the last round (resolved ``group`` calls): re-derive
+        what they hold of every account computation sent per member. The checkpoint moves over a
+        bounded window of offsets, so a stream without group calls costs one short range scan."""
+        conn = self.conn
+        stored = conn.scalar('SELECT "offset" FROM checkpoints WHERE consumer = ?', (LINKS_CONSUMER,))
+        head = events_head(conn)
+        conn.commit()
+        if stored is not None and head <= int(stored):
+            return 0  # no write lock when no event arrived (SQLite has one for the store)
+        with conn.transaction():
+            stored = conn.scalar('SELECT "offset" FROM checkpoints WHERE consumer = ?', (LINKS_CONSUMER,))
+            head = events_head(conn)
+            if stored is None:  # first run: the first syncs send the links made so far
+                Checkpoints.set(conn, LINKS_CONSUMER, head)
+                return 0
+            after = int(stored)
+            if head <= after:
+                return 0
+            upto = min(head, after + LINKS_WINDOW)
+            rows = linked_users(conn, after, upto)
+            by_time: dict[int, list[str]] = {}
+            for _, user, ts in rows:
+                by_time.setdefault(ts, []).append(user)
+            work: list[Work] = []
+            for ts, users in sorted(by_time.items()):
+                work.extend(self._relinked_work(conn, users, ts))
+            self._apply(conn, work)
+            Checkpoints.set(conn, LINKS_CONSUMER, upto)
+        return len(rows)
+
+    # -- accounts --------------------------------------------------------------------------------
+
+    def _route(self, dest: ActivationDestination, link: DestinationLink, change: ResultChange, work: list[Work],
+               fanout: list[tuple[ActivationDestination, DestinationLink, str, int, str]]) -> None:
+        """A result change as work: as is (user level), or a group call and/or the account's
+        members to re-derive (account level; their ids are looked up per chunk by ``_member_work``)."""
+        if link.computation.level != "account":
+            work.append(Work(dest, link, change.profile_id, change=change))
+            return
+        if link.settings.send_group:
+            work.append(Work(dest, link, change.profile_id, change=change, group=True))
+        if sends_to_members(link):
+            fanout.append((dest, link, change.profile_id, change.as_of_ms, change.cause))
+
+    def _member_work(self, conn: DbConnection,
+                     fanout: Sequence[tuple[ActivationDestination, DestinationLink, str, int, str]]) -> list[Work]:
+        """Every current member of each changed account, to re-derive (users who left earlier were
+        re-derived when they left)."""
+        if not fanout:
+            return []
+        members = members_of(conn, sorted({account for _, _, account, _, _ in fanout}))
+        return [Work(dest, link, user, derive=True, at_ms=at, cause=cause)
+                for dest, link, account, at, cause in fanout for user in members.get(account, ())]
+
+    def _relinked_work(self, conn: DbConnection, users: Sequence[str], at_ms: int) -> list[Work]:
+        """Users whose accounts changed: re-derive them (as their surviving profile) on every
+        connection that sends account computations per member."""
+        if not users or not self.member_links:
+            return []
+        alive = sorted(set(canonical(conn, sorted(set(users))).values()))
+        return [Work(d, c, user, derive=True, at_ms=at_ms) for user in alive for d, c in self.member_links]
 
     # -- planning --------------------------------------------------------------------------------
 
@@ -272,8 +393,14 @@ class ActivationWorker(OwnedConnection, PollingWorker):
         """Plan every piece of work against the planned view and enqueue what it sends."""
         if not work:
             return
+        work = _dedupe_derived(work)
         profiles = {w.profile_id for w in work} | {w.survivor for w in work if w.survivor}
         identifiers = load_identifiers(conn, sorted(profiles))
+        accounts = sorted({w.profile_id for w in work if w.group})
+        if accounts:
+            identifiers.update(load_group_ids(conn, accounts))
+        deriving = sorted({w.profile_id for w in work if w.derive})
+        self._derived = member_values(conn, deriving, self.account_kinds) if deriving else {}
         trait_keys = {k for w in work for k in (*w.destination.required_traits, *w.link.enrich_traits)}
         traits = load_traits(conn, sorted(profiles), trait_keys)
         by_dest: dict[str, list[Work]] = {}
@@ -291,6 +418,14 @@ class ActivationWorker(OwnedConnection, PollingWorker):
         if w.change is not None:
             return w.change
         snap = planned.get((w.profile_id, comp.id))
+        if w.derive:
+            new = self._derived.get((w.profile_id, comp.key))
+            if snap is None:
+                version = 1
+            else:  # an unchanged value keeps its version: re-deriving it plans nothing new
+                version = snap.version if same_value(normalize(comp.kind, new), snap.value) else snap.version + 1
+            return ResultChange(w.profile_id, comp, None if snap is None else snap.value, new, version,
+                                w.at_ms or self.clock(), w.cause)
         if w.resync is not None:
             if snap is None:
                 return None
@@ -318,11 +453,15 @@ class ActivationWorker(OwnedConnection, PollingWorker):
         idents = identifiers.get(w.survivor or w.profile_id, [])
         if w.resync == CAUSE_IDENTIFIER and snap is not None and snap.identifiers.issuperset(idents):
             return  # every identifier already holds the value: nothing to send (the common case)
-        plan, messages = activate(change, snap, idents, dest.target, w.link.settings)
+        if w.group:
+            plan, messages = activate_group(change, snap, idents, dest.target, w.link.settings)
+        else:
+            plan, messages = activate(change, snap, idents, dest.target, w.link.settings)
         if plan.sends:
             owner = w.survivor or w.profile_id
             # Held back, and shown as filtered in the overview, for a profile that has not consented.
-            withheld = FILTERED_BY_CONSENT if dest.consent_categories and not consented(
+            # A group call is about an account, not an end user: consent does not apply to it.
+            withheld = FILTERED_BY_CONSENT if dest.consent_categories and not w.group and not consented(
                 conn, owner, dest.consent_categories) else None
             profile_traits = traits.get(owner, {})
             adapter_input = _adapter_input(snap, {k: profile_traits[k] for k in dest.required_traits
@@ -340,6 +479,21 @@ class ActivationWorker(OwnedConnection, PollingWorker):
             store_snapshot(conn, dest.id, key, plan.snapshot)
         if plan.snapshot is not None:
             planned[key] = plan.snapshot
+
+
+def _dedupe_derived(work: Sequence[Work]) -> list[Work]:
+    """One re-derivation per (destination, computation, user) and chunk: a user in several changed
+    accounts, or an account changed twice, is asked "what do you hold now?" once."""
+    seen: set[tuple[str, str, str]] = set()
+    out: list[Work] = []
+    for w in work:
+        if w.derive:
+            key = (w.destination.id, w.link.computation.id, w.profile_id)
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(w)
+    return out
 
 
 def _journey_holds_back(w: Work, change: ResultChange, planned: dict[SnapshotKey, Snapshot]) -> bool:
@@ -375,10 +529,11 @@ def _adapter_input(previous: Snapshot | None, traits: dict[str, Any]) -> dict[st
 
 
 def _enrich(message: Message, traits: dict[str, Any]) -> None:
-    """Trait Enrichment: the chosen traits go in ``traits`` on identify, ``properties`` on track."""
+    """Trait Enrichment: the chosen traits go in ``traits`` on identify and group (the account's own
+    traits there), ``properties`` on track."""
     if not traits:
         return
-    if message.get("type") == "identify":
+    if message.get("type") in ("identify", "group"):
         message.setdefault("traits", {}).update({k: v for k, v in traits.items() if k not in message["traits"]})
     elif message.get("type") == "track":
         props = message.setdefault("properties", {})
