@@ -97,7 +97,7 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = config_path.parent / f"server-{self.port}.log"
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
+    def start(self, timeout: float = 90.0) -> ServerProcess:
         env = {**os.environ, "TRAITSYNC_LOG_FORMAT": "json", **self.extra_env}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -142,7 +142,7 @@ def server_factory(tmp_path: Path) -> Iterator[type[ServerProcess]]:
     started: list[ServerProcess] = []
 
     class Tracked(ServerProcess):
-        def start(self, timeout: float = 30.0) -> ServerProcess:
+        def start(self, timeout: float = 90.0) -> ServerProcess:
             started.append(self)
             return super().start(timeout)
 
