@@ -54,7 +54,7 @@ def config_path(tmp_path: Path, receiver: Receiver) -> Iterator[Path]:  # noqa: 
 def test_kill_9_of_workers_and_server_under_load_loses_no_acknowledged_change(
         db_url: str, server_factory: type[ServerProcess], config_path: Path, receiver: Receiver) -> None:  # noqa: F811
     # (the database fixture first, so that its teardown comes after the servers are killed)
-    server = server_factory(config_path, db_url).start()
+    server = server_factory(config_path, db_url).start(timeout=90)  # a shared, busy machine
     with Load(server.base_url, receiver) as load:
         for round_no in (1, 2):  # the worker process, twice: its supervisor restarts it
             load.wait_acked(100 * round_no, refunded=20 * round_no)
@@ -77,7 +77,7 @@ def test_postgresql_outage_under_load_then_workers_recover(
     proxy = TcpProxy(("127.0.0.1", 5432))
     proxy.start()
     host_port = PG_URL.split("@", 1)[1].split("/", 1)[0]
-    server = server_factory(config_path, pg_url.replace(host_port, f"127.0.0.1:{proxy.port}", 1)).start()
+    server = server_factory(config_path, pg_url.replace(host_port, f"127.0.0.1:{proxy.port}", 1)).start(timeout=90)
     with Load(server.base_url, receiver) as load:
         load.wait_acked(100, refunded=20)
         proxy.cut()
