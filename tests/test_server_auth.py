@@ -1,11 +1,18 @@
-"""Every API needs its credential: each management route refuses a request without the token."""
+"""Every API needs its credential: each route refuses a request without it, and roles are enforced.
+
+The OpenAPI document is walked operation by operation; the routes the app serves outside it
+(the interactive docs, the console's static files) are listed and must be public on purpose.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
+from starlette.routing import Route
 
 from tests.ingest.conftest import LiveApp, start_live_app
 
@@ -83,3 +90,41 @@ def test_profile_api_needs_its_secret_and_metrics_include_delivery(app: LiveApp)
     assert httpx.get(app.base_url + "/metrics").status_code == 401
     text = httpx.get(app.base_url + "/metrics", headers={"Authorization": "Bearer admin-token"}).text
     assert 'traitsync_delivery_messages{destination="dst_hook",state="dead"} 0.0' in text
+
+
+#: Every route served without a credential, on purpose: the health probe, the API's own
+#: description (it holds no data and no secret) and the console's static files (the console
+#: then asks for a management token and sends it on every call). A new route that is neither
+#: here nor refusing without its credential fails the test below.
+PUBLIC = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/", "/console/{path}"}
+SECRETS = ("web-key", "profile-secret", "admin-token", "reader-token")
+
+
+def served_routes(routes: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(path, method) of every route the app serves, in the OpenAPI document or not.
+
+    FastAPI 0.16x keeps an included router as one entry (``original_router`` under a prefix).
+    Paths are written as the document writes them (``{identifier:path}`` -> ``{identifier}``).
+    """
+    for route in routes:
+        if hasattr(route, "original_router"):
+            yield from served_routes(route.original_router.routes, prefix + route.include_context.prefix)
+        elif isinstance(route, Route):
+            for method in sorted((route.methods or set()) - {"HEAD"}):
+                yield re.sub(r"\{(\w+):\w+\}", r"{\1}", prefix + route.path), method
+        else:
+            raise AssertionError(f"a route of an unknown kind: {route!r}")
+
+
+def test_routes_outside_the_document_are_public_on_purpose_and_hold_no_secret(app: LiveApp) -> None:
+    spec = httpx.get(app.base_url + "/openapi.json").json()
+    documented = {(path, method.upper()) for path, item in spec["paths"].items() for method in item}
+    served = set(served_routes(app.server.config.app.routes))
+    assert documented <= served
+    hidden = {path for path, _ in served - documented}
+    assert hidden == PUBLIC - {"/healthz"}, hidden
+    for path in sorted(PUBLIC):
+        url = app.base_url + path.replace("{path}", "missing.js")
+        response = httpx.get(url)
+        assert response.status_code in (200, 404, 503), (path, response.status_code)  # 404/503: no console built
+        assert not any(secret in response.text for secret in SECRETS), path

@@ -187,10 +187,16 @@ def import_(
     database_url: DatabaseOption = None,
 ) -> None:
     """Load files of Segment messages into the log, with the API's validation and dedup."""
+    from traitsync.identity import load_identity_config
+    from traitsync.identity.extract import identifier_reader
     from traitsync.ingest.files import import_files
     from traitsync.log import EventLog
 
     loaded = _load(config)
+    try:
+        identity = load_identity_config(loaded.document)
+    except ConfigError as exc:
+        raise _fail(exc) from None
     sources = {s.id for s in loaded.config.sources}
     source_id = source or (loaded.config.sources[0].id if loaded.config.sources else None)
     if source_id is None or source_id not in sources:
@@ -201,7 +207,8 @@ def import_(
     with Progress(TextColumn("[bold]importing"), BarColumn(), MofNCompleteColumn(), TextColumn("messages"),
                   TimeElapsedColumn(), console=err_console) as progress:
         task = progress.add_task("import", total=None)
-        summary = import_files(event_log, source_id, list(paths), progress=lambda n: progress.advance(task, n))
+        summary = import_files(event_log, source_id, list(paths), progress=lambda n: progress.advance(task, n),
+                               readers=[identifier_reader(identity)])
     table = Table(title=f"Import into {source_id} ({len(paths)} file(s), {total:,} bytes)")
     table.add_column("outcome")
     table.add_column("messages", justify="right")

@@ -12,6 +12,7 @@ only then skips the decode; anything it cannot prove goes through ``extract_body
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,6 +138,22 @@ def extract_body(kind: str, body: dict[str, Any], config: IdentityConfig) -> Ext
             else:
                 ex.group_id = group
     return ex
+
+
+def identifier_reader(config: IdentityConfig) -> Callable[[dict[str, Any]], list[Identifier]]:
+    """Every person identifier identity would read from a message, blocked values included.
+
+    Ingest checks suppressions with it, so that a suppressed identifier of any configured type
+    (a custom id read from traits or properties, a device id, an ``externalIds`` entry) stops
+    the message, not only ``userId``, ``anonymousId`` and email.
+    """
+
+    def read(body: dict[str, Any]) -> list[Identifier]:
+        kind = body.get("type")
+        ex = extract_body(kind if isinstance(kind, str) else "track", body, config)
+        return ex.users + [(id_type, value) for collection, id_type, value in ex.blocked if collection == "users"]
+
+    return read
 
 
 #: Keys whose presence anywhere in a body may add identifiers beyond userId/anonymousId

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import orjson
+import structlog
 
 from traitsync.identity.cache import graph_generation, prefetch
 from traitsync.identity.config import IdentityConfig
@@ -30,6 +31,8 @@ from traitsync.log.event_log import Checkpoints, EventLog
 from traitsync.store.database import Connection, Database
 from traitsync.store.migrate import migrate
 from traitsync.workers import wake_all
+
+log = structlog.get_logger("traitsync.identity")
 
 CONSUMER = "identity"
 WORKER_LOCK_KEY = 7352010
@@ -123,13 +126,30 @@ class IdentityWorker:
             done += n
         return done
 
+    #: Seconds to wait after a failed round (the store down, the disk full) before the next one.
+    error_pause = 1.0
+
     def run_forever(self, stop_event: threading.Event, idle_sleep: float = 0.2) -> None:
-        while not stop_event.is_set():
-            if self.run_once(self.chunk_size * 10) == 0:
-                stop_event.wait(idle_sleep)
-            else:
-                wake_all(self.downstream)
-        self.close()
+        """Resolve until ``stop_event``, retrying after an error as every polling stage does.
+
+        A failed round drops the connection: it may be the one a database restart killed, and
+        keeping it meant "the connection is closed" on every round after an outage.
+        """
+        try:
+            while not stop_event.is_set():
+                try:
+                    resolved = self.run_once(self.chunk_size * 10)
+                except Exception:
+                    log.exception("identity round failed; retrying")
+                    self.close()
+                    stop_event.wait(self.error_pause)
+                    continue
+                if resolved == 0:
+                    stop_event.wait(idle_sleep)
+                else:
+                    wake_all(self.downstream)
+        finally:
+            self.close()
 
     #: Called after a round that resolved events (``build_stages`` wires the engine's ``wake``).
     downstream: Sequence[Callable[[], None]] = ()

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import gzip
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from traitsync.ingest.suppressions import SUPPRESSED, Suppressions
+from traitsync.ingest.suppressions import SUPPRESSED, IdentifierReader, Suppressions
 from traitsync.log import EventLog
 
 CHUNK = 2000
@@ -76,9 +76,11 @@ def iter_messages(path: Path, summary: ImportSummary) -> Iterator[Any]:
 
 
 def import_files(event_log: EventLog, source_id: str, paths: list[Path],
-                 progress: Callable[[int], None] | None = None) -> ImportSummary:
+                 progress: Callable[[int], None] | None = None,
+                 readers: Sequence[IdentifierReader] = ()) -> ImportSummary:
+    """``readers``: how to find identifiers beyond the built-in ones (``Suppressions``)."""
     summary = ImportSummary()
-    suppressions = Suppressions(event_log.db)
+    suppressions = Suppressions(event_log.db, readers=readers)
     suppressions.load()  # a restored export must not bring back a suppressed person
     conn = event_log.db.connect()
     try:

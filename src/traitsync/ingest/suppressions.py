@@ -6,14 +6,17 @@ background thread refreshes every ``REFRESH_SECONDS``, so a check costs a few ha
 lookups and never a query on the request path. The store keeps digests, never the identifiers.
 
 Which identifiers an event carries: ``userId`` (user_id), ``anonymousId`` (anonymous_id),
-``traits.email`` or ``context.traits.email`` (email) and every ``context.externalIds`` entry.
+``traits.email`` or ``context.traits.email`` (email) and every ``context.externalIds`` entry
+(its type lower-cased, as identity reads it), plus whatever the ``readers`` given by the
+composing layer find: the server passes identity's own extraction, so every identifier type
+the identity config knows (custom ids, device ids) is checked, read exactly as identity reads it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import structlog
@@ -25,6 +28,8 @@ log = structlog.get_logger("traitsync.ingest")
 REFRESH_SECONDS = 0.5
 SUPPRESSED = "suppressed"
 SUPPRESSED_MESSAGE = "an identifier of this message is suppressed by a privacy regulation"
+#: Reads (type, value) identifiers from a message body (``identity.extract.identifier_reader``).
+IdentifierReader = Callable[[dict[str, Any]], Iterable[tuple[str, str]]]
 
 
 def identifier_digest(id_type: str, value: str) -> str:
@@ -46,15 +51,17 @@ def carried_identifiers(body: dict[str, Any]) -> Iterator[tuple[str, str]]:
     if isinstance(external, list):
         for item in external:
             if isinstance(item, dict) and isinstance(item.get("type"), str) and isinstance(item.get("id"), str):
-                yield item["type"], item["id"]
+                yield item["type"].lower(), item["id"]
 
 
 class Suppressions:
     """The suppressed digests, as of the last refresh."""
 
-    def __init__(self, db: Database, *, refresh_seconds: float = REFRESH_SECONDS) -> None:
+    def __init__(self, db: Database, *, refresh_seconds: float = REFRESH_SECONDS,
+                 readers: Sequence[IdentifierReader] = ()) -> None:
         self.db = db
         self.refresh_seconds = refresh_seconds
+        self.readers = tuple(readers)
         self._digests: frozenset[str] = frozenset()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -88,4 +95,7 @@ class Suppressions:
     def suppressed(self, body: Any) -> bool:
         if not self._digests or not isinstance(body, dict):
             return False
-        return any(identifier_digest(t, v) in self._digests for t, v in carried_identifiers(body))
+        digests = self._digests
+        if any(identifier_digest(t, v) in digests for t, v in carried_identifiers(body)):
+            return True
+        return any(identifier_digest(t, v) in digests for read in self.readers for t, v in read(body))

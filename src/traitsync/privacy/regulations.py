@@ -52,11 +52,16 @@ def _row(row: tuple[Any, ...]) -> Regulation:
 
 
 def parse_subject(text: str) -> tuple[str, str]:
-    """``TYPE:VALUE`` (``email:ada@example.com``, ``user_id:42``) -> (type, value)."""
+    """``TYPE:VALUE`` (``email:ada@example.com``, ``user_id:42``, ``phone:+15550100``) -> (type, value).
+
+    The type is lower-cased: identity stores every identifier type in lower case (custom ids must
+    be, ``externalIds`` types are lower-cased), so ``Phone:...`` could otherwise never match.
+    The value is kept exactly: identifiers are case-sensitive.
+    """
     id_type, sep, value = text.partition(":")
     if not sep or not id_type.strip() or not value:
         raise BadSubject(f"{text!r} is not TYPE:VALUE (for example email:ada@example.com or user_id:42)")
-    return id_type.strip(), value
+    return id_type.strip().lower(), value
 
 
 def request(db: Database, regulation_type: str, id_type: str, value: str, requested_by: str,

@@ -13,6 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import traitsync
+from traitsync.identity import load_identity_config
+from traitsync.identity.extract import identifier_reader
 from traitsync.ingest import SourceDirectory, TrackingApi
 from traitsync.ingest.fast_path import TrackingFastPath
 from traitsync.ingest.metrics import IngestMetrics
@@ -65,7 +67,9 @@ def create_app(runtime: Runtime, *, extra_routers: list[RouterFactory] | None = 
     app.state.registry = registry
 
     sources = SourceDirectory(list(config.sources))
-    suppressions = Suppressions(runtime.db)
+    # Identity's own extraction: a suppressed identifier of any type the identity config knows
+    # (custom ids, device ids) stops the message, read exactly as identity would read it.
+    suppressions = Suppressions(runtime.db, readers=[identifier_reader(load_identity_config(runtime.loaded.document))])
     tracking = TrackingApi(sources, runtime.appender, metrics, suppressions=suppressions)
     if runtime.runs_api:
         suppressions.start()

@@ -75,6 +75,12 @@ class Runtime:
                     return
                 except Exception:
                     log.exception("worker failed; restarting it", worker=service.name, retry_in_s=delay)
+                    close = getattr(service, "close", None)
+                    if callable(close):  # its connection may be dead (a database restart): start afresh
+                        try:
+                            close()
+                        except Exception:
+                            log.exception("closing a failed worker failed", worker=service.name)
                     self._stop.wait(delay)
                     delay = min(delay * 2, 30.0)
 
