@@ -73,10 +73,11 @@ def account_definition_sets(draw: Any) -> Definitions:
     return Definitions([*user_traits, *user_auds, *acc_traits, *acc_auds])
 
 
+TRACK = st.tuples(st.just("track"), st.sampled_from(USERS), st.sampled_from(EVENTS), st.integers(-15, 3), PROPS)
+GROUP = st.tuples(st.just("group"), st.sampled_from(USERS), st.sampled_from(GROUPS),
+                  st.sampled_from(["gold", "free", None]))
 OPS = st.lists(st.one_of(
-    st.tuples(st.just("track"), st.sampled_from(USERS), st.sampled_from(EVENTS), st.integers(-15, 3), PROPS),
-    st.tuples(st.just("group"), st.sampled_from(USERS), st.sampled_from(GROUPS),
-              st.sampled_from(["gold", "free", None])),
+    TRACK, TRACK, GROUP, GROUP,
     st.tuples(st.just("plan"), st.sampled_from(["u1", "u2"]), st.sampled_from(["gold", "free", None])),
     st.tuples(st.just("link"), st.sampled_from(["u1", "u2"]), st.sampled_from(["a1", "a2"])),
     st.tuples(st.just("tick"), st.integers(1, 12)),
