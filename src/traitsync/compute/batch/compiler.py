@@ -23,7 +23,8 @@ Account-level definitions (``level: account``) read three more CTEs, only when s
 ``aev`` (``ev`` once per account of the event's user: an account's events are the union of its
 users' events), ``abase`` (every account profile with the account traits read) and ``aagg``
 (``agg`` over ``aev``). The same builders then run with those tables in place of ``ev``, ``base``
-and ``agg``. An ``ANY`` / ``ALL`` clause is a ``q<n>`` CTE: the user-level condition evaluated per
+and ``agg``, except that counts and sums whose filter reads only the event are summed per user in
+``agg`` and rolled up per account in ``ragg`` (no copy of the events per account). An ``ANY`` / ``ALL`` clause is a ``q<n>`` CTE: the user-level condition evaluated per
 linked user (on ``ev`` and ``base``), folded per account with ``MAX`` (any) and ``MIN`` (all).
 
 Dialect differences are only in ``nodes`` and ``dialects/``; nothing here asks for a dialect.
@@ -162,6 +163,7 @@ class Compiler:
         self.trait_paths: dict[tuple[str, ...], str] = {}
         self.eligible: dict[tuple[str, ...], str] = {}
         self.agg_cols: dict[str, dict[object, tuple[str, exp.Expr]]] = {"ev": {}, "aev": {}}
+        self.rollup: dict[str, str] = {}
         self.level = USER
         self.accounts = False
         self.cache: dict[object, object] = {}
@@ -318,6 +320,19 @@ class Compiler:
         only the event itself (one pass for all such definitions), else a CTE of their own with
         the joins the filter needs. Returns where each aggregate can be read."""
         level = self.level
+        if simple and level is ACCOUNT and all(isinstance(a, exp.Sum) for a in aggs.values()):
+            # A sum over the account's events is the sum of its users' sums: computed in the
+            # users' shared pass and rolled up per account (``ragg``), never copying the events
+            # once per account (``aev``).
+            out = {}
+            for name, agg in aggs.items():
+                users = self.agg_cols["ev"]
+                found = users.get((key, name))
+                if found is None:
+                    found = users[(key, name)] = (f"x{len(users)}", agg)
+                rolled = self.rollup.setdefault(found[0], f"y{len(self.rollup)}")
+                out[name] = ("ragg", rolled)
+            return out
         if simple:
             out: dict[str, tuple[str, str]] = {}
             cols = self.agg_cols[level.ev]
@@ -500,7 +515,7 @@ class Compiler:
         return Hist(created, defn.options.historical, ir.effective_lookback_seconds(defn) * 1000)
 
     def compile(self) -> exp.Select:
-        self.ctes = [(name, None) for name in ("ev", "base", "agg", "lk", "aev", "abase", "aagg")]
+        self.ctes = [(name, None) for name in ("ev", "base", "agg", "lk", "ragg", "aev", "abase", "aagg")]
         outputs: list[tuple[str, str]] = []
         for key in self.order:
             with self.at(_level_of(self.definitions[key])):
@@ -511,10 +526,10 @@ class Compiler:
                 outputs.append((key, self.value_cte(key, self.hist_for(defn))))
         bodies = {"ev": self._events(), "base": self._base("users"), "agg": self._shared_agg("ev")}
         if self.accounts:
-            bodies.update(lk=self._links(), aev=self._account_events(), abase=self._base("accounts"),
-                          aagg=self._shared_agg("aev"))
+            bodies.update(lk=self._links(), ragg=self._rolled_up(), aev=self._account_events(),
+                          abase=self._base("accounts"), aagg=self._shared_agg("aev"))
         else:
-            self.ctes = [c for c in self.ctes if c[0] not in ("lk", "aev", "abase", "aagg")]
+            self.ctes = [c for c in self.ctes if c[0] not in ("lk", "ragg", "aev", "abase", "aagg")]
         query: exp.Select | exp.Union | None = None
         for key, cte in outputs:
             part = _select(_alias(lit(key), "computation_key"), exp.column("pid"),
@@ -610,6 +625,15 @@ class Compiler:
                       join_type="left")
                 .join(merged("ma"), on=exp.EQ(this=_col("ma", "profile_id"),
                                               expression=_col("l", "account_profile_id")), join_type="left"))
+
+    def _rolled_up(self) -> exp.Expr:
+        """``ragg``: per account, the sums of its users' columns of ``agg`` (see :meth:`aggregate`)."""
+        cols = [_alias(exp.Sum(this=_col("a", user)), account) for user, account in self.rollup.items()]
+        if not cols:
+            cols = [_alias(lit(0), "y")]
+        return (_select(_alias(_col("l", "pid"), "pid"), *cols).from_("agg AS a")
+                .join("lk AS l", on=exp.EQ(this=_col("l", "uid"), expression=_col("a", "pid")), join_type="inner")
+                .group_by(_col("l", "pid")))
 
     def _account_events(self) -> exp.Expr:
         """``aev``: every ``ev`` row once per account its user is linked to, on that account."""
