@@ -23,9 +23,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.compute.batch.accounts_harness import S, AccountStore
+from tests.compute.batch.accounts_harness import AccountStore, S
 from tests.compute.realtime.test_engine_vs_reference import EVENTS, PROPS, _who, conditions, traits
 from traitsync.compute.batch import compile_definitions
+from traitsync.compute.batch.compiler import unsupported
 from traitsync.compute.batch.runners import run_duckdb, run_postgres
 from traitsync.definitions import Definitions, ir
 
@@ -125,6 +126,7 @@ def _settings(env: str, default: int) -> settings:
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
+@pytest.mark.timeout(1800)  # a loaded 2-core machine: 40 examples of ingest, identity and DuckDB
 @_settings("BATCH_ACCOUNT_EXAMPLES", 40)
 @given(definitions=account_definition_sets(), ops=OPS, moments=MOMENTS, created=CREATED)
 def test_duckdb_equals_reference_for_accounts(tmp_path: Any, definitions: Definitions, ops: list[Any],
@@ -138,6 +140,7 @@ def test_duckdb_equals_reference_for_accounts(tmp_path: Any, definitions: Defini
 
 
 @pytest.mark.postgres
+@pytest.mark.timeout(1800)
 @_settings("BATCH_ACCOUNT_PG_EXAMPLES", 10)
 @given(definitions=account_definition_sets(), ops=OPS, moments=MOMENTS, created=CREATED)
 def test_postgres_and_duckdb_equal_reference_for_accounts(pg_url: str, definitions: Definitions, ops: list[Any],
@@ -151,3 +154,15 @@ def test_postgres_and_duckdb_equal_reference_for_accounts(pg_url: str, definitio
         check(store, ["postgres", "duckdb"], moments, created)
     finally:
         store.close()
+
+
+def test_a_quantifier_inside_a_quantifier_is_refused_with_its_reason() -> None:
+    inner = ir.Quantified("any", ir.Performed("A"))
+    nested = ir.Audience("nested", ir.Quantified("all", inner), options=ACCOUNT)
+    reader = ir.Audience("reader", ir.All((ir.InAudience("nested"), ir.Performed("B"))), options=ACCOUNT)
+    ok = ir.Audience("ok", ir.Quantified("all", ir.Not(ir.Performed("A"))), options=ACCOUNT)
+    definitions = Definitions([nested, reader, ok])
+    why = "ANY / ALL only apply to an account's users (level: account, not nested)"
+    assert unsupported(definitions, "nested") == why
+    assert unsupported(definitions, "reader") == why
+    assert unsupported(definitions, "ok") is None

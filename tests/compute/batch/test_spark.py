@@ -113,7 +113,9 @@ audiences:
   - key: big
     level: account
     condition:
-      all: [{computed_trait: {key: acc_spend, op: greater_than, value: 20}}, {trait: {key: plan, op: equals, value: gold}}]
+      all:
+        - {computed_trait: {key: acc_spend, op: greater_than, value: 20}}
+        - {trait: {key: plan, op: equals, value: gold}}
   - {key: any_big_spender, level: account, query: "ANY trait('spend') > 20"}
   - {key: all_buy, level: account, query: "ALL audience('buyer')"}
   - {key: none_buy, level: account, query: "ALL NOT audience('buyer')"}

@@ -18,14 +18,15 @@ Shape (CTEs, in dependency order):
   picks one value (first, last, min, max, most frequent, unique list): its own CTE;
 * ``v_<n>``: each definition's value per profile, readers after what they read.
 
-Account-level definitions (``level: account``) read three more CTEs, only when some are compiled:
+Account-level definitions (``level: account``) read more CTEs, only when some are compiled:
 ``lk`` (each canonical user and every account it is currently linked to, from ``profile_links``),
 ``aev`` (``ev`` once per account of the event's user: an account's events are the union of its
 users' events), ``abase`` (every account profile with the account traits read) and ``aagg``
 (``agg`` over ``aev``). The same builders then run with those tables in place of ``ev``, ``base``
-and ``agg``, except that counts and sums whose filter reads only the event are summed per user in
-``agg`` and rolled up per account in ``ragg`` (no copy of the events per account). An ``ANY`` / ``ALL`` clause is a ``q<n>`` CTE: the user-level condition evaluated per
-linked user (on ``ev`` and ``base``), folded per account with ``MAX`` (any) and ``MIN`` (all).
+and ``agg``, except that counts and sums whose filter reads only the event are summed per user
+in ``agg`` and rolled up per account in ``ragg`` (no copy of the events per account). An ``ANY``
+/ ``ALL`` clause is a ``q<n>`` CTE: the user-level condition evaluated per linked user (on ``ev``
+and ``base``), folded per account with ``MAX`` (any) and ``MIN`` (all).
 
 Dialect differences are only in ``nodes`` and ``dialects/``; nothing here asks for a dialect.
 """
@@ -167,7 +168,7 @@ class Compiler:
         self.level = USER
         self.accounts = False
         self.cache: dict[object, object] = {}
-        self.values: dict[tuple[str, object], str] = {}
+        self.values: dict[tuple[str, object, str], str] = {}
         self._n = 0
 
     # -- naming ------------------------------------------------------------------------------
@@ -259,7 +260,7 @@ class Compiler:
         if isinstance(cond, ir.Performed) and isinstance(cond.window, ir.ParentWithin):
             cte = self.funnel(cond, hist)
             alias = f"{row}_{cte}"
-            on = exp.EQ(this=_col(alias, "ofs"), expression=_col(row, "ofs"))
+            on: exp.Expr = exp.EQ(this=_col(alias, "ofs"), expression=_col(row, "ofs"))
             if self.level is ACCOUNT:  # an event is one row per account of its user
                 on = and_(on, exp.EQ(this=_col(alias, "pid"), expression=_col(row, "pid")))
             scan.join(alias, cte, on)
@@ -324,15 +325,15 @@ class Compiler:
             # A sum over the account's events is the sum of its users' sums: computed in the
             # users' shared pass and rolled up per account (``ragg``), never copying the events
             # once per account (``aev``).
-            out = {}
+            rolled_up: dict[str, tuple[str, str]] = {}
             for name, agg in aggs.items():
                 users = self.agg_cols["ev"]
                 found = users.get((key, name))
                 if found is None:
                     found = users[(key, name)] = (f"x{len(users)}", agg)
                 rolled = self.rollup.setdefault(found[0], f"y{len(self.rollup)}")
-                out[name] = ("ragg", rolled)
-            return out
+                rolled_up[name] = ("ragg", rolled)
+            return rolled_up
         if simple:
             out: dict[str, tuple[str, str]] = {}
             cols = self.agg_cols[level.ev]
@@ -491,8 +492,8 @@ class Compiler:
     def _ranked(self, t: ir.ComputedTrait, pred: exp.Expr, qscan: _Scan, raw: Typed, scan: _Scan,
                 hist: Hist) -> Typed:
         """Traits that pick one value (or list the distinct ones): a ranking over the qualifying rows."""
-        key = ("ranked", self.level.ev, t.kind, t.event, t.property, t.function, t.value_type, t.min_frequency, t.where, t.window,
-               t.exclude_sources, hist.tag)
+        key = ("ranked", self.level.ev, t.kind, t.event, t.property, t.function, t.value_type, t.min_frequency,
+               t.where, t.window, t.exclude_sources, hist.tag)
         cte = self.cache.get(key)
         if not isinstance(cte, str):
             cte = self._name("r")
