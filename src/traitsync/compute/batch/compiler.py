@@ -669,9 +669,13 @@ class Compiler:
             tops = {prefix: parts[0] for parts, prefix in self.trait_paths.items()}
             pivot = [_alias(exp.Max(this=case((exp.EQ(this=exp.column("key"), expression=lit(top)),
                                               exp.column("value")))), f"{prefix}v") for prefix, top in tops.items()]
-            tr = _select(exp.column("profile_id"), *pivot).from_("profile_traits").where(and_(
-                exp.Not(this=exp.Is(this=exp.column("value"), expression=exp.null())),
-                exp.In(this=exp.column("key"), expressions=[lit(t) for t in sorted(set(tops.values()))]))).group_by(
+            keep = [exp.Not(this=exp.Is(this=exp.column("value"), expression=exp.null())),
+                    exp.In(this=exp.column("key"), expressions=[lit(t) for t in sorted(set(tops.values()))])]
+            if not users:  # a few accounts among many users: skip the users' rows before grouping
+                own = _select(exp.column("profile_id")).from_("profiles").where(
+                    exp.EQ(this=exp.column("collection"), expression=lit(collection)))
+                keep.append(exp.In(this=exp.column("profile_id"), query=own.subquery()))
+            tr = _select(exp.column("profile_id"), *pivot).from_("profile_traits").where(and_(*keep)).group_by(
                 exp.column("profile_id"))
             select = select.join(tr.subquery("tr"), on=exp.EQ(this=_col("tr", "profile_id"),
                                                                expression=_col("p", "profile_id")), join_type="left")
