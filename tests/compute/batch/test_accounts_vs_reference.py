@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.compute.batch.accounts_harness import AccountStore, S
+from tests.compute.batch.test_engines_vs_reference import reset_schema
 from tests.compute.realtime.test_engine_vs_reference import EVENTS, PROPS, _who, conditions, traits
 from traitsync.compute.batch import compile_definitions
 from traitsync.compute.batch.compiler import unsupported
@@ -145,8 +146,6 @@ def test_duckdb_equals_reference_for_accounts(tmp_path: Any, definitions: Defini
 @given(definitions=account_definition_sets(), ops=OPS, moments=MOMENTS, created=CREATED)
 def test_postgres_and_duckdb_equal_reference_for_accounts(pg_url: str, definitions: Definitions, ops: list[Any],
                                                           moments: list[int], created: list[int | None]) -> None:
-    from tests.compute.batch.test_engines_vs_reference import reset_schema
-
     reset_schema(pg_url)
     store = AccountStore(pg_url, definitions)
     try:
