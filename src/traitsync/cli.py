@@ -436,7 +436,8 @@ def preview(
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Size, sample members (by user_id and email), identifier mix and overlap of an audience or computed trait."""
+    """Size, sample members (by user_id and email; accounts by group_id and name), identifier mix and overlap of an
+    audience or computed trait."""
     from traitsync.compute.batch.preview import build_preview, members_csv, public
     from traitsync.compute.realtime import computation_summaries
     from traitsync.definitions import load_definitions
@@ -492,12 +493,16 @@ def preview(
     if not result["sample"]:
         return
     table = Table()
-    table.add_column("user_id", overflow="fold")
-    table.add_column("email", overflow="fold")
+    account = result["level"] == "account"
+    table.add_column("group_id" if account else "user_id", overflow="fold")
+    table.add_column("name" if account else "email", overflow="fold")
     table.add_column("value", overflow="fold")
     for row in result["sample"]:
-        who = row["user_id"] or (f"(anonymous_id:{row['anonymous_id']})" if row["anonymous_id"] else "")
         value = row.get("value", True)
+        if account:
+            table.add_row(row["group_id"], row["name"], json.dumps(value))
+            continue
+        who = row["user_id"] or (f"(anonymous_id:{row['anonymous_id']})" if row["anonymous_id"] else "")
         table.add_row(who, row["email"], json.dumps(value))
     console.print(table)
 

@@ -77,6 +77,22 @@ def _same_json(got: dict[str, Any], expected: dict[str, Any]) -> None:
         assert orjson.dumps(got[key]) == orjson.dumps(expected[key]), key
 
 
+def reset_schema(pg_url: str) -> None:
+    """An empty schema for each example (hypothesis reuses the function-scoped ``pg_url``)."""
+    import psycopg
+
+    from tests.conftest import PG_URL
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS batch_t CASCADE")
+        schema = conn.execute("SELECT current_schema()").fetchone()
+        assert schema is not None
+        conn.execute(f"DROP SCHEMA {schema[0]} CASCADE")
+        conn.execute(f"CREATE SCHEMA {schema[0]}")
+    forget_migrations()
+    assert PG_URL
+
+
 MOMENTS = st.lists(st.integers(-40, 40), min_size=1, max_size=3)
 
 
@@ -99,18 +115,7 @@ def test_duckdb_equals_reference_and_realtime(tmp_path: Any, definitions: Defini
 @given(definitions=definition_sets(), ops=OPS, moments=MOMENTS)
 def test_postgres_and_duckdb_equal_reference_on_postgres(pg_url: str, definitions: Definitions, ops: list[Any],
                                                          moments: list[int]) -> None:
-    import psycopg
-
-    from tests.conftest import PG_URL
-
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS batch_t CASCADE")
-        schema = conn.execute("SELECT current_schema()").fetchone()
-        assert schema is not None
-        conn.execute(f"DROP SCHEMA {schema[0]} CASCADE")
-        conn.execute(f"CREATE SCHEMA {schema[0]}")
-    forget_migrations()
-    assert PG_URL
+    reset_schema(pg_url)
     h = Harness(pg_url, definitions)
     try:
         _feed(h, ops)

@@ -94,3 +94,46 @@ def test_spark_equals_reference(spark: Any, tmp_path: Path, definitions: Definit
             assert _spark_table(spark, h, as_of, tmp_path) == expected
     finally:
         h.close()
+
+
+@pytest.mark.timeout(1800)
+def test_accounts_on_spark(spark: Any, tmp_path: Path) -> None:
+    """Account traits (a sum and a ranked pick over the users' events), an account funnel, account
+    traits and ANY / ALL / none over the users, at two moments: one query, as DuckDB runs it."""
+    from tests.compute.batch.accounts_harness import AccountStore
+    from tests.compute.batch.test_accounts_vs_reference import feed
+
+    definitions = defs("""
+computed_traits:
+  - {key: spend, kind: aggregation, event: Order, property: total, function: sum}
+  - {key: acc_spend, kind: aggregation, event: Order, property: total, function: sum, level: account}
+  - {key: acc_fav, kind: most_frequent, event: Order, property: sku, level: account}
+audiences:
+  - {key: buyer, query: "event('Order').count() >= 1"}
+  - key: big
+    level: account
+    condition:
+      all:
+        - {computed_trait: {key: acc_spend, op: greater_than, value: 20}}
+        - {trait: {key: plan, op: equals, value: gold}}
+  - {key: any_big_spender, level: account, query: "ANY trait('spend') > 20"}
+  - {key: all_buy, level: account, query: "ALL audience('buyer')"}
+  - {key: none_buy, level: account, query: "ALL NOT audience('buyer')"}
+  - key: carted
+    level: account
+    query: "event('Added').where(event('Order').within(parent: 1 days).count() = 0).count() >= 1"
+""")
+    store = AccountStore(f"sqlite:///{tmp_path}/acc.db", definitions)
+    try:
+        feed(store, [("group", "u1", "g1", "gold"), ("group", "u2", "g1", None), ("group", "u2", "g2", "free"),
+                     ("group", "a1", "g3", None), ("track", "u1", "Order", -5, {"total": 30, "sku": "a"}),
+                     ("track", "u2", "Order", -2, {"total": 2.5, "sku": "b"}),
+                     ("track", "u2", "Order", 0, {"total": 1, "sku": "b"}), ("track", "a1", "Added", -3, {}),
+                     ("tick", 3)])
+        for as_of in (store.ms - 3 * S, store.ms + D):
+            query = compile_definitions(definitions, as_of)
+            folder = tmp_path / uuid.uuid4().hex
+            write_parquet(read_tables(store.db, query.event_names, as_of, accounts=query.accounts), folder)
+            assert store.table(run_spark_on(spark, folder, query)) == store.expected(as_of, {})
+    finally:
+        store.close()

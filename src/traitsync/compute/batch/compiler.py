@@ -18,12 +18,23 @@ Shape (CTEs, in dependency order):
   picks one value (first, last, min, max, most frequent, unique list): its own CTE;
 * ``v_<n>``: each definition's value per profile, readers after what they read.
 
+Account-level definitions (``level: account``) read more CTEs, only when some are compiled:
+``lk`` (each canonical user and every account it is currently linked to, from ``profile_links``),
+``aev`` (``ev`` once per account of the event's user: an account's events are the union of its
+users' events), ``abase`` (every account profile with the account traits read) and ``aagg``
+(``agg`` over ``aev``). The same builders then run with those tables in place of ``ev``, ``base``
+and ``agg``, except that counts and sums whose filter reads only the event are summed per user
+in ``agg`` and rolled up per account in ``ragg`` (no copy of the events per account). An ``ANY``
+/ ``ALL`` clause is a ``q<n>`` CTE: the user-level condition evaluated per linked user (on ``ev``
+and ``base``), folded per account with ``MAX`` (any) and ``MIN`` (all).
+
 Dialect differences are only in ``nodes`` and ``dialects/``; nothing here asks for a dialect.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlglot import exp
@@ -88,6 +99,28 @@ class Hist:
 NO_HIST = Hist()
 
 
+@dataclass(frozen=True)
+class Level:
+    """Whose values a builder computes, and from which tables.
+
+    ``user``: user profiles, eligibility applies. ``member``: a user inside an account's ``ANY`` /
+    ``ALL``; the reference evaluator evaluates those without identifiers, so eligibility does not
+    apply. ``account``: account profiles (no eligibility: an account is always identified by its
+    ``group_id``), over the union of their users' events.
+    """
+
+    name: str
+    ev: str
+    base: str
+    agg: str
+    eligible: bool
+
+
+USER = Level("user", "ev", "base", "agg", True)
+MEMBER = Level("member", "ev", "base", "agg", False)
+ACCOUNT = Level("account", "aev", "abase", "aagg", False)
+
+
 @dataclass
 class _Scan:
     """The joins one row alias needs (traits, funnel counts, other definitions' values)."""
@@ -130,9 +163,12 @@ class Compiler:
         self.props: dict[tuple[str, tuple[str, ...]], str] = {}
         self.trait_paths: dict[tuple[str, ...], str] = {}
         self.eligible: dict[tuple[str, ...], str] = {}
-        self.agg_cols: dict[object, tuple[str, exp.Expr]] = {}
+        self.agg_cols: dict[str, dict[object, tuple[str, exp.Expr]]] = {"ev": {}, "aev": {}}
+        self.rollup: dict[str, str] = {}
+        self.level = USER
+        self.accounts = False
         self.cache: dict[object, object] = {}
-        self.values: dict[tuple[str, object], str] = {}
+        self.values: dict[tuple[str, object, str], str] = {}
         self._n = 0
 
     # -- naming ------------------------------------------------------------------------------
@@ -144,6 +180,18 @@ class Compiler:
         self.ctes.append((name, body))
         return name
 
+    @contextmanager
+    def at(self, level: Level) -> Iterator[None]:
+        """Build at ``level`` (its tables, its eligibility rule) for the duration of the block."""
+        saved = self.level
+        self.level = level
+        if level is ACCOUNT:
+            self.accounts = True
+        try:
+            yield
+        finally:
+            self.level = saved
+
     # -- leaf columns ------------------------------------------------------------------------
     def prop(self, row: str, name: str, scope: str = "properties") -> Typed:
         path = (scope, *_walk_parts(name)) if scope == "context" else ("properties", name)
@@ -154,6 +202,8 @@ class Compiler:
         return Typed.columns(row, prefix)
 
     def eligibility(self, scan: _Scan, defn: ir.Definition) -> exp.Expr:
+        if not self.level.eligible:
+            return TRUE
         types = defn.options.eligible_id_types()
         name = self.eligible.get(types)
         if name is None:
@@ -165,7 +215,7 @@ class Compiler:
         if scan.row == "b":
             return "b"
         alias = f"{scan.row}_b"
-        scan.join(alias, "base", exp.EQ(this=_col(alias, "pid"), expression=_col(scan.row, "pid")))
+        scan.join(alias, self.level.base, exp.EQ(this=_col(alias, "pid"), expression=_col(scan.row, "pid")))
         return alias
 
     def trait(self, scan: _Scan, key: str) -> Typed:
@@ -210,7 +260,10 @@ class Compiler:
         if isinstance(cond, ir.Performed) and isinstance(cond.window, ir.ParentWithin):
             cte = self.funnel(cond, hist)
             alias = f"{row}_{cte}"
-            scan.join(alias, cte, exp.EQ(this=_col(alias, "ofs"), expression=_col(row, "ofs")))
+            on: exp.Expr = exp.EQ(this=_col(alias, "ofs"), expression=_col(row, "ofs"))
+            if self.level is ACCOUNT:  # an event is one row per account of its user
+                on = and_(on, exp.EQ(this=_col(alias, "pid"), expression=_col(row, "pid")))
+            scan.join(alias, cte, on)
             count = exp.func("COALESCE", _col(alias, "n"), lit(0))
             if cond.comparator == "at_least":
                 return exp.GTE(this=count, expression=lit(cond.n))
@@ -267,25 +320,40 @@ class Compiler:
         """Aggregates over ``ev`` by profile: columns of the shared ``agg`` when the filter reads
         only the event itself (one pass for all such definitions), else a CTE of their own with
         the joins the filter needs. Returns where each aggregate can be read."""
+        level = self.level
+        if simple and level is ACCOUNT and all(isinstance(a, exp.Sum) for a in aggs.values()):
+            # A sum over the account's events is the sum of its users' sums: computed in the
+            # users' shared pass and rolled up per account (``ragg``), never copying the events
+            # once per account (``aev``).
+            rolled_up: dict[str, tuple[str, str]] = {}
+            for name, agg in aggs.items():
+                users = self.agg_cols["ev"]
+                found = users.get((key, name))
+                if found is None:
+                    found = users[(key, name)] = (f"x{len(users)}", agg)
+                rolled = self.rollup.setdefault(found[0], f"y{len(self.rollup)}")
+                rolled_up[name] = ("ragg", rolled)
+            return rolled_up
         if simple:
             out: dict[str, tuple[str, str]] = {}
+            cols = self.agg_cols[level.ev]
             for name, agg in aggs.items():
-                found = self.agg_cols.get((key, name))
+                found = cols.get((key, name))
                 if found is None:
-                    found = self.agg_cols[(key, name)] = (f"x{len(self.agg_cols)}", agg)
-                out[name] = ("agg", found[0])
+                    found = cols[(key, name)] = (f"x{len(cols)}", agg)
+                out[name] = (level.agg, found[0])
             return out
-        cte = self.cache.get(key)
+        cte = self.cache.get((level.ev, key))
         if not isinstance(cte, str):
-            body = _select(_col("e", "pid"), *(_alias(a, n) for n, a in aggs.items())).from_("ev AS e")
+            body = _select(_col("e", "pid"), *(_alias(a, n) for n, a in aggs.items())).from_(f"{level.ev} AS e")
             body = qscan.apply(body).group_by(_col("e", "pid"))
             cte = self._cte(self._name("g"), body)
-            self.cache[key] = cte
+            self.cache[(level.ev, key)] = cte
         return {name: (cte, name) for name in aggs}
 
     def funnel(self, step: ir.Performed, hist: Hist) -> str:
         """Per parent event (``ofs``): how many child events satisfy the step (rows only for > 0)."""
-        key = ("funnel", step, hist.tag)
+        key = ("funnel", self.level.ev, step, hist.tag)
         cte = self.cache.get(key)
         if isinstance(cte, str):
             return cte
@@ -297,9 +365,12 @@ class Compiler:
         on = and_(exp.EQ(this=_col(child, "pid"), expression=_col("pe", "pid")),
                   exp.GT(this=_col(child, "ts"), expression=_col("pe", "ts")),
                   exp.LTE(this=_col(child, "ts"), expression=exp.Add(this=_col("pe", "ts"), expression=lit(span))))
-        body = _select(_alias(_col("pe", "ofs"), "ofs"), _alias(exp.Count(this=exp.Star()), "n")).from_("ev AS pe")
-        body = body.join(f"ev AS {child}", on=on, join_type="inner")
-        body = scan.apply(body).where(pred).group_by(_col("pe", "ofs"))
+        ev = self.level.ev
+        keys = [_col("pe", "ofs")] + ([_col("pe", "pid")] if self.level is ACCOUNT else [])
+        body = _select(*(_alias(k, k.name) for k in keys), _alias(exp.Count(this=exp.Star()), "n")).from_(
+            f"{ev} AS pe")
+        body = body.join(f"{ev} AS {child}", on=on, join_type="inner")
+        body = scan.apply(body).where(pred).group_by(*(k.copy() for k in keys))
         self.cache[key] = name
         return self._cte(name, body)
 
@@ -325,18 +396,38 @@ class Compiler:
             alias = self.value_join(scan, cond.key)
             return sure(exp.EQ(this=_col(alias, "j"), expression=lit("true")))
         if isinstance(cond, ir.Quantified):
-            raise UnsupportedConstruct("account-level conditions (ANY / ALL over an account's users)")
+            return self.quantified(cond, scan)
         raise UnsupportedConstruct(f"{type(cond).__name__} outside an event's where")
+
+    def quantified(self, cond: ir.Quantified, scan: _Scan) -> exp.Expr:
+        """``ANY`` / ``ALL`` of the account's users: ``q<n>(pid, qa, qm)`` per account, the user-level
+        condition's MAX (some user holds it) and MIN (every user does) over its linked users; an
+        account without users is in neither. The condition sees each user's whole history."""
+        if self.level is not ACCOUNT:
+            raise UnsupportedConstruct("ANY / ALL only apply to an account's users (level: account, not nested)")
+        key = ("quantified", cond.condition)
+        cte = self.cache.get(key)
+        if not isinstance(cte, str):
+            inner = _Scan("b")
+            with self.at(MEMBER):
+                flag = case((sure(self.holds(cond.condition, inner, NO_HIST)), lit(1)), default=lit(0))
+            body = _select(_alias(_col("ql", "pid"), "pid"), _alias(exp.Max(this=flag), "qa"),
+                           _alias(exp.Min(this=flag.copy()), "qm")).from_("base AS b").join(
+                "lk AS ql", on=exp.EQ(this=_col("ql", "uid"), expression=_col("b", "pid")), join_type="inner")
+            body = inner.apply(body).group_by(_col("ql", "pid"))
+            cte = self._cte(self._name("q"), body)
+            self.cache[key] = cte
+        column = "qa" if cond.quantifier == "any" else "qm"
+        return exp.EQ(this=exp.func("COALESCE", self.read(scan, cte, column), lit(0)), expression=lit(1))
 
     # -- values --------------------------------------------------------------------------------
     def value_cte(self, key: str, hist: Hist = NO_HIST) -> str:
         """``v<n>(pid, k, j, n, s)`` for every canonical profile: the definition's value."""
-        found = self.values.get((key, hist.tag))
+        level = self.level
+        found = self.values.get((key, hist.tag, level.name))
         if found is not None:
             return found
         defn = self.definitions[key]
-        if defn.options.level == "account":
-            raise UnsupportedConstruct(f"{key}: account-level definitions")
         scan = _Scan("b")
         eligible = self.eligibility(scan, defn)
         if isinstance(defn, ir.Audience):
@@ -348,11 +439,11 @@ class Compiler:
             value = self.trait_value(defn, scan, hist)
             parts = ((value.kind, text_null()), (value.raw, text_null()), (value.num, double_null()),
                      (value.string, text_null()))
-            cols = [_alias(case((eligible.copy(), x), default=null), name)
+            cols = [_alias(x if eligible is TRUE else case((eligible.copy(), x), default=null), name)
                     for (x, null), name in zip(parts, VALUE_COLUMNS, strict=True)]
-        body = scan.apply(_select(_col("b", "pid"), *cols).from_("base AS b"))
+        body = scan.apply(_select(_col("b", "pid"), *cols).from_(f"{level.base} AS b"))
         name = self._cte(self._name("v"), body)
-        self.values[(key, hist.tag)] = name
+        self.values[(key, hist.tag, level.name)] = name
         return name
 
     def trait_value(self, t: ir.ComputedTrait, scan: _Scan, hist: Hist) -> Typed:
@@ -401,8 +492,8 @@ class Compiler:
     def _ranked(self, t: ir.ComputedTrait, pred: exp.Expr, qscan: _Scan, raw: Typed, scan: _Scan,
                 hist: Hist) -> Typed:
         """Traits that pick one value (or list the distinct ones): a ranking over the qualifying rows."""
-        key = ("ranked", t.kind, t.event, t.property, t.function, t.value_type, t.min_frequency, t.where, t.window,
-               t.exclude_sources, hist.tag)
+        key = ("ranked", self.level.ev, t.kind, t.event, t.property, t.function, t.value_type, t.min_frequency,
+               t.where, t.window, t.exclude_sources, hist.tag)
         cte = self.cache.get(key)
         if not isinstance(cte, str):
             cte = self._name("r")
@@ -411,7 +502,7 @@ class Compiler:
             cols += [_alias(getattr(raw, a), c) for a, c in zip(("kind", "raw", "num", "string"), VALUE_COLUMNS,
                                                                   strict=True)]
             cols.append(_alias(raw.text(), "tx"))
-            rows = qscan.apply(_select(*cols).from_("ev AS e")).where(pred)
+            rows = qscan.apply(_select(*cols).from_(f"{self.level.ev} AS e")).where(pred)
             self._cte(inner, rows)
             self._cte(cte, rank(t, inner))
             self.cache[key] = cte
@@ -425,13 +516,21 @@ class Compiler:
         return Hist(created, defn.options.historical, ir.effective_lookback_seconds(defn) * 1000)
 
     def compile(self) -> exp.Select:
-        self.ctes = [("ev", None), ("base", None), ("agg", None)]
+        self.ctes = [(name, None) for name in ("ev", "base", "agg", "lk", "ragg", "aev", "abase", "aagg")]
         outputs: list[tuple[str, str]] = []
         for key in self.order:
-            self.value_cte(key)
+            with self.at(_level_of(self.definitions[key])):
+                self.value_cte(key)
         for key in self.keys:
-            outputs.append((key, self.value_cte(key, self.hist_for(self.definitions[key]))))
-        bodies = {"ev": self._events(), "base": self._base(), "agg": self._shared_agg()}
+            defn = self.definitions[key]
+            with self.at(_level_of(defn)):
+                outputs.append((key, self.value_cte(key, self.hist_for(defn))))
+        bodies = {"ev": self._events(), "base": self._base("users"), "agg": self._shared_agg("ev")}
+        if self.accounts:
+            bodies.update(lk=self._links(), ragg=self._rolled_up(), aev=self._account_events(),
+                          abase=self._base("accounts"), aagg=self._shared_agg("aev"))
+        else:
+            self.ctes = [c for c in self.ctes if c[0] not in ("lk", "ragg", "aev", "abase", "aagg")]
         query: exp.Select | exp.Union | None = None
         for key, cte in outputs:
             part = _select(_alias(lit(key), "computation_key"), exp.column("pid"),
@@ -442,7 +541,7 @@ class Compiler:
             query = part if query is None else exp.union(query, part, distinct=False, copy=False)
         assert query is not None
         select = query if isinstance(query, exp.Select) else _select(exp.Star()).from_(query.subquery("u"))
-        for name, body in self.ctes:
+        for name, body in _reachable(select, self.ctes, bodies):
             sql_body = bodies.get(name, body)
             assert sql_body is not None
             select = select.with_(name, as_=sql_body, copy=False)
@@ -514,9 +613,43 @@ class Compiler:
         picked = _select(*picks).from_(joined.subquery("d"))
         return _select(*outer).from_(picked.subquery("r"))
 
-    def _base(self) -> exp.Expr:
+    def _links(self) -> exp.Expr:
+        """``lk(uid, pid)``: each canonical user profile and each account it is linked to now."""
+        def merged(alias: str) -> exp.Expr:
+            return _select(exp.column("profile_id"), exp.column("merged_into")).from_("profiles").where(
+                exp.Not(this=exp.Is(this=exp.column("merged_into"), expression=exp.null()))).subquery(alias)
+
+        uid = exp.func("COALESCE", _col("mu", "merged_into"), _col("l", "user_profile_id"))
+        pid = exp.func("COALESCE", _col("ma", "merged_into"), _col("l", "account_profile_id"))
+        return (_select(_alias(uid, "uid"), _alias(pid, "pid")).distinct().from_("profile_links AS l")
+                .join(merged("mu"), on=exp.EQ(this=_col("mu", "profile_id"), expression=_col("l", "user_profile_id")),
+                      join_type="left")
+                .join(merged("ma"), on=exp.EQ(this=_col("ma", "profile_id"),
+                                              expression=_col("l", "account_profile_id")), join_type="left"))
+
+    def _rolled_up(self) -> exp.Expr:
+        """``ragg``: per account, the sums of its users' columns of ``agg`` (see :meth:`aggregate`)."""
+        cols = [_alias(exp.Sum(this=_col("a", user)), account) for user, account in self.rollup.items()]
+        if not cols:
+            cols = [_alias(lit(0), "y")]
+        return (_select(_alias(_col("l", "pid"), "pid"), *cols).from_("agg AS a")
+                .join("lk AS l", on=exp.EQ(this=_col("l", "uid"), expression=_col("a", "pid")), join_type="inner")
+                .group_by(_col("l", "pid")))
+
+    def _account_events(self) -> exp.Expr:
+        """``aev``: every ``ev`` row once per account its user is linked to, on that account."""
+        cols: list[exp.Expr] = [_alias(_col("l", "pid"), "pid")]
+        cols += [_col("e", c) for c in ("ofs", "name", "src", "ts", "rcv")]
+        cols += [_col("e", prefix + c) for prefix in self.props.values() for c in VALUE_COLUMNS]
+        return _select(*cols).from_("ev AS e").join("lk AS l", on=exp.EQ(this=_col("l", "uid"),
+                                                                         expression=_col("e", "pid")),
+                                                   join_type="inner")
+
+    def _base(self, collection: str) -> exp.Expr:
+        users = collection == "users"
         cols: list[exp.Expr] = [_alias(_col("p", "profile_id"), "pid")]
-        cols += [_alias(_col("i", name), name) for name in self.eligible.values()]
+        if users:
+            cols += [_alias(_col("i", name), name) for name in self.eligible.values()]
         for parts, prefix in self.trait_paths.items():
             raw: exp.Expr = _col("tr", f"{prefix}v")
             if len(parts) > 1:
@@ -525,7 +658,7 @@ class Compiler:
                 raw = exp.func("NULLIF", raw, lit("null"))
             cols += [_alias(x, prefix + suffix) for suffix, x in decompose(raw)]
         select = _select(*cols).from_("profiles AS p")
-        if self.eligible:
+        if users and self.eligible:
             flags = [_alias(exp.Max(this=case((exp.In(this=exp.column("id_type"), expressions=[lit(t) for t in types]),
                                               lit(1)), default=lit(0))), name) for types, name in self.eligible.items()]
             ids = _select(exp.column("profile_id"), *flags).from_("profile_external_ids").where(
@@ -536,20 +669,46 @@ class Compiler:
             tops = {prefix: parts[0] for parts, prefix in self.trait_paths.items()}
             pivot = [_alias(exp.Max(this=case((exp.EQ(this=exp.column("key"), expression=lit(top)),
                                               exp.column("value")))), f"{prefix}v") for prefix, top in tops.items()]
-            tr = _select(exp.column("profile_id"), *pivot).from_("profile_traits").where(and_(
-                exp.Not(this=exp.Is(this=exp.column("value"), expression=exp.null())),
-                exp.In(this=exp.column("key"), expressions=[lit(t) for t in sorted(set(tops.values()))]))).group_by(
+            keep = [exp.Not(this=exp.Is(this=exp.column("value"), expression=exp.null())),
+                    exp.In(this=exp.column("key"), expressions=[lit(t) for t in sorted(set(tops.values()))])]
+            if not users:  # a few accounts among many users: skip the users' rows before grouping
+                own = _select(exp.column("profile_id")).from_("profiles").where(
+                    exp.EQ(this=exp.column("collection"), expression=lit(collection)))
+                keep.append(exp.In(this=exp.column("profile_id"), query=own.subquery()))
+            tr = _select(exp.column("profile_id"), *pivot).from_("profile_traits").where(and_(*keep)).group_by(
                 exp.column("profile_id"))
             select = select.join(tr.subquery("tr"), on=exp.EQ(this=_col("tr", "profile_id"),
                                                                expression=_col("p", "profile_id")), join_type="left")
-        return select.where(and_(exp.EQ(this=_col("p", "collection"), expression=lit("users")),
+        return select.where(and_(exp.EQ(this=_col("p", "collection"), expression=lit(collection)),
                                  exp.Is(this=_col("p", "merged_into"), expression=exp.null())))
 
-    def _shared_agg(self) -> exp.Expr:
-        cols = [_alias(agg, name) for name, agg in self.agg_cols.values()]
+    def _shared_agg(self, ev: str) -> exp.Expr:
+        cols = [_alias(agg, name) for name, agg in self.agg_cols[ev].values()]
         if not cols:
             cols = [_alias(lit(0), "x")]
-        return _select(_col("e", "pid"), *cols).from_("ev AS e").group_by(_col("e", "pid"))
+        return _select(_col("e", "pid"), *cols).from_(f"{ev} AS e").group_by(_col("e", "pid"))
+
+
+def _level_of(defn: ir.Definition) -> Level:
+    return ACCOUNT if defn.options.level == "account" else USER
+
+
+def _reachable(select: exp.Select, ctes: Sequence[tuple[str, exp.Expr | None]],
+               bodies: Mapping[str, exp.Expr]) -> list[tuple[str, exp.Expr]]:
+    """The CTEs the final select reads, directly or not, in their order: a value computed only as
+    a step on the way (a dependency at another level, a value without the history rule) and read
+    by nothing is left out, so no engine computes it (Spark caches every step it is given)."""
+    named = [(name, bodies.get(name, body)) for name, body in ctes]
+    wanted = {t.name for t in select.find_all(exp.Table)}
+    for name, body in reversed(named):
+        if name in wanted and body is not None:
+            wanted |= {t.name for t in body.find_all(exp.Table)}
+    out = []
+    for name, body in named:
+        if name in wanted:
+            assert body is not None
+            out.append((name, body))
+    return out
 
 
 def _number(n: exp.Expr) -> Typed:
@@ -570,25 +729,23 @@ def _walk_parts(key: str) -> list[str]:
 
 def unsupported(definitions: Definitions, key: str) -> str | None:
     """Why ``key`` (or something it reads) cannot be compiled, or None."""
-    defn = definitions[key]
-    root = defn.condition if isinstance(defn, ir.Audience) else defn.where
-    if defn.options.level == "account" or any(isinstance(n, ir.Quantified) for n in ir.iter_conditions(root)):
-        return "account-level definitions are not compiled by the batch engine yet"
-    for dep in definitions.dependencies(key):
-        why = unsupported(definitions, dep)
-        if why is not None:
-            return f"reads {dep}: {why}"
+    try:
+        Compiler(definitions, 0, keys=[key]).compile()
+    except UnsupportedConstruct as exc:
+        return str(exc)
     return None
 
 
 @dataclass(frozen=True)
 class BatchQuery:
-    """One compiled run: the AST, what it computes, and the event names it reads (for pushdown)."""
+    """One compiled run: the AST, what it computes, the event names it reads (for pushdown) and
+    whether it reads account links."""
 
     ast: exp.Select
     keys: tuple[str, ...]
     event_names: tuple[str, ...]
     as_of_ms: int
+    accounts: bool = False
 
 
 def compile_definitions(definitions: Definitions, as_of_ms: int, *, created_at: Mapping[str, int] | None = None,
@@ -597,7 +754,7 @@ def compile_definitions(definitions: Definitions, as_of_ms: int, *, created_at: 
     compiler = Compiler(definitions, as_of_ms, created_at=created_at, keys=keys)
     ast = compiler.compile()
     names = sorted({n for k in compiler.order for n in definitions[k].events_read()})
-    return BatchQuery(ast, compiler.keys, tuple(names), as_of_ms)
+    return BatchQuery(ast, compiler.keys, tuple(names), as_of_ms, compiler.accounts)
 
 
 __all__ = ["VALUE_COLUMNS", "BatchQuery", "Compiler", "compile_definitions", "unsupported"]

@@ -29,7 +29,10 @@ SCHEMAS: dict[str, pa.Schema] = {
     "profile_traits": pa.schema([("profile_id", pa.string()), ("key", pa.string()), ("value", pa.string())]),
     "profile_external_ids": pa.schema([("profile_id", pa.string()), ("id_type", pa.string()),
                                        ("value", pa.string()), ("collection", pa.string())]),
+    "profile_links": pa.schema([("user_profile_id", pa.string()), ("account_profile_id", pa.string())]),
 }
+#: Read only by account-level definitions (who is in which account).
+_ACCOUNT_TABLES = ("profile_links",)
 
 
 def _select(table: str, names: Sequence[str], as_of_ms: int) -> tuple[str, tuple[Any, ...]]:
@@ -60,12 +63,15 @@ def _batches(conn: Connection, table: str, sql: str, params: tuple[Any, ...],
 
 
 def read_tables(db: Database, names: Sequence[str], as_of_ms: int,
-                progress: Progress | None = None) -> dict[str, pa.Table]:
-    """Every input table as an Arrow table (events filtered to ``names`` and ``as_of``)."""
+                progress: Progress | None = None, *, accounts: bool = False) -> dict[str, pa.Table]:
+    """Every input table as an Arrow table (events filtered to ``names`` and ``as_of``); the
+    account links only when ``accounts`` (a query with account-level definitions reads them)."""
     conn = db.connect()
     try:
         out: dict[str, pa.Table] = {}
         for table in SCHEMAS:
+            if table in _ACCOUNT_TABLES and not accounts:
+                continue
             sql, params = _select(table, names, as_of_ms)
             out[table] = pa.Table.from_batches(list(_batches(conn, table, sql, params, progress)),
                                                schema=SCHEMAS[table])

@@ -2,8 +2,8 @@
 
 Live (the values activation sends) or at a past moment: a stored snapshot from
 ``traitsync compute --as-of``, else computed on the spot with DuckDB (nothing is written).
-Members are shown by the identifiers a user knows (user_id, email, anonymous_id), never by
-internal profile ids.
+Members are shown by the identifiers a user knows (user_id, email, anonymous_id; an account by
+its group_id and ``name`` trait), never by internal profile ids.
 """
 
 from __future__ import annotations
@@ -71,6 +71,29 @@ def identifiers(db: Database, profile_ids: Sequence[str]) -> dict[str, dict[str,
     return out
 
 
+def accounts(db: Database, profile_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    """account profile -> its ``group_id`` and ``name`` trait (text; empty when it has none)."""
+    out: dict[str, dict[str, str]] = {pid: {"group_id": "", "name": ""} for pid in profile_ids}
+    conn = db.thread_connection()
+    try:
+        for i in range(0, len(profile_ids), _CHUNK):
+            part = list(profile_ids[i:i + _CHUNK])
+            marks = ",".join("?" * len(part))
+            for pid, value in conn.fetchall(
+                    f"SELECT profile_id, value FROM profile_external_ids WHERE profile_id IN ({marks}) "
+                    "AND collection = 'accounts' AND id_type = 'group_id' ORDER BY created_at_ms, value", part):
+                row = out[str(pid)]
+                row["group_id"] = ";".join(filter(None, (row["group_id"], str(value))))
+            for pid, value in conn.fetchall(
+                    f"SELECT profile_id, value FROM profile_traits WHERE profile_id IN ({marks}) AND key = 'name' "
+                    "AND value IS NOT NULL", part):
+                name = orjson.loads(value)
+                out[str(pid)]["name"] = name if isinstance(name, str) else orjson.dumps(name).decode()
+    finally:
+        _end(conn)
+    return out
+
+
 def _member_row(ids: dict[str, list[str]], value: Any, trait: bool) -> dict[str, Any]:
     row: dict[str, Any] = {"user_id": ";".join(ids.get("user_id", [])), "email": ";".join(ids.get("email", [])),
                            "anonymous_id": ";".join(ids.get("anonymous_id", []))}
@@ -85,13 +108,20 @@ def build_preview(db: Database, definitions: Definitions, key: str, *, as_of_ms:
     defn = definitions[key]
     trait = isinstance(defn, ir.ComputedTrait)
     values = values_at(db, definitions, key, as_of_ms)
-    ids = identifiers(db, sorted(values))
-    members = sorted((_member_row(ids[pid], values[pid], trait) for pid in values),
-                     key=lambda r: (r["user_id"] == "", r["user_id"], r["email"], r["anonymous_id"]))
     size = len(values)
-    shares = {t: (sum(1 for pid in values if ids[pid].get(t)) / size if size else 0.0) for t in SHARE_TYPES}
-    result: dict[str, Any] = {"key": key, "class": defn.computation_class, "as_of_ms": as_of_ms, "size": size,
-                              "identifier_share": shares, "sample": members[:max(0, sample)]}
+    if defn.options.level == "account":
+        found = accounts(db, sorted(values))
+        members = sorted(({**found[pid], **({"value": values[pid]} if trait else {})} for pid in values),
+                         key=lambda r: (r["group_id"], r["name"]))
+        shares = {"group_id": (sum(1 for pid in values if found[pid]["group_id"]) / size if size else 0.0)}
+    else:
+        ids = identifiers(db, sorted(values))
+        members = sorted((_member_row(ids[pid], values[pid], trait) for pid in values),
+                         key=lambda r: (r["user_id"] == "", r["user_id"], r["email"], r["anonymous_id"]))
+        shares = {t: (sum(1 for pid in values if ids[pid].get(t)) / size if size else 0.0) for t in SHARE_TYPES}
+    result: dict[str, Any] = {"key": key, "class": defn.computation_class, "level": defn.options.level,
+                              "as_of_ms": as_of_ms, "size": size, "identifier_share": shares,
+                              "sample": members[:max(0, sample)]}
     if overlap is not None:
         other = values_at(db, definitions, overlap, as_of_ms)
         both = len(set(values) & set(other))
@@ -103,14 +133,15 @@ def build_preview(db: Database, definitions: Definitions, key: str, *, as_of_ms:
 
 
 def members_csv(preview: dict[str, Any]) -> str:
-    """One row per member: user_id, email, anonymous_id (several values joined by ``;``) and, for
-    traits, the value (JSON for lists and objects)."""
+    """One row per member: user_id, email, anonymous_id (several values joined by ``;``), or for an
+    account-level key the account's group_id, and, for traits, the value (JSON for lists and objects)."""
     trait = preview["class"] == "trait"
+    who = ["group_id"] if preview.get("level") == "account" else ["user_id", "email", "anonymous_id"]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["user_id", "email", "anonymous_id", *(["value"] if trait else [])])
+    writer.writerow([*who, *(["value"] if trait else [])])
     for row in preview["_members"]:
-        cells = [row["user_id"], row["email"], row["anonymous_id"]]
+        cells = [row[c] for c in who]
         if trait:
             value = row["value"]
             cells.append(value if isinstance(value, str) else orjson.dumps(value).decode())

@@ -35,7 +35,7 @@ def run_duckdb(db: Database, query: BatchQuery, *, progress: Callable[[int], Non
                threads: int | None = None) -> list[Row]:
     import duckdb
 
-    tables = read_tables(db, query.event_names, query.as_of_ms, progress)
+    tables = read_tables(db, query.event_names, query.as_of_ms, progress, accounts=query.accounts)
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -110,6 +110,7 @@ def run(engine: str, db: Database, query: BatchQuery, *, progress: Callable[[int
 
         session = spark_session(spark_master)
         with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-            write_parquet(read_tables(db, query.event_names, query.as_of_ms, progress), Path(tmp))
+            write_parquet(read_tables(db, query.event_names, query.as_of_ms, progress, accounts=query.accounts),
+                          Path(tmp))
             return run_spark_on(session, Path(tmp), query)
     raise ConfigError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)} (or realtime)")
