@@ -8,7 +8,11 @@ from typing import Any
 
 from tests.compute.realtime.conftest import Harness, S, defs
 from traitsync.compute.realtime import current_values
+from traitsync.compute.realtime.partitions import Partition
+from traitsync.compute.realtime.registry import Registry
 from traitsync.identity import IdentityWorker, default_identity_config
+from traitsync.store.database import Database
+from traitsync.store.migrate import migrate
 
 ACCOUNT_DEFS = """
 computed_traits:
@@ -163,3 +167,18 @@ def test_an_account_trait_change_alone_updates_the_account(harness_factory: Any)
     h.sync()
     h.check()
     assert _values(h, "g1")["acct_busy"] is True
+
+
+def test_a_partitioned_engine_marks_account_definitions_failed(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    migrate(db)
+    conn = db.connect()
+    try:
+        compiled, failed = Registry(db, defs(ACCOUNT_DEFS), conn, 0, Partition(0, 2)).sync()
+        rows = dict(conn.fetchall("SELECT key, error FROM computations WHERE status = 'Failed'"))
+    finally:
+        conn.close()
+    account_keys = {"acct_orders", "acct_spend", "acct_busy", "acct_any_buyer", "acct_all_buyers", "acct_no_signup"}
+    assert failed == account_keys and set(compiled) == {"orders", "buyer"}
+    assert rows == dict.fromkeys(account_keys, "account-level definitions need the realtime engine in one "
+                                               "partition (engine.partitions is 2)")

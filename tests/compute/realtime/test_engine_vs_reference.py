@@ -218,7 +218,8 @@ ACCOUNT_OPS = st.lists(st.one_of(
 ), min_size=1, max_size=25)
 
 
-def _run_accounts(tmp_path: Any, definitions: Definitions, ops: list[Any], mode: str, membership: str) -> None:
+def _run_accounts(tmp_path: Any, definitions: Definitions, ops: list[Any], mode: str, membership: str,
+                  crash_at: int = 0) -> None:
     url = f"sqlite:///{tmp_path}/a{uuid.uuid4().hex}.db"
     h = Harness(url, definitions)
     try:
@@ -239,6 +240,15 @@ def _run_accounts(tmp_path: Any, definitions: Definitions, ops: list[Any], mode:
                 h.send({"type": "identify", "userId": op[1], "anonymousId": op[2], "traits": {}})
             else:
                 h.tick(op[1] * S)
+            if mode == "crash" and step == crash_at:
+                def boom() -> None:
+                    raise RuntimeError("simulated crash before commit")
+                h.engine.before_commit = boom
+                try:
+                    h.sync()
+                except RuntimeError:
+                    pass
+                h.engine.before_commit = None  # the same engine object goes on after a failed transaction
             if mode == "single" or (mode == "batch" and step % 3 == 0) or op[0] == "tick":
                 h.sync(batch=1 if mode == "single" else 2)
                 h.engine.fire_due(h.clock.ms)
@@ -260,8 +270,8 @@ def _run_accounts(tmp_path: Any, definitions: Definitions, ops: list[Any], mode:
 
 @settings(max_examples=int(os.environ.get("ENGINE_EXAMPLES", "120")), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(definitions=account_definition_sets(), ops=ACCOUNT_OPS, mode=st.sampled_from(["single", "batch"]),
-       membership=st.sampled_from(["many", "latest"]))
+@given(definitions=account_definition_sets(), ops=ACCOUNT_OPS, mode=st.sampled_from(["single", "batch", "crash"]),
+       membership=st.sampled_from(["many", "latest"]), crash_at=st.integers(1, 10))
 def test_engine_equals_reference_on_accounts(tmp_path: Any, definitions: Definitions, ops: list[Any], mode: str,
-                                             membership: str) -> None:
-    _run_accounts(tmp_path, definitions, ops, mode, membership)
+                                             membership: str, crash_at: int) -> None:
+    _run_accounts(tmp_path, definitions, ops, mode, membership, crash_at)

@@ -104,8 +104,11 @@ class RealtimeEngine(OwnedConnection):
         self._connect = connect
         # Account-level definitions bring hidden member audiences (user level) for their ANY/ALL
         # clauses; account keys read only account-level keys on the account (see accounts.py).
-        self._member_defs = {m.key: m for m in accounts.member_audiences(definitions)}
-        self._account_keys = frozenset(k for k in definitions.order if accounts.is_account(definitions[k]))
+        # A partitioned engine cannot follow accounts (the registry marks their definitions Failed).
+        follow = (partition or Partition()).whole
+        self._member_defs = {m.key: m for m in accounts.member_audiences(definitions)} if follow else {}
+        self._account_keys = frozenset(k for k in definitions.order
+                                       if follow and accounts.is_account(definitions[k]))
         full = definitions if not self._member_defs else Definitions(
             [*definitions.values(), *self._member_defs.values()], journeys=definitions.journeys.values())
         self._full = full
@@ -236,6 +239,9 @@ class RealtimeEngine(OwnedConnection):
             return n
         except BaseException:
             self._cache.clear()  # memory may be ahead of what was rolled back
+            self._pending.clear()
+            self._acct_pending.clear()
+            self._flips.clear()
             raise
         finally:
             if paused:
@@ -524,7 +530,11 @@ class RealtimeEngine(OwnedConnection):
             for members in aprof.members_in.values():
                 members.discard(user)
         out.profiles[user] = uprof
-        self._rebuild_account(conn, acc, aprof, pos, pos - 1, out)
+        if added:  # the new user's events join the account's (its others are already there)
+            self._add_history(conn, aprof, members_as_of(conn, user, pos), pos - 1)
+            out.profiles[acc] = aprof
+        else:
+            self._rebuild_account(conn, acc, aprof, pos, pos - 1, out)
         self._mark_account(acc, set(self._account_keys), cause, pos)
 
     def _join_members(self, conn: Connection, user: str, uprof: _Profile, aprof: _Profile, pos: int) -> None:
@@ -553,12 +563,16 @@ class RealtimeEngine(OwnedConnection):
         aprof.records = {}
         aprof.min_received = None
         aprof.latest = None
+        self._add_history(conn, aprof, pids, upto)
+        out.profiles[acc] = aprof
+
+    def _add_history(self, conn: Connection, aprof: _Profile, pids: list[str], upto: int) -> None:
+        """The stored events of ``pids`` (up to offset ``upto``) that account definitions read."""
         for e in profile_history(conn, pids, self._acct_names, upto):
             plan = self._acct_plans.get(e.event or "")
             if plan is not None and any(c.in_history(e.timestamp_ms, e.received_at_ms) for c in plan.slow):
                 rec = make_record(e, e.properties, plan.props, plan.context)
                 aprof.insert(rec[4], rec)
-        out.profiles[acc] = aprof
 
     def _mark_account(self, acc: str, keys: set[str], cause: str, pos: int) -> None:
         entry = self._acct_pending.get(acc)
