@@ -8,10 +8,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-from dataclasses import replace
 
 import orjson
 from hypothesis import HealthCheck, given, settings
