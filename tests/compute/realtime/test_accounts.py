@@ -11,6 +11,8 @@ from traitsync.compute.realtime import current_values
 from traitsync.compute.realtime.partitions import Partition
 from traitsync.compute.realtime.registry import Registry
 from traitsync.identity import IdentityWorker, default_identity_config
+from traitsync.privacy.erase import finish
+from traitsync.privacy.regulations import Regulation
 from traitsync.store.database import Database
 from traitsync.store.migrate import migrate
 
@@ -182,3 +184,23 @@ def test_a_partitioned_engine_marks_account_definitions_failed(sqlite_url: str) 
     assert failed == account_keys and set(compiled) == {"orders", "buyer"}
     assert rows == dict.fromkeys(account_keys, "account-level definitions need the realtime engine in one "
                                                "partition (engine.partitions is 2)")
+
+
+def test_a_deleted_user_leaves_its_accounts(harness_factory: Any) -> None:
+    h: Harness = harness_factory(ACCOUNT_DEFS)
+    _group(h, "u1", "g1")
+    _group(h, "u2", "g1")
+    h.track("u1", "Order", total=5)
+    h.track("u2", "Order", total=7)
+    h.sync()
+    assert _values(h, "g1")["acct_spend"] == 12
+    u2 = h.profile_of("u2")
+    conn = h.db.connect()
+    with conn.transaction():  # the privacy deletion's last step, as `traitsync privacy` runs it
+        finish(conn, Regulation(0, "delete", "user_id", "u2", "test", 0, "exiting", None, None), [u2],
+               send_exits=False, now_ms=h.clock.ms)
+    conn.close()
+    h.sync()
+    h.check()
+    assert h.members(_acc(h, "g1")) == [h.profile_of("u1")]
+    assert _values(h, "g1")["acct_spend"] == 5 and _values(h, "g1")["acct_all_buyers"] is True

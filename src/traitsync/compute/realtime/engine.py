@@ -498,6 +498,9 @@ class RealtimeEngine(OwnedConnection):
                            out: Output) -> None:
         _, kind, pid, other, _, trait_keys, _, message_id, _ = change
         acc = str(pid)
+        if kind == "unlinked" and other is None:
+            self._resync_links(conn, acc, pos, out)
+            return
         if kind in ("linked", "unlinked"):
             self._on_link(conn, acc, str(other), kind == "linked", pos, now, out, message_id or kind)
             return
@@ -536,6 +539,21 @@ class RealtimeEngine(OwnedConnection):
         else:
             self._rebuild_account(conn, acc, aprof, pos, pos - 1, out)
         self._mark_account(acc, set(self._account_keys), cause, pos)
+
+    def _resync_links(self, conn: Connection, acc: str, pos: int, out: Output) -> None:
+        """Users deleted from the store (a privacy deletion) leave the account: its users are those
+        the store still links (users linked later arrive with their own ``linked`` change)."""
+        aprof = self._profile(conn, acc)
+        gone = aprof.links - set(members_of(conn, acc))
+        if not gone:
+            return
+        aprof.links -= gone
+        for members in aprof.members_in.values():
+            members -= gone
+        for user in gone:
+            self._cache.pop(user, None)
+        self._rebuild_account(conn, acc, aprof, pos, pos, out)
+        self._mark_account(acc, set(self._account_keys), "deletion", pos)
 
     def _join_members(self, conn: Connection, user: str, uprof: _Profile, aprof: _Profile, pos: int) -> None:
         """Put a (newly linked or merged) user in the account's member audiences it is in; a member
