@@ -44,6 +44,10 @@ def test_env_substitution(monkeypatch: pytest.MonkeyPatch) -> None:
     ("space_id: [unclosed\n", "f.yaml:2: invalid YAML: expected ',' or ']', but got '<stream end>'"),
     ("space_id: s\nstorage: {durability: sometimes}\n",
      "f.yaml:2 [storage.durability]: Input should be 'normal' or 'full'"),
+    ("space_id: s\naccounts:\n  membership: newest\n",
+     "f.yaml:3 [accounts.membership]: Input should be 'many' or 'latest'"),
+    ("space_id: s\naccounts:\n  membership: latest\n  moves: true\n",
+     "f.yaml:4 [accounts.moves]: unknown key (check its spelling against `traitsync schema`)"),
 ])
 def test_errors_name_file_line_and_key(text: str, expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)

@@ -80,6 +80,14 @@ ACCOUNT_AUDIENCES = [
     ("ALL ( event('Shoes Bought').count() >= 1 AND trait('total_spend') > 200 )",
      "all_users: {all: [{performed: {event: Shoes Bought}}, {trait: {key: total_spend, op: '>', value: 200}}]}"),
     ("ALL NOT event('Shoes Bought').count() >= 1", "no_users: {performed: {event: Shoes Bought}}"),
+    ("NONE event('Shoes Bought').count() >= 1", "no_users: {performed: {event: Shoes Bought}}"),
+    ("NONE(event('Churned').count() >= 1)", "no_users: {performed: {event: Churned}}"),
+    # inside larger conditions, as Segment allows
+    ("trait('tier') = 'pro' AND ANY event('Login').count() >= 1 OR NOT ALL trait('plan') = 'free'",
+     "any: [{all: [{trait: {key: tier, op: '=', value: pro}}, {any_user: {performed: {event: Login}}}]},"
+     " {not: {all_users: {trait: {key: plan, op: '=', value: free}}}}]"),
+    ("event('Order').within(7 days).count() >= 3 AND NONE audience('churned')",
+     "all: [{performed: {event: Order, within: 7d, at_least: 3}}, {no_users: {in_audience: churned}}]"),
 ]
 
 TRAITS = [
@@ -167,7 +175,9 @@ def test_query_in_config_loads_like_yaml() -> None:
     ("trait('x') > 'big'", 14, "greater_than needs a number"),
     ("event('A').count() < 0", 22, "count() cannot be compared with less_than 0"),
     ("property('x') = 1", 1, "property() is only valid inside where() or a reducer"),
-    ("trait('a') = 1 AND ANY trait('b') = 1", 20, "ANY is only valid at the start of an account-level query"),
+    ("ANY (trait('a') = 1 AND ALL trait('b') = 1)", 25, "ALL cannot be used inside another ANY, ALL or NONE"),
+    ("event('A').where(NONE property('x') = 1).count() >= 1", 18,
+     "NONE is a condition on an account's users, not valid inside where()"),
     ("event('A') @", 12,
      "unexpected character '@'; expected '&&', ')', ',', '.', 'AND', 'OR', 'as', '||', "
      "a comparison (=, !=, >, >=, <, <=)"),

@@ -24,6 +24,8 @@ AUDIENCES = [
     "trait('name') = 'O\\'Brien'",
     "trait('score') >= 2.5 AND trait('active') = true",
     "ANY event('Login').within(1 hour).count() >= 1",
+    "trait('tier') = 'pro' AND ANY event('Login').count() >= 1 AND ALL NOT audience('churned')",
+    "NOT ALL (trait('plan') = 'free' OR event('Upgrade').count() = 0) OR event('Order').count() >= 5",
 ]
 TRAITS = [
     "event('Order Completed').where(property('currency') = 'USD').within(180 days).sum(property('revenue'))",

@@ -111,7 +111,19 @@ CASES = [
     ("audiences:\n  - key: a\n    historical: false\n    lookback: 30d\n    condition: {trait: {key: x, op: exists}}\n",
      "traitsync.yaml:4 [audiences[0].lookback]: lookback needs historical: true"),
     ("audiences:\n  - key: a\n    query: \"ANY trait('x') = 1\"\n",
-     "traitsync.yaml:3 [audiences[0].query]: ANY / ALL (any_user, all_users, no_users) need level: account"),
+     "traitsync.yaml:3 [audiences[0].query]: ANY / ALL / NONE (any_user, all_users, no_users) need level: account"),
+    ("audiences:\n  - key: a\n    condition: {performed: {event: A}}\n  - key: b\n    level: account\n"
+     "    query: \"audience('a')\"\n",
+     "traitsync.yaml:6 [audiences[1].query]: query: column 1: 'a' is user-level; an account-level definition "
+     "reads it inside ANY / ALL / NONE (for the account's users)"),
+    ("audiences:\n  - key: b\n    level: account\n    query: \"trait('tier') = 'pro'\"\n"
+     "  - key: a\n    query: \"audience('b')\"\n",
+     "traitsync.yaml:6 [audiences[1].query]: query: column 1: 'b' is account-level; a user-level definition "
+     "cannot read it"),
+    ("audiences:\n  - key: b\n    level: account\n    query: \"trait('tier') = 'pro'\"\n"
+     "  - key: c\n    level: account\n    query: \"ANY audience('b')\"\n",
+     "traitsync.yaml:7 [audiences[1].query]: query: column 5: 'b' is account-level; inside ANY / ALL / NONE only "
+     "user-level keys can be read"),
     ("audiences:\n  - key: a\n    condition:\n      performed:\n        event: A\n"
      "        and_then_not: {event: B, within: 1d, at_least: 2}\n",
      "traitsync.yaml:6 [audiences[0].condition.performed.and_then_not.at_least]: unknown key 'at_least' "

@@ -28,6 +28,7 @@ def test_defaults_and_shorthand() -> None:
     ("identity:\n  blocked_values: [{regex: '('}]\n", "identity.blocked_values[0]"),
     ("identity:\n  rulez: []\n", "identity.rulez"),
     ("identity:\n  rules:\n    - {id_type: email}\n    - {id_type: email}\n", "identity.rules[1].id_type"),
+    ("accounts:\n  membership: sometimes\n", "accounts.membership"),
 ])
 def test_errors_name_file_line_and_key(text: str, key: str) -> None:
     with pytest.raises(ConfigError) as err:
@@ -35,3 +36,10 @@ def test_errors_name_file_line_and_key(text: str, key: str) -> None:
     assert err.value.file == "t.yaml"
     assert err.value.key is not None and err.value.key.startswith(key)
     assert err.value.line is not None and err.value.line >= 2
+
+
+def test_accounts_membership_reaches_the_resolver() -> None:
+    assert load_identity_config(load_yaml_text("space_id: s\n", "t.yaml")).account_membership == "many"
+    doc = load_yaml_text("space_id: s\naccounts: {membership: latest}\nidentity:\n  caps: {merges: 5}\n", "t.yaml")
+    cfg = load_identity_config(doc)
+    assert (cfg.account_membership, cfg.max_merges) == ("latest", 5)

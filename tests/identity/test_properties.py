@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +74,11 @@ def materialise(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def build(path: Path, msgs: list[dict[str, Any]], chunk_size: int) -> Database:
+def build(path: Path, msgs: list[dict[str, Any]], chunk_size: int, membership: str = "many") -> Database:
     db = Database(f"sqlite:///{path}")
     EventLog(db).append_messages("src", msgs)
-    worker = IdentityWorker(db, identity_config_from_dict(RULES), chunk_size=chunk_size)
+    config = replace(identity_config_from_dict(RULES), account_membership=membership)
+    worker = IdentityWorker(db, config, chunk_size=chunk_size)
     while worker.run_once():
         pass
     worker.close()
@@ -128,6 +130,62 @@ def test_random_streams_keep_every_invariant(msgs: list[dict[str, Any]]) -> None
         report = rebuild(many, identity_config_from_dict(RULES))
         assert report.equal, report.differences
         assert report.events == EventLog(many).count()
+
+
+def links_from_changes(db: Database) -> set[tuple[str, str]]:
+    """The links as the change stream tells them (what the realtime engine follows): linked and
+    unlinked changes, and merges moving the absorbed user's links to the survivor."""
+    conn = db.connect()
+    try:
+        rows = conn.fetchall('SELECT kind, profile_id, other_profile_id FROM profile_changes ORDER BY "offset"')
+    finally:
+        conn.close()
+    links: set[tuple[str, str]] = set()
+    for kind, pid, other in rows:
+        if kind == "linked":
+            links.add((other, pid))
+        elif kind == "unlinked":
+            links.discard((other, pid))
+        elif kind == "merged":
+            moved = {(u, a) for u, a in links if u == other}
+            links = (links - moved) | {(pid, a) for _, a in moved}
+    return links
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(message(), min_size=1, max_size=60), st.sampled_from(["many", "latest"]))
+def test_links_follow_the_change_stream_and_latest_moves_users(msgs: list[dict[str, Any]], membership: str) -> None:
+    msgs = materialise(msgs)
+    with tempfile.TemporaryDirectory() as tmp:
+        one = build(Path(tmp) / "one.db", msgs, chunk_size=1, membership=membership)
+        many = build(Path(tmp) / "many.db", msgs, chunk_size=1000, membership=membership)
+        a, b = snapshot(one), snapshot(many)
+        assert a == b, "one at a time and chunks of 1,000 disagree"
+        assert links_from_changes(one) == links_from_changes(many) == {tuple(r) for r in a["links"]}
+        if membership == "latest":  # a user's last group call (after its last merge) names its only account
+            for user, accounts in _accounts_by_user(a["links"]).items():
+                assert len(accounts) == 1 or _merged_since_group(one, user), (user, accounts)
+        config = replace(identity_config_from_dict(RULES), account_membership=membership)
+        report = rebuild(many, config)
+        assert report.equal, report.differences
+
+
+def _accounts_by_user(links: set[tuple[Any, ...]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for user, account in links:
+        out.setdefault(str(user), set()).add(str(account))
+    return out
+
+
+def _merged_since_group(db: Database, user: str) -> bool:
+    conn = db.connect()
+    try:
+        last_group = conn.scalar("SELECT MAX(event_offset) FROM profile_changes WHERE kind = 'linked' AND "
+                                 "other_profile_id = ?", (user,))
+        last_merge = conn.scalar("SELECT MAX(event_offset) FROM identity_merges WHERE survivor_id = ?", (user,))
+    finally:
+        conn.close()
+    return last_merge is not None and (last_group is None or int(last_merge) >= int(last_group))
 
 
 _CHILD = """

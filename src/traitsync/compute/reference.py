@@ -41,8 +41,11 @@ from traitsync.definitions.durations import parse_instant_ms
 from traitsync.definitions.operators import RELATIVE_DATE
 from traitsync.spec.event import StoredEvent
 
-#: One account member for account-level definitions: (that user's events, that user's traits).
-Member = tuple[Sequence[StoredEvent], Mapping[str, object]]
+#: One account member for account-level definitions: (that user's events, that user's traits), and
+#: optionally that user's identifiers (id type -> values), which apply eligibility to the user-level
+#: computations a clause reads (as on the user's own profile).
+Member = (tuple[Sequence[StoredEvent], Mapping[str, object]]
+          | tuple[Sequence[StoredEvent], Mapping[str, object], Mapping[str, Collection[str]]])
 
 
 @dataclass
@@ -256,8 +259,9 @@ def _holds(p: _Profile, cond: ir.Condition) -> bool:
 
 
 def _member(p: _Profile, member: Member) -> _Profile:
-    events, traits = member
-    sub = _Profile([], [], traits, p.as_of, p.definitions, None, None)
+    events, traits = member[0], member[1]
+    identifiers = member[2] if len(member) > 2 else None  # type: ignore[misc]
+    sub = _Profile([], [], traits, p.as_of, p.definitions, identifiers, None)
     sub.events = sub.all_events = sub.visible(events)
     return sub
 
@@ -400,8 +404,8 @@ def next_change_ms(definition: ir.Definition, events: Sequence[StoredEvent], tra
     """
     spans = _durations(definition, definitions, set())
     all_events = list(events)
-    for member_events, _ in members or ():
-        all_events.extend(member_events)
+    for m in members or ():
+        all_events.extend(m[0])
     candidates: set[int] = set()
     for e in all_events:
         candidates.add(e.timestamp_ms)

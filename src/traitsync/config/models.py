@@ -148,6 +148,18 @@ class EngineConfig(_Strict):
     partitions: int = Field(default=1, ge=1, le=1024)
 
 
+class AccountsConfig(_Strict):
+    """Accounts (B2B): how ``group`` calls link users to accounts.
+
+    ``many`` (the default, as Segment): a user belongs to every account it was ever grouped with.
+    ``latest``: a ``group`` call to another account moves the user, ending its earlier links.
+    """
+
+    membership: Literal["many", "latest"] = Field(
+        default="many", description="many: a user stays in every account it was grouped with; latest: a group "
+                                    "call to another account ends the user's earlier links")
+
+
 class TraitsyncConfig(_Strict):
     space_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
     sources: list[SourceConfig] = Field(default_factory=list)
@@ -157,6 +169,7 @@ class TraitsyncConfig(_Strict):
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    accounts: AccountsConfig = Field(default_factory=AccountsConfig)
     identity: dict[str, Any] | None = None
     computed_traits: list[dict[str, Any]] = Field(default_factory=list)
     audiences: list[dict[str, Any]] = Field(default_factory=list)

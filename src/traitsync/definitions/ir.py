@@ -31,6 +31,8 @@ _EMPTY: frozenset[str] = frozenset()
 
 #: The identifiers that make a profile eligible when anonymous profiles are excluded (spec 4.3).
 DEFAULT_ELIGIBLE_IDS: tuple[str, ...] = ("user_id", "email", "android.idfa", "ios.idfa")
+#: The identifier of account profiles (``group`` calls' ``groupId``): what makes an account eligible.
+ACCOUNT_ELIGIBLE_IDS: tuple[str, ...] = ("group_id",)
 
 
 def computation_id(prefix: str, key: str) -> str:
@@ -285,6 +287,10 @@ class Options:
     level: Level = "user"
 
     def eligible_id_types(self) -> tuple[str, ...]:
+        """The identifier types that make a profile eligible: ``group_id`` for an account-level
+        definition (every account has one; ``include_anonymous`` does not apply to accounts)."""
+        if self.level == "account":
+            return ACCOUNT_ELIGIBLE_IDS
         if self.include_anonymous:
             return (*DEFAULT_ELIGIBLE_IDS, "anonymous_id")
         return DEFAULT_ELIGIBLE_IDS

@@ -8,7 +8,9 @@ at the right column instead of listing tokens.
 Deviations, each an error rather than a silent approximation: ``expires_after`` (session
 windows) and ``entity()`` are not supported; in an audience only ``count()`` may be compared
 (compare ``trait('key')`` of a computed trait for sums or averages); ``between`` cannot be
-relative to a funnel parent. Additions: ``audience('key')`` is a membership condition, and
+relative to a funnel parent. ``ANY`` / ``ALL`` / ``ALL NOT`` / ``NONE`` (an account's users) prefix
+one operand anywhere in an account-level condition, as Segment allows, but do not nest.
+Additions: ``audience('key')`` is a membership condition, ``NONE x`` is ``ALL NOT x``, and
 ``&&``, ``||``, ``!`` are synonyms of ``AND``, ``OR``, ``NOT``. ``mode(p as array, ...)`` and
 ``as number`` on ``mode`` are accepted and change nothing (spec 4.8: they behave as strings).
 """
@@ -406,22 +408,27 @@ def _chain_condition(calls: list[_Call], cmp: tuple[str, Tree[Token] | Token] | 
                      head.column)
 
 
-def _condition(node: Tree[Token] | Token, *, event_scope: bool, top: bool = False) -> ir.Condition:
+def _condition(node: Tree[Token] | Token, *, event_scope: bool, quantified: bool = False) -> ir.Condition:
+    """``quantified``: inside an ``ANY`` / ``ALL`` / ``NONE`` clause (which do not nest)."""
     if isinstance(node, Token):
         raise QueryError(f"unexpected {str(node)!r}", _col(node))
     kind = node.data
     if kind in ("or_expr", "and_expr"):
-        parts = tuple(_condition(c, event_scope=event_scope) for c in node.children
+        parts = tuple(_condition(c, event_scope=event_scope, quantified=quantified) for c in node.children
                       if isinstance(c, Tree) and c.data not in ("or_op", "and_op"))
         return ir.Any(parts) if kind == "or_expr" else ir.All(parts)
     if kind == "not_":
-        return ir.Not(_condition(node.children[-1], event_scope=event_scope))
-    if kind in ("any_", "all_"):
-        if event_scope or not top:
-            raise QueryError(f"{node.children[0]!s} is only valid at the start of an account-level query",
-                             _col(node))
-        return ir.Quantified("any" if kind == "any_" else "all",
-                             _condition(node.children[1], event_scope=False))
+        return ir.Not(_condition(node.children[-1], event_scope=event_scope, quantified=quantified))
+    if kind in ("any_", "all_", "none_"):
+        word = str(node.children[0])
+        if event_scope:
+            raise QueryError(f"{word} is a condition on an account's users, not valid inside where()", _col(node))
+        if quantified:
+            raise QueryError(f"{word} cannot be used inside another ANY, ALL or NONE", _col(node))
+        inner = _condition(node.children[1], event_scope=False, quantified=True)
+        if kind == "none_":  # "no user" is "every user does not"
+            return ir.Quantified("all", ir.Not(inner))
+        return ir.Quantified("any" if kind == "any_" else "all", inner)
     if kind == "chain":
         return _chain_condition(_calls(node), None, event_scope=event_scope)
     if kind == "compare":
@@ -436,7 +443,7 @@ def _condition(node: Tree[Token] | Token, *, event_scope: bool, top: bool = Fals
 def parse_audience_query(text: str) -> ir.Condition:
     """An audience ``query:`` -> its condition tree; raises :class:`QueryError`."""
     tree = _parse(text)
-    return _condition(tree, event_scope=False, top=True)
+    return _condition(tree, event_scope=False)
 
 
 def parse_trait_query(text: str, key: str) -> ir.ComputedTrait:

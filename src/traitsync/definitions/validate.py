@@ -106,7 +106,44 @@ def _check_references(doc: LocatedDocument, items: list[Located], by_key: dict[s
                         f"unknown computed trait {node.key!r} (no computed trait has this key)")
             elif isinstance(node, ir.Quantified) and defn.options.level != "account":
                 raise doc.error(located.body_path,
-                                "ANY / ALL (any_user, all_users, no_users) need level: account")
+                                "ANY / ALL / NONE (any_user, all_users, no_users) need level: account")
+        _check_levels(doc, located, root, by_key)
+
+
+def _check_levels(doc: LocatedDocument, located: Located, root: ir.Condition | None,
+                  by_key: dict[str, ir.Definition]) -> None:
+    """An account-level definition reads account-level keys on the account and user-level keys
+    inside ``ANY`` / ``ALL`` / ``NONE`` (which do not nest, nor go inside an event's where); a
+    user-level definition reads user-level keys only."""
+    defn = located.definition
+    inside: set[int] = set()
+    for node in ir.iter_conditions(root):
+        if isinstance(node, ir.Quantified):
+            for sub in ir.iter_conditions(node.condition):
+                if isinstance(sub, ir.Quantified):
+                    raise doc.error(located.body_path, "ANY / ALL / NONE cannot be used inside another one")
+                inside.add(id(sub))
+        elif isinstance(node, ir.Performed) and any(isinstance(sub, ir.Quantified)
+                                                    for sub in ir.iter_conditions(node.where)):
+            raise doc.error(located.body_path, "ANY / ALL / NONE are conditions on an account's users, "
+                                               "not valid inside an event's where")
+    for node in ir.iter_conditions(root):
+        if not isinstance(node, ir.InAudience | ir.TraitCondition | ir.PropertyCondition):
+            continue
+        want = "user" if defn.options.level == "user" or id(node) in inside else "account"
+        for key in sorted(node.depends_on()):
+            target = by_key.get(key)
+            if target is None or target.options.level == want:
+                continue
+            kind = "audience" if isinstance(node, ir.InAudience) else "computed_trait"
+            if want == "user" and defn.options.level == "user":
+                message = f"{key!r} is account-level; a user-level definition cannot read it"
+            elif want == "user":
+                message = f"{key!r} is account-level; inside ANY / ALL / NONE only user-level keys can be read"
+            else:
+                message = (f"{key!r} is user-level; an account-level definition reads it inside "
+                           "ANY / ALL / NONE (for the account's users)")
+            raise _reference_error(doc, located, kind, key, message)
 
 
 def validate_definitions(doc: LocatedDocument, items: list[Located]) -> None:

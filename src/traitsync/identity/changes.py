@@ -11,9 +11,11 @@ from traitsync.store.database import Database
 
 @dataclass(frozen=True)
 class ProfileChange:
-    """One change. ``kind``: identifier_added, identifier_removed, merged, traits_changed.
+    """One change. ``kind``: identifier_added, identifier_removed, merged, traits_changed, linked, unlinked.
 
     For ``merged``, ``profile_id`` is the survivor and ``other_profile_id`` the absorbed profile.
+    For ``linked`` / ``unlinked`` (collection ``accounts``), ``profile_id`` is the account and
+    ``other_profile_id`` the user whose link was added or ended.
     """
 
     offset: int

@@ -8,12 +8,13 @@ blocked values on, caps of 100 merges and 1,000 mappings per profile.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from traitsync.config.loader import validate_model
+from traitsync.config.models import AccountsConfig
 from traitsync.config.yaml_lines import LocatedDocument
 
 #: Segment's suggested blocked values, on unless ``suggested_blocked_values: false``.
@@ -141,6 +142,8 @@ class IdentityConfig:
     max_merges: int = 100
     max_mappings: int = 1000
     custom_variants: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: ``accounts.membership``: "many" (every account grouped with) or "latest" (a group call moves).
+    account_membership: str = "many"
 
     def __post_init__(self) -> None:
         from traitsync.identity.extract import key_variants
@@ -210,15 +213,24 @@ def identity_config_from_dict(data: dict[str, Any] | None) -> IdentityConfig:
     return compile_identity_config(IdentityConfigModel.model_validate(data or {}))
 
 
+def _membership(doc: LocatedDocument) -> str:
+    data = doc.data.get("accounts") if isinstance(doc.data, dict) else None
+    if data is None:
+        return "many"
+    model: AccountsConfig = validate_model(doc, AccountsConfig, data, ("accounts",))
+    return model.membership
+
+
 def load_identity_config(doc: LocatedDocument) -> IdentityConfig:
-    """Validate ``identity:`` of a located document; errors name file, line and key."""
+    """Validate ``identity:`` (and ``accounts:``) of a located document; errors name file, line and key."""
+    membership = _membership(doc)
     data = doc.data.get("identity") if isinstance(doc.data, dict) else None
     if data is None:
-        return default_identity_config()
+        return replace(default_identity_config(), account_membership=membership)
     model: IdentityConfigModel = validate_model(doc, IdentityConfigModel, data, ("identity",))
     seen: set[str] = set()
     for i, rule in enumerate(model.rules):
         if rule.id_type in seen:
             raise doc.error(("identity", "rules", i, "id_type"), f"duplicate rule for {rule.id_type!r}")
         seen.add(rule.id_type)
-    return compile_identity_config(model)
+    return replace(compile_identity_config(model), account_membership=membership)

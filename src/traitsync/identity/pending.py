@@ -96,8 +96,8 @@ class Pending:
     events: list[Row] = field(default_factory=list)
     audit: list[Row] = field(default_factory=list)
     changes: list[Row] = field(default_factory=list)
-    links: list[Row] = field(default_factory=list)
-    # ("traits", [rows]) or ("merge", (survivor, absorbed)) in log order
+    # ("traits", [rows]), ("merge", (survivor, absorbed)), ("links", [rows]) or ("unlink", (user,
+    # account)) in log order (a link ended and made again in one chunk must end up made)
     ops: list[tuple[str, Any]] = field(default_factory=list)
     merges: list[Row] = field(default_factory=list)
     # profile_id -> (updated_at_ms, last_message_id, last_source_id, merge_count, created_at_ms)
@@ -111,6 +111,15 @@ class Pending:
 
     def merge(self, survivor: str, absorbed: str) -> None:
         self.ops.append(("merge", (survivor, absorbed)))
+
+    def link(self, row: Row) -> None:
+        if self.ops and self.ops[-1][0] == "links":
+            self.ops[-1][1].append(row)
+        else:
+            self.ops.append(("links", [row]))
+
+    def unlink(self, user: str, account: str) -> None:
+        self.ops.append(("unlink", (user, account)))
 
     def profile_rows(self) -> tuple[list[Row], list[Row]]:
         """Profile inserts carrying their final metadata, and the metadata updates still needed.
@@ -143,8 +152,6 @@ class Pending:
             conn.executemany(_INSERT_PROFILE, inserts)
         if self.ids:
             conn.executemany(_INSERT_ID, self.ids)
-        if self.links:
-            conn.executemany(_INSERT_LINK, self.links)
         self._apply_ops(conn)
         if self.merges:
             conn.executemany(_INSERT_MERGE, self.merges)
@@ -162,6 +169,13 @@ class Pending:
         for kind, payload in self.ops:
             if kind == "traits":
                 conn.executemany(_UPSERT_TRAIT, payload)
+                continue
+            if kind == "links":
+                conn.executemany(_INSERT_LINK, payload)
+                continue
+            if kind == "unlink":
+                conn.execute("DELETE FROM profile_links WHERE user_profile_id = ? AND account_profile_id = ?",
+                             payload)
                 continue
             survivor, absorbed = payload
             conn.execute("UPDATE profile_external_ids SET profile_id = ? WHERE profile_id = ?",
@@ -184,10 +198,8 @@ class Pending:
         cur = raw.cursor()
         _copy(cur, _COPY_PROFILES, inserts)
         _copy(cur, _COPY_IDS, self.ids)
-        if self.links or self.ops:
+        if self.ops:
             with raw.pipeline():
-                if self.links:
-                    conn.executemany(_INSERT_LINK, self.links)
                 self._apply_ops(conn)
         _copy(cur, _COPY_MERGES, self.merges)
         if updates:

@@ -13,7 +13,7 @@ merge loop would: at 30,000 events/s there are about 30 microseconds per event f
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -118,8 +118,11 @@ class Resolver:
         self.config = config
         self.idmap: dict[Key, str | None] = {}
         self.profiles: dict[str, ProfileState] = {}
-        # user profile -> accounts it is linked to (what this process has written or seen)
+        # user profile -> accounts it is linked to (what this process has written or seen; with
+        # ``latest`` membership, every account, loaded through ``load_links`` on first use)
         self.links: dict[str, set[str]] = {}
+        #: The store's links of a user as of the chunk's start (set by the worker for its transaction).
+        self.load_links: Callable[[str], Iterable[str]] | None = None
         self.pending = Pending()
 
     # -- cache -----------------------------------------------------------------------------------
@@ -162,11 +165,7 @@ class Resolver:
             account = self._resolve_account(event, ex.group_id)
             promoted.append((ACCOUNTS, "group_id", ex.group_id))
             if user is not None:
-                linked = self.links.setdefault(user, set())
-                if account not in linked:
-                    linked.add(account)
-                    pending.links.append((user, account, event.source_id, event.timestamp_ms,
-                                          event.message_id))
+                self._link(event, user, account)
         if user is None and account is None:
             self._audit(event, "violation", NO_IDENTIFIERS, USERS, None, None, None, None,
                         "the event carries no usable identifier, so it resolves to no profile")
@@ -324,6 +323,9 @@ class Resolver:
         survivor.created_at_ms = min(survivor.created_at_ms, absorbed.created_at_ms)
         survivor.updated_at_ms = max(survivor.updated_at_ms, absorbed.updated_at_ms)
         del self.profiles[absorbed.profile_id]
+        if self.config.account_membership == "latest":  # both sets must be complete to be united
+            self._links_of(survivor.profile_id)
+            self._links_of(absorbed.profile_id)
         moved = self.links.pop(absorbed.profile_id, None)
         if moved:
             self.links.setdefault(survivor.profile_id, set()).update(moved)
@@ -334,6 +336,34 @@ class Resolver:
                     None, "the event carried identifiers of both profiles; the older one survives")
         self.pending.changes.append(("merged", survivor.collection, survivor.profile_id, absorbed.profile_id,
                                      None, None, None, event.offset, event.message_id, event.timestamp_ms))
+
+    def _links_of(self, user: str) -> set[str]:
+        linked = self.links.get(user)
+        if linked is None:
+            loaded = self.load_links(user) if self.load_links is not None else ()
+            linked = self.links[user] = set(loaded)
+        return linked
+
+    def _link(self, event: EventFields, user: str, account: str) -> None:
+        """A ``group`` call links the user to the account; with ``latest`` membership it also ends
+        the user's other links (a move). Both are published as ``linked`` / ``unlinked`` changes of
+        the account (``other_profile_id`` is the user), which the realtime engine follows."""
+        pending = self.pending
+        if self.config.account_membership == "latest":
+            linked = self._links_of(user)
+            for other in sorted(linked - {account}):
+                linked.discard(other)
+                pending.unlink(user, other)
+                pending.changes.append(("unlinked", ACCOUNTS, other, user, None, None, None, event.offset,
+                                        event.message_id, event.timestamp_ms))
+        else:
+            linked = self.links.setdefault(user, set())
+        if account in linked:
+            return
+        linked.add(account)
+        pending.link((user, account, event.source_id, event.timestamp_ms, event.message_id))
+        pending.changes.append(("linked", ACCOUNTS, account, user, None, None, None, event.offset,
+                                event.message_id, event.timestamp_ms))
 
     def _resolve_account(self, event: EventFields, group_id: str) -> str:
         pid = self.idmap.get((ACCOUNTS, "group_id", group_id))

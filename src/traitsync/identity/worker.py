@@ -181,6 +181,7 @@ class IdentityWorker:
                     return 0
                 extracted, missing = self._extract(rows)
                 prefetch(conn, self.resolver, missing)
+                self.resolver.load_links = lambda user: _links_in_store(conn, user)
                 self.resolver.pending = Pending()
                 resolve = self.resolver.resolve_event
                 for event, ex in extracted:
@@ -233,6 +234,11 @@ class IdentityWorker:
         if self._log_conn.dialect == "postgresql":
             self._log_conn.commit()
         return rows  # type: ignore[return-value]
+
+
+def _links_in_store(conn: Connection, user: str) -> list[str]:
+    rows = conn.fetchall("SELECT account_profile_id FROM profile_links WHERE user_profile_id = ?", (user,))
+    return [str(r[0]) for r in rows]
 
 
 def run_until_caught_up(worker: IdentityWorker, timeout: float = 60.0) -> int:

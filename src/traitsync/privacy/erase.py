@@ -117,6 +117,15 @@ def finish(conn: Connection, reg: Regulation, pids: list[str], *, send_exits: bo
     }
     for table, column in single.items():
         conn.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", params)
+    accounts = [str(r[0]) for r in conn.fetchall(
+        f"SELECT DISTINCT account_profile_id FROM profile_links WHERE user_profile_id IN ({marks}) "
+        "ORDER BY account_profile_id", params)]
+    # The accounts the person belonged to lose a user: an "unlinked" change without the user's id
+    # tells the realtime engine to re-read these accounts' users from the store. Written before the
+    # person's changes are deleted, so that (on SQLite) it cannot reuse one of their offsets.
+    conn.executemany("INSERT INTO profile_changes (kind, collection, profile_id, other_profile_id, id_type, value, "
+                     "trait_keys, event_offset, message_id, at_ms) VALUES ('unlinked', 'accounts', ?, NULL, NULL, "
+                     "NULL, NULL, NULL, NULL, ?)", [(acc, now_ms) for acc in accounts])
     for table, first, second in (("profile_links", "user_profile_id", "account_profile_id"),
                                  ("profile_changes", "profile_id", "other_profile_id"),
                                  ("identity_merges", "survivor_id", "absorbed_id")):

@@ -99,8 +99,8 @@ class AccountStore:
                                     created_at_ms=created.get(k))
                         for k in defs.order if defs[k].options.level == "user"}
         for pid in self.profiles("accounts"):
-            members: list[Member] = [(users[u][0], users[u][1]) for u in self.members_of(pid)]
-            events = [e for member_events, _ in members for e in member_events]
+            members: list[Member] = [users[u] for u in self.members_of(pid)]
+            events = [e for member in members for e in member[0]]
             traits = self.history(pid)[1]
             out[pid] = {k: evaluate(defs[k], events, traits, as_of, definitions=defs, created_at_ms=created.get(k),
                                     members=members)

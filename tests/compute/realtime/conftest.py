@@ -126,17 +126,44 @@ class Harness:
         conn.commit()
         return value
 
+    def keys(self, level: str = "user") -> list[str]:
+        return [k for k in self.definitions.order if self.definitions[k].options.level == level]
+
     def expected(self, pid: str, as_of: int | None = None) -> dict[str, Any]:
         events, traits, ids = self.history(pid)
         at = self.clock.ms if as_of is None else as_of
         return {key: evaluate(self.definitions[key], events, traits, at, definitions=self.definitions,
                               identifiers=ids, created_at_ms=self.created_at(key))
-                for key in self.definitions.order}
+                for key in self.keys()}
 
-    def actual(self, pid: str) -> dict[str, Any]:
+    def accounts(self) -> list[str]:
+        conn = self.db.thread_connection()
+        rows = conn.fetchall("SELECT profile_id FROM profiles WHERE collection = 'accounts' ORDER BY profile_id")
+        conn.commit()
+        return [str(r[0]) for r in rows]
+
+    def members(self, account: str) -> list[str]:
+        conn = self.db.thread_connection()
+        rows = conn.fetchall("SELECT user_profile_id FROM profile_links WHERE account_profile_id = ? "
+                             "ORDER BY user_profile_id", (account,))
+        conn.commit()
+        return [str(r[0]) for r in rows]
+
+    def expected_account(self, account: str, as_of: int | None = None) -> dict[str, Any]:
+        """The reference on an account: the union of its members' events, its own traits, and
+        each member (events, traits, identifiers) for ANY / ALL clauses."""
+        _, traits, ids = self.history(account)
+        members = [self.history(u) for u in self.members(account)]
+        events = [e for m in members for e in m[0]]
+        at = self.clock.ms if as_of is None else as_of
+        return {key: evaluate(self.definitions[key], events, traits, at, definitions=self.definitions,
+                              identifiers=ids, created_at_ms=self.created_at(key), members=members)
+                for key in self.keys("account")}
+
+    def actual(self, pid: str, level: str = "user") -> dict[str, Any]:
         values = current_values(self.db, pid)
         out: dict[str, Any] = {}
-        for key in self.definitions.order:
+        for key in self.keys(level):
             v = values.get(key)
             out[key] = bool(v) if self.definitions[key].computation_class == "audience" else v
         return out
@@ -144,6 +171,9 @@ class Harness:
     def check(self) -> None:
         for pid in self.profiles():
             assert self.actual(pid) == self.expected(pid), pid
+        if self.keys("account"):
+            for acc in self.accounts():
+                assert self.actual(acc, "account") == self.expected_account(acc), acc
 
     def results(self) -> list[tuple[Any, ...]]:
         conn = self.db.thread_connection()

@@ -104,8 +104,8 @@ class Level:
     """Whose values a builder computes, and from which tables.
 
     ``user``: user profiles, eligibility applies. ``member``: a user inside an account's ``ANY`` /
-    ``ALL``; the reference evaluator evaluates those without identifiers, so eligibility does not
-    apply. ``account``: account profiles (no eligibility: an account is always identified by its
+    ``ALL``, where a user-level audience or trait has the value it has on that user, eligibility
+    included. ``account``: account profiles (no eligibility: an account is always identified by its
     ``group_id``), over the union of their users' events.
     """
 
@@ -117,7 +117,7 @@ class Level:
 
 
 USER = Level("user", "ev", "base", "agg", True)
-MEMBER = Level("member", "ev", "base", "agg", False)
+MEMBER = Level("member", "ev", "base", "agg", True)
 ACCOUNT = Level("account", "aev", "abase", "aagg", False)
 
 

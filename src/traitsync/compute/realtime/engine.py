@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from traitsync.compute.realtime import accounts
 from traitsync.compute.realtime.ownership import Ownership
 from traitsync.compute.realtime.partitions import (
     Partition,
@@ -33,11 +34,14 @@ from traitsync.compute.realtime.registry import Registry
 from traitsync.compute.realtime.state import Compiled, ProfileState, State, make_record
 from traitsync.compute.realtime.store import (
     Output,
+    account_page,
+    accounts_of,
     dumps,
     load_identifiers,
     load_states,
     load_traits,
     members_as_of,
+    members_of,
     profile_history,
     read_events,
     serialise_writers,
@@ -98,8 +102,33 @@ class RealtimeEngine(OwnedConnection):
         self.progress = progress
         self.partition = partition or Partition()
         self._connect = connect
-        self.order = tuple(definitions.order)
-        self._deps = {k: definitions.dependencies(k) for k in self.order}
+        # Account-level definitions bring hidden member audiences (user level) for their ANY/ALL
+        # clauses; account keys read only account-level keys on the account (see accounts.py).
+        # A partitioned engine cannot follow accounts (the registry marks their definitions Failed).
+        follow = (partition or Partition()).whole
+        self._member_defs = {m.key: m for m in accounts.member_audiences(definitions)} if follow else {}
+        self._account_keys = frozenset(k for k in definitions.order
+                                       if follow and accounts.is_account(definitions[k]))
+        full = definitions if not self._member_defs else Definitions(
+            [*definitions.values(), *self._member_defs.values()], journeys=definitions.journeys.values())
+        self._full = full
+        self.order = tuple(full.order)
+        known = set(definitions)
+        self._deps = {k: accounts.outer_dependencies(definitions[k], known) if k in self._account_keys
+                      else full.dependencies(k) for k in self.order}
+        #: Per account key: its ANY/ALL clauses as (traits entry, quantifier, member audience).
+        self._clauses: dict[str, list[tuple[str, str, str]]] = {
+            k: [(accounts.clause_key(q), q.quantifier, accounts.member_key(q))
+                for q in accounts.quantified(definitions[k])] for k in self._account_keys}
+        #: Per member audience: the account keys whose clauses read it.
+        self._member_readers: dict[str, set[str]] = {}
+        for k, clauses in self._clauses.items():
+            for _, _, mk in clauses:
+                self._member_readers.setdefault(mk, set()).add(k)
+        self._acct_by_trait: dict[str, list[str]] = {}
+        for k in sorted(self._account_keys):
+            for trait in accounts.outer_dependencies(definitions[k]) - known:
+                self._acct_by_trait.setdefault(trait, []).append(k)
         self._closure = {k: self._transitive(k) for k in self.order}
         self._rank = {k: i for i, k in enumerate(self.order)}
         #: Every computation that reads ``key``, directly or through others (re-evaluated if it changes).
@@ -107,16 +136,25 @@ class RealtimeEngine(OwnedConnection):
         self._by_event: dict[str, list[str]] = {}
         self._by_trait: dict[str, list[str]] = {}
         for key in self.order:
-            defn = definitions[key]
+            defn = full[key]
             for name in defn.events_read():
                 self._by_event.setdefault(name, []).append(key)
+            if key in self._account_keys:
+                continue
             for trait in defn.traits_read():
                 if trait not in definitions:
                     self._by_trait.setdefault(trait, []).append(key)
-        self._custom_traits = {k for k in self.order if any(t not in definitions for t in definitions[k].traits_read())}
+        self._custom_traits = {k for k in self.order if any(t not in definitions for t in full[k].traits_read())}
         self.compiled: dict[str, Compiled] = {}
         self.failed: set[str] = set()
         self._plans: dict[str, _Plan] = {}
+        #: Per event name, what an account's record of it keeps and which account keys read it.
+        self._acct_plans: dict[str, _Plan] = {}
+        self._acct_names: set[str] = set()
+        #: Accounts touched in this round (evaluated after the users, whose member audiences they read).
+        self._acct_pending: dict[str, tuple[dict[str, int], str]] = {}
+        #: Member audience flips not yet applied to the accounts: (user, its state, key, value, offset).
+        self._flips: list[tuple[str, _Profile, str, bool, int]] = []
         self._horizons: dict[str, int | None] = {}
         self._record_names: set[str] = set()
         self._orders: dict[frozenset[str], tuple[list[tuple[str, bool]], tuple[str, ...]]] = {}
@@ -201,6 +239,9 @@ class RealtimeEngine(OwnedConnection):
             return n
         except BaseException:
             self._cache.clear()  # memory may be ahead of what was rolled back
+            self._pending.clear()
+            self._acct_pending.clear()
+            self._flips.clear()
             raise
         finally:
             if paused:
@@ -227,6 +268,11 @@ class RealtimeEngine(OwnedConnection):
                     ensure_layout(conn, 1)
         registry = Registry(self.db, self.definitions, conn, self.now_ms(), self.partition)
         self.compiled, self.failed = registry.sync()
+        for key, defn in self._member_defs.items():
+            readers = self._member_readers[key]
+            if readers <= self.failed:
+                self.failed.add(key)  # nothing reads it (its accounts' definitions could not run)
+            self.compiled[key] = Compiled(defn, 0, internal=True)
         self._make_plans()
         backfill = registry.pending_backfill()
         if backfill:
@@ -240,20 +286,24 @@ class RealtimeEngine(OwnedConnection):
         that fails and is fixed later has not lost the records it needs.
         """
         self._plans = {}
+        self._acct_plans = {}
         horizons: dict[str, int | None] = {}
         for key in self.order:
             comp = self.compiled.get(key)
             if comp is None:
                 continue
+            plans = self._acct_plans if comp.account else self._plans
             for name in comp.events:
                 if not comp.fast:
+                    # One horizon per name for users and accounts alike: a user only keeps a few
+                    # more records than its own definitions need.
                     old = horizons.get(name, 0)
                     horizons[name] = None if old is None or comp.horizon is None else max(old, comp.horizon)
                 if key in self.failed:
                     continue
-                plan = self._plans.get(name)
+                plan = plans.get(name)
                 if plan is None:
-                    plan = self._plans[name] = _Plan(frozenset(), False, [], set(), [])
+                    plan = plans[name] = _Plan(frozenset(), False, [], set(), [])
                 plan.props |= comp.props
                 plan.context = plan.context or comp.context
                 if comp.fast:
@@ -263,8 +313,9 @@ class RealtimeEngine(OwnedConnection):
                     plan.slow_keys.add(key)
                     plan.reach.append((key, None if comp.relative else comp.horizon))
         self._horizons = horizons
-        self._record_names = set(horizons)
-        for name, plan in self._plans.items():
+        self._acct_names = set(self._acct_plans)
+        self._record_names = {n for n in horizons if n not in self._acct_names or n in self._plans}
+        for name, plan in [*self._plans.items(), *self._acct_plans.items()]:
             plan.horizon = horizons.get(name, 0)
 
     # -- the stream --------------------------------------------------------------------------------
@@ -281,10 +332,12 @@ class RealtimeEngine(OwnedConnection):
         changes_after = Checkpoints.get(conn, part.changes_consumer)
         events = read_events(conn, after, identity, limit, part.where("pe.profile_id"))
         upto = events[-1][0] if len(events) >= limit else identity
+        # Account changes (links, account traits) only matter to account-level definitions.
+        collections = "collection IN ('users', 'accounts')" if self._account_keys else "collection = 'users'"
         changes = conn.fetchall(
-            'SELECT "offset", kind, profile_id, other_profile_id, id_type, trait_keys, event_offset, message_id '
-            'FROM profile_changes WHERE "offset" > ? AND collection = ? AND (event_offset IS NULL OR '
-            'event_offset <= ?)' + part.where_change() + ' ORDER BY "offset"', (changes_after, "users", upto))
+            'SELECT "offset", kind, profile_id, other_profile_id, id_type, trait_keys, event_offset, message_id, '
+            f'collection FROM profile_changes WHERE "offset" > ? AND {collections} AND (event_offset IS NULL OR '
+            'event_offset <= ?)' + part.where_change() + ' ORDER BY "offset"', (changes_after, upto))
         last_change = max((int(c[0]) for c in changes), default=changes_after)
         all_changes = conn.scalar('SELECT MAX("offset") FROM profile_changes WHERE "offset" > ? AND '
                                   '(event_offset IS NULL OR event_offset <= ?)', (changes_after, upto))
@@ -309,12 +362,16 @@ class RealtimeEngine(OwnedConnection):
         pids.update(str(c[2]) for c in changes if part.owns(str(c[2])))
         self._preload(conn, sorted(pids))
         self._pending.clear()
+        accounts_read = bool(self._acct_plans)
         for (pos, kind, _), item in items:
             if kind == 1:
                 self._on_event(conn, item.profile_id, item.event, pos, now, out)
+                if accounts_read:
+                    self._on_account_event(conn, item.profile_id, item.event, pos, now, out)
             else:
                 self._on_change(conn, item, pos, now, out)
         self._flush_pending(conn, now, out)
+        self._flush_accounts(conn, now, out)
         Checkpoints.set(conn, part.events_consumer, max(upto, after))
         Checkpoints.set(conn, part.changes_consumer, last_change)
         out.moved = True
@@ -359,7 +416,10 @@ class RealtimeEngine(OwnedConnection):
             self._mark(pid, touched, event.message_id, pos)
 
     def _on_change(self, conn: Connection, change: tuple[Any, ...], pos: int, now: int, out: Output) -> None:
-        _, kind, pid, other, id_type, trait_keys, event_offset, message_id = change
+        _, kind, pid, other, id_type, trait_keys, event_offset, message_id, collection = change
+        if collection == "accounts":
+            self._on_account_change(conn, change, pos, now, out)
+            return
         if kind == "merged":
             self._flush_pending(conn, now, out, tuple(p for p in (str(pid), str(other)) if self.partition.owns(p)))
             self._merge(conn, str(pid), str(other), int(event_offset) if event_offset is not None else pos,
@@ -380,7 +440,8 @@ class RealtimeEngine(OwnedConnection):
             prof.eligible.clear()
             using = self._by_id_type.get(str(id_type))
             if using is None:
-                using = self._by_id_type[str(id_type)] = {k for k, c in self.compiled.items() if id_type in c.eligible}
+                using = self._by_id_type[str(id_type)] = {k for k, c in self.compiled.items()
+                                                          if id_type in c.eligible and not c.account}
             if using:
                 self._mark(str(pid), using, message_id or "identifier", pos)
 
@@ -410,6 +471,189 @@ class RealtimeEngine(OwnedConnection):
             keys, cause = self._pending.pop(pid)
             self._touch(conn, pid, self._profile(conn, pid), keys, cause, now, out)
 
+    # -- accounts ----------------------------------------------------------------------------------
+    def _on_account_event(self, conn: Connection, pid: str, event: StoredEvent, pos: int, now: int,
+                          out: Output) -> None:
+        """A user's event counts toward every account the user is linked to (as the stream has it)."""
+        plan = self._acct_plans.get(event.event or "")
+        if plan is None:
+            return
+        prof = self._profile(conn, pid)
+        if not prof.links:
+            return
+        rec = make_record(event, event.properties, plan.props, plan.context)
+        t, received = rec[0], rec[2]
+        horizon = plan.horizon
+        if not any(c.in_history(t, received) for c in plan.slow) or (horizon is not None and t <= now - horizon):
+            return
+        touched = {key for key, reach in plan.reach if reach is None or t > now - reach}
+        for acc in sorted(prof.links):
+            aprof = self._profile(conn, acc)
+            aprof.insert(rec[4], rec)
+            out.profiles[acc] = aprof
+            if touched:
+                self._mark_account(acc, touched, event.message_id, pos)
+
+    def _on_account_change(self, conn: Connection, change: tuple[Any, ...], pos: int, now: int,
+                           out: Output) -> None:
+        _, kind, pid, other, _, trait_keys, _, message_id, _ = change
+        acc = str(pid)
+        if kind == "unlinked" and other is None:
+            self._resync_links(conn, acc, pos, out)
+            return
+        if kind in ("linked", "unlinked"):
+            self._on_link(conn, acc, str(other), kind == "linked", pos, now, out, message_id or kind)
+            return
+        prof = self._profile(conn, acc)
+        if kind == "traits_changed":
+            keys = orjson.loads(trait_keys) if trait_keys else []
+            prof.traits = None
+            touched = {k for t in keys for k in self._acct_by_trait.get(t, ())}
+            if touched:
+                self._mark_account(acc, touched, f"trait:{sorted(keys)[0]}", pos)
+        elif kind in ("identifier_added", "identifier_removed"):
+            prof.ids = None
+            prof.eligible.clear()
+            self._mark_account(acc, set(self._account_keys), message_id or "identifier", pos)
+
+    def _on_link(self, conn: Connection, acc: str, user: str, added: bool, pos: int, now: int, out: Output,
+                 cause: str) -> None:
+        """A link added or ended: the account's members, their member audiences and its events change."""
+        uprof = self._profile(conn, user)
+        aprof = self._profile(conn, acc)
+        if added == (user in aprof.links and acc in uprof.links):
+            return  # already as the stream says (a backfill read the links after this change was made)
+        if added:
+            uprof.links.add(acc)
+            aprof.links.add(user)
+            self._join_members(conn, user, uprof, aprof, pos)
+        else:
+            uprof.links.discard(acc)
+            aprof.links.discard(user)
+            for members in aprof.members_in.values():
+                members.discard(user)
+        out.profiles[user] = uprof
+        if added:  # the new user's events join the account's (its others are already there)
+            self._add_history(conn, aprof, members_as_of(conn, user, pos), pos - 1)
+            out.profiles[acc] = aprof
+        else:
+            self._rebuild_account(conn, acc, aprof, pos, pos - 1, out)
+        self._mark_account(acc, set(self._account_keys), cause, pos)
+
+    def _resync_links(self, conn: Connection, acc: str, pos: int, out: Output) -> None:
+        """Users deleted from the store (a privacy deletion) leave the account: its users are those
+        the store still links (users linked later arrive with their own ``linked`` change)."""
+        aprof = self._profile(conn, acc)
+        gone = aprof.links - set(members_of(conn, acc))
+        if not gone:
+            return
+        aprof.links -= gone
+        for members in aprof.members_in.values():
+            members -= gone
+        for user in gone:
+            self._cache.pop(user, None)
+        self._rebuild_account(conn, acc, aprof, pos, pos, out)
+        self._mark_account(acc, set(self._account_keys), "deletion", pos)
+
+    def _join_members(self, conn: Connection, user: str, uprof: _Profile, aprof: _Profile, pos: int) -> None:
+        """Put a (newly linked or merged) user in the account's member audiences it is in; a member
+        audience never evaluated for the user is evaluated this round (its flip then lands here)."""
+        missing: set[str] = set()
+        for mk in self._member_defs:
+            st = uprof.states.get(mk)
+            if st is None:
+                missing.add(mk)
+            members = aprof.members_in.setdefault(mk, set())
+            if st is not None and st.value:
+                members.add(user)
+            else:
+                members.discard(user)
+        missing -= self.failed
+        if missing:
+            self._mark(user, missing, "link", pos)
+
+    def _rebuild_account(self, conn: Connection, acc: str, aprof: _Profile, members_upto: int, upto: int,
+                         out: Output) -> None:
+        """The account's records from the stored events of its members (and what merged into them)."""
+        pids: list[str] = []
+        for user in sorted(aprof.links):
+            pids.extend(members_as_of(conn, user, members_upto))
+        aprof.records = {}
+        aprof.min_received = None
+        aprof.latest = None
+        self._add_history(conn, aprof, pids, upto)
+        out.profiles[acc] = aprof
+
+    def _add_history(self, conn: Connection, aprof: _Profile, pids: list[str], upto: int) -> None:
+        """The stored events of ``pids`` (up to offset ``upto``) that account definitions read."""
+        for e in profile_history(conn, pids, self._acct_names, upto):
+            plan = self._acct_plans.get(e.event or "")
+            if plan is not None and any(c.in_history(e.timestamp_ms, e.received_at_ms) for c in plan.slow):
+                rec = make_record(e, e.properties, plan.props, plan.context)
+                aprof.insert(rec[4], rec)
+
+    def _mark_account(self, acc: str, keys: set[str], cause: str, pos: int) -> None:
+        entry = self._acct_pending.get(acc)
+        if entry is None:
+            self._acct_pending[acc] = (dict.fromkeys(keys, pos), cause)
+        else:
+            for key in keys:
+                entry[0][key] = pos
+            self._acct_pending[acc] = (entry[0], cause)
+
+    def _apply_flips(self, conn: Connection, out: Output) -> None:
+        """A member audience changed for some users: update their accounts' member sets."""
+        flips, self._flips = self._flips, []
+        for user, uprof, key, value, pos in flips:
+            readers = self._member_readers.get(key)
+            if not readers:
+                continue
+            for acc in sorted(uprof.links):
+                aprof = self._profile(conn, acc)
+                members = aprof.members_in.setdefault(key, set())
+                if value:
+                    members.add(user)
+                else:
+                    members.discard(user)
+                out.profiles[acc] = aprof
+                self._mark_account(acc, readers, f"member:{user}", pos)
+
+    def _flush_accounts(self, conn: Connection, now: int, out: Output) -> None:
+        if self._flips:
+            self._apply_flips(conn, out)
+        while self._acct_pending:
+            pids = sorted(self._acct_pending)
+            self._reload_context(conn, pids)
+            for acc in pids:
+                keys, cause = self._acct_pending.pop(acc)
+                self._touch(conn, acc, self._profile(conn, acc), keys, cause, now, out)
+
+    def _clause_answers(self, prof: _Profile, key: str, base: dict[str, Any]) -> None:
+        """An account's ANY / ALL answers, from its members in each member audience."""
+        for entry, quantifier, mk in self._clauses[key]:
+            inside = prof.members_in.get(mk)
+            n = 0 if not inside else len(inside & prof.links)
+            base[entry] = n > 0 if quantifier == "any" else bool(prof.links) and n == len(prof.links)
+
+    def _merge_links(self, conn: Connection, survivor: str, absorbed: str, out: Output) -> list[str]:
+        """The absorbed user's accounts become the survivor's (as identity moves the links)."""
+        gone = self._profile(conn, absorbed)
+        moved = sorted(gone.links)
+        if not moved:
+            return []
+        sprof = self._profile(conn, survivor)
+        for acc in moved:
+            aprof = self._profile(conn, acc)
+            aprof.links.discard(absorbed)
+            aprof.links.add(survivor)
+            for members in aprof.members_in.values():
+                members.discard(absorbed)
+            sprof.links.add(acc)
+            out.profiles[acc] = aprof
+        gone.links = set()
+        out.profiles[survivor] = sprof
+        return moved
+
     def _merge(self, conn: Connection, survivor: str, absorbed: str, offset: int, now: int, out: Output) -> None:
         """The absorbed profile's values end (exits); the survivor is rebuilt from the union of events.
 
@@ -417,6 +661,7 @@ class RealtimeEngine(OwnedConnection):
         merge's place among that partition's own events; neither needs the other's state, since
         the survivor is rebuilt from the stored history of every member.
         """
+        moved = self._merge_links(conn, survivor, absorbed, out) if self._account_keys else []
         if self.partition.owns(absorbed):
             gone = self._profile(conn, absorbed)
             for key, st in gone.states.items():
@@ -432,9 +677,18 @@ class RealtimeEngine(OwnedConnection):
         prof.traits = prof.ids = None
         prof.eligible.clear()
         members = members_as_of(conn, survivor, offset)
-        keys = set(self.compiled) - self.failed
+        keys = set(self.compiled) - self.failed - self._account_keys
         self._rebuild(conn, survivor, prof, members, keys, offset - 1, now, out)
         self._touch(conn, survivor, prof, dict.fromkeys(keys, offset), "merge", now, out)
+        if self._account_keys and prof.links:
+            # The survivor's accounts now count the absorbed user's events (and, for the accounts
+            # it brought, the survivor's): rebuild them as of the merge.
+            for acc in sorted(prof.links):
+                aprof = self._profile(conn, acc)
+                self._join_members(conn, survivor, prof, aprof, offset)
+                self._rebuild_account(conn, acc, aprof, offset, offset - 1, out)
+                self._mark_account(acc, set(self._account_keys), "merge" if acc not in moved else "merge:link",
+                                   offset)
 
     def _rebuild(self, conn: Connection, pid: str, prof: _Profile, members: list[str], keys: set[str],
                  upto: int, now: int, out: Output) -> None:
@@ -553,6 +807,11 @@ class RealtimeEngine(OwnedConnection):
         if audience:
             if bool(old) == bool(value):
                 return False
+            if comp.internal:  # a member audience: its accounts are told, nothing is published
+                st.value = value
+                st.version += 1
+                self._flips.append((pid, self._cache[pid], comp.key, bool(value), pos))
+                return True
         elif type(old) is type(value) and type(value) in _PLAIN:
             if old == value:
                 return False
@@ -586,7 +845,9 @@ class RealtimeEngine(OwnedConnection):
         for dep in self._deps[key]:
             st = prof.states.get(dep)
             value = None if st is None else st.value
-            base[dep] = bool(value) if isinstance(self.definitions[dep], ir.Audience) else value
+            base[dep] = bool(value) if isinstance(self._full[dep], ir.Audience) else value
+        if comp.account:
+            self._clause_answers(prof, key, base)
         return base
 
     def _ids(self, conn: Connection, pid: str, prof: _Profile) -> dict[str, list[str]]:
@@ -666,6 +927,8 @@ class RealtimeEngine(OwnedConnection):
                 st = prof.states[k]
                 if st.due is not None and st.due <= now:
                     st.due = None
+        self._flush_pending(conn, now, out)  # users a member audience's flip marked
+        self._flush_accounts(conn, now, out)
         return len(rows)
 
     def next_due_ms(self) -> int | None:
@@ -716,6 +979,9 @@ class RealtimeEngine(OwnedConnection):
         total = registry.canonical_count(upto)
         done = registry.backfill_done(keys, upto)
         cursor = registry.backfill_cursor(keys)
+        acct = keys & self._account_keys
+        ukeys = (keys - self._account_keys) | {mk for k in acct for _, _, mk in self._clauses[k]}
+        ukeys -= self.failed
         while True:
             page = registry.canonical_page(upto, cursor, 200)
             if not page:
@@ -725,8 +991,16 @@ class RealtimeEngine(OwnedConnection):
                 self._preload(conn, page)
                 for pid in page:
                     prof = self._profile(conn, pid)
-                    self._rebuild(conn, pid, prof, members_as_of(conn, pid, upto), keys, upto, self.now_ms(), out)
-                    self._touch(conn, pid, prof, dict.fromkeys(keys, upto), "backfill", self.now_ms(), out)
+                    if acct:  # the links as of now; later link changes in the stream are idempotent
+                        prof.links = set(accounts_of(conn, pid))
+                        out.profiles[pid] = prof
+                    if ukeys:
+                        self._rebuild(conn, pid, prof, members_as_of(conn, pid, upto), ukeys, upto, self.now_ms(),
+                                      out)
+                        self._touch(conn, pid, prof, dict.fromkeys(ukeys, upto), "backfill", self.now_ms(), out)
+                # Accounts are rebuilt whole below, from their members' values.
+                self._flips.clear()
+                self._acct_pending.clear()
                 registry.save_cursor(conn, keys, page[-1])
                 return len(page)
 
@@ -734,4 +1008,37 @@ class RealtimeEngine(OwnedConnection):
             cursor = page[-1]
             if self.progress is not None:
                 self.progress(done, total)
+        if acct:
+            self._backfill_accounts(acct, upto)
         registry.finish_backfill(keys)
+
+    def _backfill_accounts(self, keys: set[str], upto: int) -> None:
+        """Every account: its members and their member audiences from the store, its records, ``keys``."""
+        after = ""
+        while True:
+            conn = self.connection()
+            page = account_page(conn, upto, after, 200)
+            conn.commit()
+            if not page:
+                return
+
+            def work(conn: Connection, out: Output, page: list[str] = page) -> int:
+                now = self.now_ms()
+                self._preload(conn, page)
+                for acc in page:
+                    aprof = self._profile(conn, acc)
+                    aprof.links = set(members_of(conn, acc))
+                    aprof.members_in = {}
+                    for user in sorted(aprof.links):
+                        uprof = self._profile(conn, user)
+                        uprof.links.add(acc)
+                        out.profiles[user] = uprof
+                        self._join_members(conn, user, uprof, aprof, upto)
+                    self._rebuild_account(conn, acc, aprof, upto, upto, out)
+                    self._mark_account(acc, keys, "backfill", upto)
+                self._flush_pending(conn, now, out)
+                self._flush_accounts(conn, now, out)
+                return len(page)
+
+            self._transaction(work)
+            after = page[-1]

@@ -26,10 +26,15 @@ _CANONICAL = ("FROM profiles p WHERE p.collection = 'users' AND p.created_offset
               "(SELECT 1 FROM identity_merges m WHERE m.absorbed_id = p.profile_id AND m.event_offset <= ?)")
 
 
-def _unsupported(defn: ir.Definition) -> str | None:
-    root = defn.condition if isinstance(defn, ir.Audience) else defn.where
-    if defn.options.level == "account" or any(isinstance(n, ir.Quantified) for n in ir.iter_conditions(root)):
-        return "account-level definitions are not computed by the realtime engine yet"
+def _unsupported(defn: ir.Definition, partition: Partition) -> str | None:
+    """Why the engine cannot compute ``defn`` here (None: it can).
+
+    An account's events come from users of every partition, so one partition cannot follow
+    them: account-level definitions need the engine in one partition (the default).
+    """
+    if defn.options.level == "account" and not partition.whole:
+        return (f"account-level definitions need the realtime engine in one partition "
+                f"(engine.partitions is {partition.count})")
     return None
 
 
@@ -83,7 +88,7 @@ class Registry:
                     if row[1] == "Failed":
                         conn.execute("UPDATE computations SET status = 'Computing', error = NULL WHERE key = ?",
                                      (key,))
-                problem = _unsupported(defn)
+                problem = _unsupported(defn, self.partition)
                 if problem is not None:
                     conn.execute("UPDATE computations SET status = 'Failed', error = ? WHERE key = ?",
                                  (problem, key))

@@ -82,12 +82,11 @@ def current_values(db: Database, profile_id: str) -> dict[str, Any]:
 def computed_traits_provider(db: Database) -> Callable[[str, str, str | None], dict[str, tuple[Any, int | None]]]:
     """The Profile API hook (``profiles.api.ComputedValues``): class audience | computed_trait | None (both).
 
-    Classes are told apart by the ``computations`` table, so the hook needs no definitions.
+    Classes are told apart by the ``computations`` table, so the hook needs no definitions. An
+    account profile (``collections/accounts``) has the values of the account-level definitions.
     """
 
     def provide(collection: str, profile_id: str, klass: str | None) -> dict[str, tuple[Any, int | None]]:
-        if collection != "users":
-            return {}
         conn = db.thread_connection()
         try:
             rows = conn.fetchall(

@@ -37,6 +37,7 @@ from typing import Any
 
 import orjson
 
+from traitsync.compute.realtime.accounts import strip_quantifiers
 from traitsync.compute.realtime.fasteval import Ctx, compile_definition
 from traitsync.compute.reference import as_text, collect_dates, compare
 from traitsync.definitions import ir
@@ -79,12 +80,19 @@ class State:
 class ProfileState:
     """Everything the engine stores for one profile; one JSON document, one due row."""
 
-    __slots__ = ("eligible", "ids", "latest", "min_received", "pid", "records", "states", "stored_due", "traits")
+    __slots__ = ("eligible", "ids", "latest", "links", "members_in", "min_received", "pid", "records", "states",
+                 "stored_due", "traits")
 
     def __init__(self, records: Records | None = None, states: dict[str, State] | None = None,
-                 stored_due: int | None = None) -> None:
+                 stored_due: int | None = None, links: list[str] | None = None,
+                 members_in: dict[str, list[str]] | None = None) -> None:
         self.records: Records = {} if records is None else records
         self.states: dict[str, State] = {} if states is None else states
+        #: Account links as the engine has seen them in the stream (only kept while account-level
+        #: definitions exist): a user's accounts, or an account's member users.
+        self.links: set[str] = set(links) if links else set()
+        #: An account's members in each hidden member audience (``accounts.py``).
+        self.members_in: dict[str, set[str]] = {k: set(v) for k, v in members_in.items()} if members_in else {}
         #: The due time the store holds for this profile (None = no row).
         self.stored_due = stored_due
         #: The smallest received_at of any record (may be stale-low after pruning: only ever too small,
@@ -112,12 +120,18 @@ class ProfileState:
             if d is not None and (due is None or d < due):
                 due = d
             states[k] = [s.value, s.version, s.agg, d]
-        return orjson.dumps({"r": self.records, "s": states, "d": due}).decode(), due
+        doc: dict[str, Any] = {"r": self.records, "s": states, "d": due}
+        if self.links:
+            doc["a"] = sorted(self.links)
+        if self.members_in:
+            doc["q"] = {k: sorted(v) for k, v in self.members_in.items() if v}
+        return orjson.dumps(doc).decode(), due
 
     @staticmethod
     def loads(text: str | bytes) -> ProfileState:
         d = orjson.loads(text)
-        return ProfileState(d["r"], {k: State(v[0], v[1], v[2], v[3]) for k, v in d["s"].items()}, d["d"])
+        return ProfileState(d["r"], {k: State(v[0], v[1], v[2], v[3]) for k, v in d["s"].items()}, d["d"],
+                            d.get("a"), d.get("q"))
 
     def insert(self, name: str, rec: Record) -> None:
         """Add a record in (time, offset) order (late events insert; usually an append)."""
@@ -225,16 +239,23 @@ def make_record(event: StoredEvent, props: Mapping[str, Any], names: frozenset[s
 class Compiled:
     """One definition prepared for the engine: what it reads, its state shape, its history rule."""
 
-    def __init__(self, defn: ir.Definition, created_at_ms: int) -> None:
+    def __init__(self, defn: ir.Definition, created_at_ms: int, *, internal: bool = False) -> None:
         self.defn = defn
         self.key = defn.key
+        #: A hidden member audience (``accounts.py``): every user is eligible, nothing is published.
+        self.internal = internal
+        #: Evaluated on account profiles (over the union of the members' events); its ANY / ALL
+        #: clauses become memberships of the answers the engine supplies.
+        self.account = defn.options.level == "account"
+        if self.account:
+            defn = strip_quantifiers(defn)
         self.created_at_ms = created_at_ms
         self.events = defn.events_read()
         self.names = tuple(sorted(self.events))
         self.spans, self.relative = _spans(defn)
         self.horizon = _horizon(defn)
         self.props, self.context = _properties_read(defn)
-        self.eligible = frozenset(defn.options.eligible_id_types())
+        self.eligible = frozenset() if internal else frozenset(defn.options.eligible_id_types())
         self.lookback_ms = ir.effective_lookback_seconds(defn) * 1000
         self.historical = defn.options.historical
         self.audience = isinstance(defn, ir.Audience)
@@ -242,7 +263,8 @@ class Compiled:
         self.computation_class = defn.computation_class
         self._value = compile_definition(defn)
         self.reads_traits = bool(defn.traits_read() or defn.depends_on() or self.relative)
-        self.fast = (isinstance(defn, ir.ComputedTrait) and defn.window is None and _static_where(defn.where)
+        self.fast = (not self.account and isinstance(defn, ir.ComputedTrait) and defn.window is None
+                     and _static_where(defn.where)
                      and (defn.kind in _FAST_KINDS or (defn.kind == "aggregation" and defn.function in ("min", "max"))))
         #: The value of an eligible profile with no record of any name it reads (memoised lazily;
         #: only for definitions that read no traits, whose value then cannot depend on anything).
@@ -319,7 +341,7 @@ class Compiled:
 
     # -- evaluation --------------------------------------------------------------------------------
     def eligible_with(self, ids: Identifiers | None) -> bool:
-        return ids is None or any(ids.get(k) for k in self.eligible)
+        return ids is None or not self.eligible or any(ids.get(k) for k in self.eligible)
 
     def evaluate(self, state: State, prof: ProfileState, traits: Mapping[str, Any], eligible: bool,
                  now: int) -> tuple[Any, int | None]:

@@ -139,13 +139,36 @@ def load_traits(conn: Connection, profile_ids: Sequence[str]) -> dict[str, dict[
 
 
 def load_identifiers(conn: Connection, profile_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+    """Each profile's identifiers by type (an account's are its ``group_id``)."""
     out: dict[str, dict[str, list[str]]] = {pid: {} for pid in profile_ids}
-    for part in _chunks(list(profile_ids)):
-        for pid, id_type, value in conn.fetchall(
-                f"SELECT profile_id, id_type, value FROM profile_external_ids WHERE profile_id IN ({_in(part)}) "
-                "AND collection = 'users'", part):
-            out[str(pid)].setdefault(str(id_type), []).append(str(value))
+    users = [p for p in profile_ids if not p.startswith("acc_")]
+    accounts = [p for p in profile_ids if p.startswith("acc_")] if len(users) < len(profile_ids) else []
+    for collection, pids in (("users", users), ("accounts", accounts)):
+        for part in _chunks(pids):
+            for pid, id_type, value in conn.fetchall(
+                    f"SELECT profile_id, id_type, value FROM profile_external_ids WHERE profile_id IN ({_in(part)}) "
+                    "AND collection = ?", (*part, collection)):
+                out[str(pid)].setdefault(str(id_type), []).append(str(value))
     return out
+
+
+def accounts_of(conn: Connection, user_id: str) -> list[str]:
+    """The accounts a (canonical) user is linked to, as the store has it now."""
+    rows = conn.fetchall("SELECT account_profile_id FROM profile_links WHERE user_profile_id = ?", (user_id,))
+    return sorted(str(r[0]) for r in rows)
+
+
+def members_of(conn: Connection, account_id: str) -> list[str]:
+    """The users linked to an account, as the store has it now."""
+    rows = conn.fetchall("SELECT user_profile_id FROM profile_links WHERE account_profile_id = ?", (account_id,))
+    return sorted(str(r[0]) for r in rows)
+
+
+def account_page(conn: Connection, upto: int, after: str, limit: int) -> list[str]:
+    """Account profiles created by offset ``upto``, by id after ``after`` (a backfill's page)."""
+    rows = conn.fetchall("SELECT profile_id FROM profiles WHERE collection = 'accounts' AND created_offset <= ? "
+                         "AND profile_id > ? ORDER BY profile_id LIMIT ?", (upto, after, limit))
+    return [str(r[0]) for r in rows]
 
 
 @dataclass
