@@ -59,13 +59,17 @@ def _batches(conn: Connection, table: str, sql: str, params: tuple[Any, ...],
             progress(len(rows))
 
 
-def read_tables(db: Database, names: Sequence[str], as_of_ms: int,
-                progress: Progress | None = None) -> dict[str, pa.Table]:
-    """Every input table as an Arrow table (events filtered to ``names`` and ``as_of``)."""
+#: The tables read from the store when the events come from elsewhere (``--events-from``).
+PROFILE_TABLES = ("profiles", "profile_traits", "profile_external_ids")
+
+
+def read_tables(db: Database, names: Sequence[str], as_of_ms: int, progress: Progress | None = None,
+                tables: Sequence[str] = tuple(SCHEMAS)) -> dict[str, pa.Table]:
+    """Each of ``tables`` (default: every input) as Arrow (events filtered to ``names`` and ``as_of``)."""
     conn = db.connect()
     try:
         out: dict[str, pa.Table] = {}
-        for table in SCHEMAS:
+        for table in tables:
             sql, params = _select(table, names, as_of_ms)
             out[table] = pa.Table.from_batches(list(_batches(conn, table, sql, params, progress)),
                                                schema=SCHEMAS[table])

@@ -5,6 +5,9 @@
 * PostgreSQL: inside the PostgreSQL store, in one read-only transaction.
 * Spark: over Parquet files of the same tables (see :mod:`inputs`), any master URL.
 
+DuckDB and Spark can read the events from your own Parquet or Delta location instead of the store
+(:mod:`event_files`); the profile tables still come from the store.
+
 Sessions run in UTC because dates without an offset are UTC in the reference evaluator.
 """
 
@@ -15,7 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from traitsync.compute.batch.compiler import BatchQuery
-from traitsync.compute.batch.inputs import read_tables
+from traitsync.compute.batch.errors import BatchInputError
+from traitsync.compute.batch.event_files import (
+    EventsLocation,
+    check_schema,
+    delta_dataset,
+    delta_files,
+    events_view,
+    profile_events_view,
+)
+from traitsync.compute.batch.inputs import PROFILE_TABLES, SCHEMAS, read_tables
 from traitsync.compute.batch.render import render, render_script
 from traitsync.compute.batch.values import decode
 from traitsync.errors import ConfigError
@@ -31,11 +43,34 @@ def _decode(rows: Sequence[Sequence[Any]]) -> Iterator[Row]:
         yield str(key), str(pid), decode(k, j, n, s)
 
 
+def _event_filter(query: BatchQuery, quote: str) -> str:
+    """The query's own event filter, pushed into the located events (names read, up to as-of)."""
+    names = ", ".join("'" + n.replace("'", "''") + "'" for n in query.event_names)
+    if not names:
+        return " WHERE 1 = 0"
+    return f" WHERE {quote}event{quote} IN ({names}) AND timestamp_ms <= {int(query.as_of_ms)}"
+
+
+def _duckdb_events(con: Any, location: EventsLocation, query: BatchQuery) -> None:
+    if location.remote:
+        raise BatchInputError(f"--events-from {location.uri}: DuckDB reads local files only (no extension is "
+                              "downloaded at run time); use --engine spark for a remote location")
+    if location.format == "delta":
+        con.register("located_events", delta_dataset(location))
+        source = "located_events"
+    else:
+        files = ", ".join("'" + f.replace("'", "''") + "'" for f in location.files)
+        source = f"read_parquet([{files}], union_by_name = true)"
+    con.execute("CREATE VIEW events AS " + events_view(source, '"') + _event_filter(query, '"'))
+    con.execute("CREATE VIEW profile_events AS " + profile_events_view('"'))
+
+
 def run_duckdb(db: Database, query: BatchQuery, *, progress: Callable[[int], None] | None = None,
-               threads: int | None = None) -> list[Row]:
+               threads: int | None = None, events_from: EventsLocation | None = None) -> list[Row]:
     import duckdb
 
-    tables = read_tables(db, query.event_names, query.as_of_ms, progress)
+    tables = read_tables(db, query.event_names, query.as_of_ms, progress,
+                         tables=PROFILE_TABLES if events_from is not None else tuple(SCHEMAS))
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -43,6 +78,8 @@ def run_duckdb(db: Database, query: BatchQuery, *, progress: Callable[[int], Non
             con.execute(f"SET threads = {int(threads)}")
         for name, table in tables.items():
             con.register(name, table)
+        if events_from is not None:
+            _duckdb_events(con, events_from, query)
         return list(_decode(con.execute(render(query.ast, "duckdb")).fetchall()))
     finally:
         con.close()
@@ -63,7 +100,37 @@ def run_postgres(db: Database, query: BatchQuery) -> list[Row]:
         conn.close()
 
 
-def run_spark_on(session: Any, folder: Path, query: BatchQuery) -> list[Row]:
+_SPARK_TYPES = {"long": "int64", "integer": "int32", "short": "int16", "byte": "int8", "string": "string"}
+
+
+def _spark_events(session: Any, location: EventsLocation, query: BatchQuery) -> None:
+    """Temporary views ``events`` and ``profile_events`` over the located events."""
+    reader = session.read
+    if location.format == "delta":
+        if "delta" in str(session.conf.get("spark.sql.extensions", "")).lower():
+            frame = reader.format("delta").load(location.uri)
+        elif location.remote:
+            raise BatchInputError(f"--events-from {location.uri}: a remote Delta table needs delta-spark on the "
+                                  "Spark session (spark.sql.extensions = io.delta.sql.DeltaSparkSessionExtension)")
+        else:  # delta-rs resolves the transaction log; Spark reads the current version's files
+            delta_dataset(location)  # a clear error when deltalake is missing or the table is unreadable
+            frame = reader.parquet(*delta_files(location))
+    elif location.files:
+        frame = reader.parquet(*location.files)
+    else:
+        try:
+            frame = reader.option("recursiveFileLookup", "true").parquet(location.uri)
+        except Exception as exc:
+            raise BatchInputError(f"--events-from {location.uri}: Spark cannot read it "
+                                  f"({str(exc).strip().splitlines()[0]})") from None
+    check_schema(location.uri, {f.name: _SPARK_TYPES.get(f.dataType.typeName(), f.dataType.typeName())
+                                for f in frame.schema.fields})
+    frame.createOrReplaceTempView("located_events")
+    session.sql(events_view("located_events", "`") + _event_filter(query, "`")).createOrReplaceTempView("events")
+    session.sql(profile_events_view("`")).createOrReplaceTempView("profile_events")
+
+
+def run_spark_on(session: Any, folder: Path, query: BatchQuery, events_from: EventsLocation | None = None) -> list[Row]:
     """Run on an existing SparkSession over the Parquet inputs in ``folder``.
 
     Each run gets a session of its own (same Spark context, its own temporary views): the
@@ -74,6 +141,8 @@ def run_spark_on(session: Any, folder: Path, query: BatchQuery) -> list[Row]:
     session.conf.set("spark.sql.session.timeZone", "UTC")
     for path in sorted(folder.glob("*.parquet")):
         session.read.parquet(str(path)).createOrReplaceTempView(path.stem)
+    if events_from is not None:
+        _spark_events(session, events_from, query)
     *setup, final = render_script(query.ast, "spark")
     try:
         for statement in setup:
@@ -97,11 +166,14 @@ def spark_session(master: str = "local[1]") -> Any:
 
 
 def run(engine: str, db: Database, query: BatchQuery, *, progress: Callable[[int], None] | None = None,
-        spark_master: str = "local[1]", workdir: Path | None = None) -> list[Row]:
-    """Run ``query`` on ``engine`` against the store ``db``."""
+        spark_master: str = "local[1]", workdir: Path | None = None,
+        events_from: EventsLocation | None = None) -> list[Row]:
+    """Run ``query`` on ``engine`` against the store ``db`` (events from ``events_from`` when given)."""
     if engine == "duckdb":
-        return run_duckdb(db, query, progress=progress)
+        return run_duckdb(db, query, progress=progress, events_from=events_from)
     if engine == "postgres":
+        if events_from is not None:
+            raise ConfigError("--events-from is for --engine duckdb or spark; --engine postgres reads the store")
         return run_postgres(db, query)
     if engine == "spark":
         import tempfile
@@ -109,7 +181,8 @@ def run(engine: str, db: Database, query: BatchQuery, *, progress: Callable[[int
         from traitsync.compute.batch.inputs import write_parquet
 
         session = spark_session(spark_master)
+        tables = PROFILE_TABLES if events_from is not None else tuple(SCHEMAS)
         with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-            write_parquet(read_tables(db, query.event_names, query.as_of_ms, progress), Path(tmp))
-            return run_spark_on(session, Path(tmp), query)
+            write_parquet(read_tables(db, query.event_names, query.as_of_ms, progress, tables=tables), Path(tmp))
+            return run_spark_on(session, Path(tmp), query, events_from)
     raise ConfigError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)} (or realtime)")
