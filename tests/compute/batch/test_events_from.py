@@ -208,3 +208,27 @@ def test_cli_refusals(tmp_path: Path) -> None:
                                  "-c", str(config), "--database-url", url])
     assert remote.exit_code == 2
     assert "DuckDB reads local files only" in " ".join(remote.output.split())
+
+
+def test_log_export_parquet_since_with_a_progress_bar(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    log = EventLog(db)
+    day0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+    for day in range(3):
+        log.append_messages("src_web", [{"type": "track", "userId": f"u{day}{i}", "event": "Order Completed",
+                                         "messageId": f"m{day}-{i}"} for i in range(4)],
+                            received_at_ms=day0 + day * DAY)
+    out = tmp_path / "since.parquet"
+    result = runner.invoke(app, ["log", "export", "--format", "parquet", "-o", str(out),
+                                 "--since", "2026-01-02T00:00:00Z", "--database-url", db.url])
+    assert result.exit_code == 0, result.output
+    assert "exporting" in result.output and "12/12 log offsets" in result.output
+    assert "exported 8 events" in result.output
+    table = pq.read_table(out)
+    assert table.column_names == ["offset", "messageId", "source_id", "type", "event", "userId", "anonymousId",
+                                  "timestamp_ms", "received_at_ms", "body"]
+    assert table.column("messageId").to_pylist() == [f"m{d}-{i}" for d in (1, 2) for i in range(4)]
+    validate(locate(str(out)))
+    bad = runner.invoke(app, ["log", "export", "--format", "parquet", "--database-url", db.url])
+    assert bad.exit_code == 2
+    assert "--format parquet needs --output FILE" in bad.output
