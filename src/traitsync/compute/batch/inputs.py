@@ -1,8 +1,8 @@
 """The store's tables as Arrow, for engines that run outside the store (DuckDB, Spark).
 
 Only what the query reads is copied: the events of the names the definitions read up to
-``as_of`` (the name and time filters are pushed down to the store), and the profile, trait and
-identifier tables. DuckDB queries these Arrow tables in place; the Spark runner writes them as
+``as_of`` (the name and time filters are pushed down to the store) with their profile links, and
+the profile, trait and identifier tables. DuckDB queries these Arrow tables in place; the Spark runner writes them as
 Parquet. Either way the compiled SQL sees the store's own table and column names.
 """
 
@@ -40,7 +40,14 @@ def _select(table: str, names: Sequence[str], as_of_ms: int) -> tuple[str, tuple
         marks = ",".join("?" * len(names))
         return f"SELECT {cols} FROM events WHERE event IN ({marks}) AND timestamp_ms <= ?", (*names, as_of_ms)
     if table == "profile_events":
-        return f"SELECT {cols} FROM profile_events WHERE profile_id IS NOT NULL", ()
+        # Only the events copied above: the compiled query joins the two on the offset, and every
+        # other row would be copied for nothing (most of the table when definitions read a few names).
+        if not names:
+            return f"SELECT {cols} FROM profile_events WHERE 1 = 0", ()
+        marks = ",".join("?" * len(names))
+        return ('SELECT pe."offset", pe.profile_id FROM profile_events pe JOIN events e ON e."offset" = pe."offset" '
+                f"WHERE pe.profile_id IS NOT NULL AND e.event IN ({marks}) AND e.timestamp_ms <= ?",
+                (*names, as_of_ms))
     return f"SELECT {cols} FROM {table}", ()
 
 
