@@ -214,7 +214,7 @@ def export_shaped(con: duckdb.DuckDBPyConnection, folder: Path) -> Path:
     out = folder / "export"
     out.mkdir(exist_ok=True)
     target = out / "events.parquet"
-    if not target.exists():
+    if not target.exists():  # written under another name first: a killed run leaves no half file here
         con.execute(f"""COPY (
             SELECT e."offset", 'm' || e."offset" AS "messageId", e.source_id, e.type, e.event,
                    CASE WHEN CAST(substr(pe.profile_id, 5) AS BIGINT) % 10 <> 0
@@ -224,7 +224,8 @@ def export_shaped(con: duckdb.DuckDBPyConnection, folder: Path) -> Path:
                    e.timestamp_ms, e.received_at_ms, e.body
             FROM read_parquet('{folder}/events.parquet') e
             JOIN read_parquet('{folder}/profile_events.parquet') pe USING ("offset")
-            ORDER BY e."offset") TO '{target}' (FORMAT parquet)""")
+            ORDER BY e."offset") TO '{out / "events.tmp"}' (FORMAT parquet)""")
+        (out / "events.tmp").rename(target)
     return out
 
 
@@ -234,8 +235,14 @@ def runner_store(con: duckdb.DuckDBPyConnection, folder: Path, path: Path) -> An
     from traitsync.store.database import Database
 
     db = Database(f"sqlite:///{path}")
+    if path.exists():  # built by an earlier run over the same files
+        return db
+    building = path.with_suffix(".building")
+    building.unlink(missing_ok=True)
+    db = Database(f"sqlite:///{building}")
     migrate(db)
     conn = db.connect()
+    conn.raw.execute("PRAGMA synchronous = OFF")  # a bench fixture: no need to survive a power cut
     try:
         profiles = con.execute(f"""SELECT profile_id, collection, 0, merged_into, 0, 0, 0, 'm', 's', 'm', 's'
                                    FROM read_parquet('{folder}/profiles.parquet')""").fetchall()
@@ -254,7 +261,8 @@ def runner_store(con: duckdb.DuckDBPyConnection, folder: Path, path: Path) -> An
         conn.commit()
     finally:
         conn.close()
-    return db
+    building.rename(path)
+    return Database(f"sqlite:///{path}")
 
 
 def runner_path(con: duckdb.DuckDBPyConnection, folder: Path, query: Any,
@@ -268,13 +276,12 @@ def runner_path(con: duckdb.DuckDBPyConnection, folder: Path, query: Any,
     from traitsync.compute.batch.values import decode
 
     export = export_shaped(con, folder)
-    with tempfile.TemporaryDirectory() as tmp:
-        db = runner_store(con, folder, Path(tmp) / "store.db")
-        cpu, start = cpu_seconds(), time.perf_counter()
-        location = locate(str(export))
-        validate(location)
-        rows = run_duckdb(db, query, threads=threads, events_from=location)
-        seconds, used = time.perf_counter() - start, cpu_seconds() - cpu
+    db = runner_store(con, folder, folder / "store.db")
+    cpu, start = cpu_seconds(), time.perf_counter()
+    location = locate(str(export))
+    validate(location)
+    rows = run_duckdb(db, query, threads=threads, events_from=location)
+    seconds, used = time.perf_counter() - start, cpu_seconds() - cpu
     sample = {(k, p, repr(v)) for k, p, v in rows if p.endswith("37")}
     expected = {(str(k), str(p), repr(decode(*x))) for k, p, *x in con.execute(
         "SELECT computation_key, pid, k, j, n, s FROM full_out WHERE pid LIKE '%37'").fetchall()}
@@ -349,6 +356,8 @@ def main() -> None:
     start = time.perf_counter()
     if not args.skip_generate:
         generate(con, folder, events, profiles)
+        for stale in (folder / "store.db", folder / "export" / "events.parquet"):  # built from the old files
+            stale.unlink(missing_ok=True)
     gen_s = time.perf_counter() - start
     views(con, folder)
     query = compile_definitions(defs, NOW)
