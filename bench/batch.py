@@ -382,10 +382,14 @@ def main() -> None:
         print("\n| definition | compiled CPU s | hand-written CPU s | ratio | same answer |\n|---|---:|---:|---:|---|")
         for key, c, h, same in compare_hand(con, args.repeats):
             print(f"| {key} ({HAND[key][0]}) | {c:.3f} | {h:.3f} | {c / h:.2f}x | {'yes' if same else 'NO'} |")
+    if args.postgres or args.spark:
+        print("\n| other engines, same query and data | seconds | CPU |\n|---|---:|---|")
     if args.postgres:
-        print(f"\n| full compute (PostgreSQL) | {postgres(args.postgres, con, sql_for(query, 'postgres')):.1f} s |")
+        pg_s, pg_cpu = postgres(args.postgres, con, sql_for(query, "postgres"))
+        print(f"| full compute (PostgreSQL, no parallel workers) | {pg_s:.1f} | {pg_cpu:.1f} s of backend CPU |")
     if args.spark:
-        print(f"\n| full compute (Spark local) | {spark(folder, query):.1f} s |")
+        spark_s, spark_cpu = spark(folder, query)
+        print(f"| full compute (Spark local[2]) | {spark_s:.1f} | {spark_cpu:.1f} s of JVM CPU |")
     if args.realtime_events:
         n, seconds = realtime_baseline(folder, min(args.realtime_events, events), defs)
         print(f"\nRealtime backfill baseline (identity + engine, SQLite): {n:,} events in {seconds:.1f} s = "
@@ -396,7 +400,14 @@ def sql_for(query: Any, dialect: str) -> str:
     return render(query.ast, dialect)
 
 
-def postgres(url: str, con: duckdb.DuckDBPyConnection, sql: str) -> float:
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its waited-for children (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres(url: str, con: duckdb.DuckDBPyConnection, sql: str) -> tuple[float, float]:
+    """(wall s, CPU s of the server backend): parallel workers are off so one process does all the work."""
     import psycopg
 
     schema = f"batch_bench_{int(time.time())}"
@@ -414,25 +425,30 @@ def postgres(url: str, con: duckdb.DuckDBPyConnection, sql: str) -> float:
                     for row in con.execute(f"SELECT * FROM {table}").fetchall():
                         copy.write_row(row)
             pg.execute("ANALYZE")
-            start = time.perf_counter()
+            pg.execute("SET max_parallel_workers_per_gather = 0")
+            row = pg.execute("SELECT pg_backend_pid()").fetchone()
+            backend = int(row[0]) if row else 0
+            cpu, start = proc_cpu(backend), time.perf_counter()
             pg.execute(f"CREATE TABLE out AS {sql}")
-            return time.perf_counter() - start
+            return time.perf_counter() - start, proc_cpu(backend) - cpu
         finally:
             pg.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def spark(folder: Path, query: Any) -> float:
+def spark(folder: Path, query: Any) -> tuple[float, float]:
+    """(wall s, CPU s of the Spark JVM) for the query, the session already started."""
     from traitsync.compute.batch.runners import spark_session
 
     session = spark_session("local[2]")
+    jvm = int(session.sparkContext._gateway.proc.pid)  # the JVM pyspark launched (spark-submit execs java)
     for table in TABLES:
         session.read.parquet(str(folder / f"{table}.parquet")).createOrReplaceTempView(table)
-    start = time.perf_counter()
+    cpu, start = proc_cpu(jvm), time.perf_counter()
     *setup, final = render_script(query.ast, "spark")
     for statement in setup:
         session.sql(statement)
     session.sql(final).write.mode("overwrite").format("noop").save()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, proc_cpu(jvm) - cpu
 
 
 if __name__ == "__main__":
