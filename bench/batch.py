@@ -7,7 +7,8 @@ A deterministic generator (integer hashing in DuckDB SQL, no randomness) writes 
 * full compute: the 100 definitions compiled to one query, run by DuckDB over the Parquet files
   into a table (``CREATE TABLE ... AS``), timed from SQL text to the last row;
 * three definitions, each compiled alone and as a hand-written query for the same answer, in
-  the same run (ratio compiled / hand-written, and the answers compared);
+  the same run, over the tables as the DuckDB runner hands them over (the events of the names
+  read, their profile links, in memory): ratio of process CPU, and the answers compared;
 * baseline: the realtime engine's backfill (identity + engine over a SQLite store) of the same
   definitions on the first ``--realtime-events`` events, as events/s;
 * optionally PostgreSQL (``--postgres URL``: the tables are copied into a fresh schema and the
@@ -189,10 +190,29 @@ def single(query: str, key: str) -> Definitions:
     return load_definitions(load_yaml_text(f"{kind}:\n  - key: {key}\n    query: \"{query}\"\n"))
 
 
-def compare_hand(con: duckdb.DuckDBPyConnection, repeats: int) -> list[tuple[str, float, float, bool]]:
+def runner_inputs(folder: Path, names: list[str], threads: int) -> duckdb.DuckDBPyConnection:
+    """A connection holding the tables as the DuckDB runner hands them to a query: in memory, the
+    events of the names read up to as-of, only their profile links, and the profile tables."""
+    con = duckdb.connect()
+    con.execute(f"SET threads = {threads}")
+    con.execute("SET TimeZone = 'UTC'")
+    marks = ", ".join(f"'{n}'" for n in names)
+    con.execute(f"""CREATE TABLE events AS SELECT * FROM read_parquet('{folder}/events.parquet')
+                    WHERE event IN ({marks}) AND timestamp_ms <= {NOW}""")
+    con.execute(f"""CREATE TABLE profile_events AS SELECT pe.* FROM read_parquet('{folder}/profile_events.parquet') pe
+                    WHERE pe."offset" IN (SELECT "offset" FROM events)""")
+    for table in ("profiles", "profile_traits", "profile_external_ids"):
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet('{folder}/{table}.parquet')")
+    return con
+
+
+def compare_hand(folder: Path, repeats: int, threads: int) -> list[tuple[str, float, float, bool]]:
+    """Each definition compiled alone and hand-written, over the same runner-shaped inputs."""
     out = []
     for key, (query, hand) in HAND.items():
-        compiled = render(compile_definitions(single(query, key), NOW).ast, "duckdb")
+        batch = compile_definitions(single(query, key), NOW)
+        compiled = render(batch.ast, "duckdb")
+        con = runner_inputs(folder, list(batch.event_names), threads)
         best_c = best_h = float("inf")
         for _ in range(repeats):  # interleaved, so a burst of load on a shared machine hits both
             best_c = min(best_c, timed(con, compiled, "c_out")[2])
@@ -202,6 +222,7 @@ def compare_hand(con: duckdb.DuckDBPyConnection, repeats: int) -> list[tuple[str
                                   EXCEPT SELECT pid, CAST(n AS VARCHAR) FROM h_out)""").fetchone()
         other = con.execute("SELECT (SELECT COUNT(*) FROM c_out) = (SELECT COUNT(*) FROM h_out)").fetchone()
         out.append((key, best_c, best_h, bool(same and same[0] == 0 and other and other[0])))
+        con.close()
     return out
 
 
@@ -345,6 +366,7 @@ def main() -> None:
                         help="also time the product path: run_duckdb over an export-shaped Parquet file "
                              "(--events-from) and a SQLite store of the profiles, values decoded in Python")
     parser.add_argument("--skip-hand", action="store_true", help="skip the compiled vs hand-written comparison")
+    parser.add_argument("--skip-full", action="store_true", help="skip the full compute (and --runner)")
     args = parser.parse_args()
     events, profiles = int(10_000_000 * args.scale), max(1, int(1_000_000 * args.scale))
     defs = definitions()
@@ -364,23 +386,24 @@ def main() -> None:
     start = time.perf_counter()
     sql = render(query.ast, "duckdb")
     compile_s = time.perf_counter() - start
-    full_s, rows, full_cpu = timed(con, sql, "full_out")
+    full_s, rows, full_cpu = timed(con, sql, "full_out") if not args.skip_full else (0.0, 0, 0.0)
     print(f"## Batch engine, scale {args.scale}: {events:,} events, {profiles:,} profiles, "
           f"{len(defs.computed_traits)} traits + {len(defs.audiences)} audiences, {args.threads} threads\n")
     print(f"(load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)\n")
     print("| stage | seconds | note |\n|---|---:|---|")
     print(f"| generate Parquet | {gen_s:.1f} | not part of a compute |")
     print(f"| compile + render | {compile_s:.2f} | {len(sql):,} characters of SQL |")
-    print(f"| full compute (DuckDB) | {full_s:.1f} | {rows:,} (computation, profile) values; "
-          f"{full_cpu:.1f} s of process CPU |")
-    if args.runner:
+    if not args.skip_full:
+        print(f"| full compute (DuckDB) | {full_s:.1f} | {rows:,} (computation, profile) values; "
+              f"{full_cpu:.1f} s of process CPU |")
+    if args.runner and not args.skip_full:
         run_s, run_cpu, values, same = runner_path(con, folder, query, args.threads)
         print(f"| runner: `compute --engine duckdb --events-from` (no publish) | {run_s:.1f} | {values:,} values "
               f"({'same count' if values == rows else 'COUNT DIFFERS'}, sample {'identical' if same else 'DIFFERS'}); "
               f"{run_cpu:.1f} s of process CPU |")
     if not args.skip_hand:
         print("\n| definition | compiled CPU s | hand-written CPU s | ratio | same answer |\n|---|---:|---:|---:|---|")
-        for key, c, h, same in compare_hand(con, args.repeats):
+        for key, c, h, same in compare_hand(folder, args.repeats, args.threads):
             print(f"| {key} ({HAND[key][0]}) | {c:.3f} | {h:.3f} | {c / h:.2f}x | {'yes' if same else 'NO'} |")
     if args.postgres or args.spark:
         print("\n| other engines, same query and data | seconds | CPU |\n|---|---:|---|")

@@ -43,11 +43,18 @@ def _decode(rows: Sequence[Sequence[Any]]) -> Iterator[Row]:
         yield str(key), str(pid), decode(k, j, n, s)
 
 
-def _event_filter(query: BatchQuery, quote: str) -> str:
-    """The query's own event filter, pushed into the located events (names read, up to as-of)."""
-    names = ", ".join("'" + n.replace("'", "''") + "'" for n in query.event_names)
+def _event_filter(query: BatchQuery, dialect: str) -> str:
+    """The query's own event filter, pushed into the located events (names read, up to as-of).
+
+    Names are quoted by sqlglot for the dialect: Spark escapes a quote with a backslash, and
+    reads ``'a''b'`` as two adjacent literals.
+    """
+    from sqlglot import exp
+
+    names = ", ".join(exp.Literal.string(n).sql(dialect) for n in query.event_names)
     if not names:
         return " WHERE 1 = 0"
+    quote = "`" if dialect == "spark" else '"'
     return f" WHERE {quote}event{quote} IN ({names}) AND timestamp_ms <= {int(query.as_of_ms)}"
 
 
@@ -62,7 +69,7 @@ def _duckdb_events(con: Any, location: EventsLocation, query: BatchQuery) -> Non
         files = ", ".join("'" + f.replace("'", "''") + "'" for f in location.files)
         source = f"read_parquet([{files}], union_by_name = true)"
     # Views, not a copy: materializing the located events measured the same CPU and held the bodies in memory.
-    con.execute("CREATE VIEW events AS " + events_view(source, '"') + _event_filter(query, '"'))
+    con.execute("CREATE VIEW events AS " + events_view(source, '"') + _event_filter(query, "duckdb"))
     con.execute("CREATE VIEW profile_events AS " + profile_events_view('"'))
 
 
@@ -129,7 +136,7 @@ def _spark_events(session: Any, location: EventsLocation, query: BatchQuery) -> 
     check_schema(location.uri, {f.name: _SPARK_TYPES.get(f.dataType.typeName(), f.dataType.typeName())
                                 for f in frame.schema.fields})
     frame.createOrReplaceTempView("located_events")
-    session.sql(events_view("located_events", "`") + _event_filter(query, "`")).createOrReplaceTempView("events")
+    session.sql(events_view("located_events", "`") + _event_filter(query, "spark")).createOrReplaceTempView("events")
     session.sql(profile_events_view("`")).createOrReplaceTempView("profile_events")
 
 
