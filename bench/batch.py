@@ -361,6 +361,7 @@ def main() -> None:
     parser.add_argument("--realtime-events", type=int, default=20_000)
     parser.add_argument("--postgres", help="also run on PostgreSQL (tables copied into a fresh schema)")
     parser.add_argument("--spark", action="store_true", help="also run on Spark in local mode")
+    parser.add_argument("--spark-memory", default="4g", help="spark.driver.memory for --spark (default 4g)")
     parser.add_argument("--folder", type=Path, help="keep the Parquet files here (default: a temp folder)")
     parser.add_argument("--runner", action="store_true",
                         help="also time the product path: run_duckdb over an export-shaped Parquet file "
@@ -411,7 +412,7 @@ def main() -> None:
         pg_s, pg_cpu = postgres(args.postgres, con, sql_for(query, "postgres"))
         print(f"| full compute (PostgreSQL, no parallel workers) | {pg_s:.1f} | {pg_cpu:.1f} s of backend CPU |")
     if args.spark:
-        spark_s, spark_cpu = spark(folder, query)
+        spark_s, spark_cpu = spark(folder, query, args.spark_memory)
         print(f"| full compute (Spark local[2]) | {spark_s:.1f} | {spark_cpu:.1f} s of JVM CPU |")
     if args.realtime_events:
         n, seconds = realtime_baseline(folder, min(args.realtime_events, events), defs)
@@ -458,11 +459,11 @@ def postgres(url: str, con: duckdb.DuckDBPyConnection, sql: str) -> tuple[float,
             pg.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def spark(folder: Path, query: Any) -> tuple[float, float]:
+def spark(folder: Path, query: Any, memory: str) -> tuple[float, float]:
     """(wall s, CPU s of the Spark JVM) for the query, the session already started."""
     from traitsync.compute.batch.runners import spark_session
 
-    session = spark_session("local[2]")
+    session = spark_session("local[2]", {"spark.driver.memory": memory})
     jvm = int(session.sparkContext._gateway.proc.pid)  # the JVM pyspark launched (spark-submit execs java)
     for table in TABLES:
         session.read.parquet(str(folder / f"{table}.parquet")).createOrReplaceTempView(table)

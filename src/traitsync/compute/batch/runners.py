@@ -163,16 +163,24 @@ def run_spark_on(session: Any, folder: Path, query: BatchQuery, events_from: Eve
             session.sql("UNCACHE TABLE IF EXISTS " + statement.split()[2])
 
 
-def spark_session(master: str = "local[1]") -> Any:
-    """A SparkSession in UTC (pyspark is the optional ``spark`` extra)."""
+def spark_session(master: str = "local[1]", conf: dict[str, str] | None = None) -> Any:
+    """A SparkSession in UTC (pyspark is the optional ``spark`` extra).
+
+    ``conf`` is applied before the JVM starts, so ``spark.driver.memory`` works in local mode
+    (Spark's default 1 GB heap ran out on the benchmark's 100 cached steps); settings in
+    ``spark-defaults.conf`` apply too.
+    """
     try:
         from pyspark.sql import SparkSession
     except ImportError:
         raise ConfigError("--engine spark needs pyspark: pip install 'traitsync[spark]'") from None
-    return (SparkSession.builder.master(master).appName("traitsync-batch")
-            .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
-            .config("spark.sql.shuffle.partitions", "2").config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.codegen.wholeStage", "false").getOrCreate())
+    builder = (SparkSession.builder.master(master).appName("traitsync-batch")
+               .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
+               .config("spark.sql.shuffle.partitions", "2").config("spark.ui.showConsoleProgress", "false")
+               .config("spark.sql.codegen.wholeStage", "false"))
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
 
 
 def run(engine: str, db: Database, query: BatchQuery, *, progress: Callable[[int], None] | None = None,
