@@ -7,7 +7,8 @@ A deterministic generator (integer hashing in DuckDB SQL, no randomness) writes 
 * full compute: the 100 definitions compiled to one query, run by DuckDB over the Parquet files
   into a table (``CREATE TABLE ... AS``), timed from SQL text to the last row;
 * three definitions, each compiled alone and as a hand-written query for the same answer, in
-  the same run (ratio compiled / hand-written, and the answers compared);
+  the same run, over the tables as the DuckDB runner hands them over (the events of the names
+  read, their profile links, in memory): ratio of process CPU, and the answers compared;
 * baseline: the realtime engine's backfill (identity + engine over a SQLite store) of the same
   definitions on the first ``--realtime-events`` events, as events/s;
 * optionally PostgreSQL (``--postgres URL``: the tables are copied into a fresh schema and the
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -131,18 +133,23 @@ def views(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
         con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{folder / table}.parquet')")
 
 
-def timed(con: duckdb.DuckDBPyConnection, sql: str, table: str) -> tuple[float, int, float]:
-    """(wall seconds, rows, DuckDB CPU seconds): the machine may be shared, so CPU is reported too."""
-    import json
+def cpu_seconds() -> float:
+    """User + system CPU of this process, DuckDB's threads included.
 
-    with tempfile.NamedTemporaryFile(suffix=".json") as prof:
-        con.execute("PRAGMA enable_profiling = 'json'")
-        con.execute(f"PRAGMA profiling_output = '{prof.name}'")
-        start = time.perf_counter()
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}")
-        seconds = time.perf_counter() - start
-        con.execute("PRAGMA disable_profiling")
-        cpu = float(json.loads(Path(prof.name).read_text()).get("query", {}).get("cpu_time", 0.0))
+    DuckDB's own profiler ``cpu_time`` was not used: on a loaded machine it counted threads waiting
+    for a core (269 "CPU" seconds for a query in a process that used 189 s in all).
+    """
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(con: duckdb.DuckDBPyConnection, sql: str, table: str) -> tuple[float, int, float]:
+    """(wall seconds, rows, process CPU seconds): the machine may be shared, so CPU is reported too."""
+    cpu = cpu_seconds()
+    start = time.perf_counter()
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}")
+    seconds = time.perf_counter() - start
+    cpu = cpu_seconds() - cpu
     rows = con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
     return seconds, int(rows[0]) if rows else 0, cpu
 
@@ -183,10 +190,29 @@ def single(query: str, key: str) -> Definitions:
     return load_definitions(load_yaml_text(f"{kind}:\n  - key: {key}\n    query: \"{query}\"\n"))
 
 
-def compare_hand(con: duckdb.DuckDBPyConnection, repeats: int) -> list[tuple[str, float, float, bool]]:
+def runner_inputs(folder: Path, names: list[str], threads: int) -> duckdb.DuckDBPyConnection:
+    """A connection holding the tables as the DuckDB runner hands them to a query: in memory, the
+    events of the names read up to as-of, only their profile links, and the profile tables."""
+    con = duckdb.connect()
+    con.execute(f"SET threads = {threads}")
+    con.execute("SET TimeZone = 'UTC'")
+    marks = ", ".join(f"'{n}'" for n in names)
+    con.execute(f"""CREATE TABLE events AS SELECT * FROM read_parquet('{folder}/events.parquet')
+                    WHERE event IN ({marks}) AND timestamp_ms <= {NOW}""")
+    con.execute(f"""CREATE TABLE profile_events AS SELECT pe.* FROM read_parquet('{folder}/profile_events.parquet') pe
+                    WHERE pe."offset" IN (SELECT "offset" FROM events)""")
+    for table in ("profiles", "profile_traits", "profile_external_ids"):
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet('{folder}/{table}.parquet')")
+    return con
+
+
+def compare_hand(folder: Path, repeats: int, threads: int) -> list[tuple[str, float, float, bool]]:
+    """Each definition compiled alone and hand-written, over the same runner-shaped inputs."""
     out = []
     for key, (query, hand) in HAND.items():
-        compiled = render(compile_definitions(single(query, key), NOW).ast, "duckdb")
+        batch = compile_definitions(single(query, key), NOW)
+        compiled = render(batch.ast, "duckdb")
+        con = runner_inputs(folder, list(batch.event_names), threads)
         best_c = best_h = float("inf")
         for _ in range(repeats):  # interleaved, so a burst of load on a shared machine hits both
             best_c = min(best_c, timed(con, compiled, "c_out")[2])
@@ -196,7 +222,91 @@ def compare_hand(con: duckdb.DuckDBPyConnection, repeats: int) -> list[tuple[str
                                   EXCEPT SELECT pid, CAST(n AS VARCHAR) FROM h_out)""").fetchone()
         other = con.execute("SELECT (SELECT COUNT(*) FROM c_out) = (SELECT COUNT(*) FROM h_out)").fetchone()
         out.append((key, best_c, best_h, bool(same and same[0] == 0 and other and other[0])))
+        con.close()
     return out
+
+
+def export_shaped(con: duckdb.DuckDBPyConnection, folder: Path) -> Path:
+    """The events as `traitsync log export --format parquet` writes them (raw identifiers, no profile id).
+
+    Profiles ``use_N`` with N % 10 <> 0 send ``userId`` ``uN``; the others (no user id in the
+    store: not eligible) send ``anonymousId`` ``aN``, which the runner's store knows.
+    """
+    out = folder / "export"
+    out.mkdir(exist_ok=True)
+    target = out / "events.parquet"
+    if not target.exists():  # written under another name first: a killed run leaves no half file here
+        con.execute(f"""COPY (
+            SELECT e."offset", 'm' || e."offset" AS "messageId", e.source_id, e.type, e.event,
+                   CASE WHEN CAST(substr(pe.profile_id, 5) AS BIGINT) % 10 <> 0
+                        THEN 'u' || substr(pe.profile_id, 5) END AS "userId",
+                   CASE WHEN CAST(substr(pe.profile_id, 5) AS BIGINT) % 10 = 0
+                        THEN 'a' || substr(pe.profile_id, 5) END AS "anonymousId",
+                   e.timestamp_ms, e.received_at_ms, e.body
+            FROM read_parquet('{folder}/events.parquet') e
+            JOIN read_parquet('{folder}/profile_events.parquet') pe USING ("offset")
+            ORDER BY e."offset") TO '{out / "events.tmp"}' (FORMAT parquet)""")
+        (out / "events.tmp").rename(target)
+    return out
+
+
+def runner_store(con: duckdb.DuckDBPyConnection, folder: Path, path: Path) -> Any:
+    """A SQLite store holding only the bench's profiles, traits and identifiers (events stay in Parquet)."""
+    from traitsync.store import migrate
+    from traitsync.store.database import Database
+
+    db = Database(f"sqlite:///{path}")
+    if path.exists():  # built by an earlier run over the same files
+        return db
+    building = path.with_suffix(".building")
+    building.unlink(missing_ok=True)
+    db = Database(f"sqlite:///{building}")
+    migrate(db)
+    conn = db.connect()
+    conn.raw.execute("PRAGMA synchronous = OFF")  # a bench fixture: no need to survive a power cut
+    try:
+        profiles = con.execute(f"""SELECT profile_id, collection, 0, merged_into, 0, 0, 0, 'm', 's', 'm', 's'
+                                   FROM read_parquet('{folder}/profiles.parquet')""").fetchall()
+        conn.raw.executemany("INSERT INTO profiles VALUES (?,?,?,?,?,?,?,?,?,?,?)", profiles)
+        traits = con.execute(f"""SELECT profile_id, key, value, 's', 0, 0
+                                 FROM read_parquet('{folder}/profile_traits.parquet')""").fetchall()
+        conn.raw.executemany("INSERT INTO profile_traits VALUES (?,?,?,?,?,?)", traits)
+        ids = con.execute(f"""SELECT id_type, value, collection, profile_id, 's', 0, 'm', 0
+                              FROM read_parquet('{folder}/profile_external_ids.parquet')
+                              UNION ALL
+                              SELECT 'anonymous_id', 'a' || substr(profile_id, 5), 'users', profile_id, 's', 0, 'm', 0
+                              FROM read_parquet('{folder}/profiles.parquet')
+                              WHERE CAST(substr(profile_id, 5) AS BIGINT) % 10 = 0""").fetchall()
+        conn.raw.executemany("INSERT INTO profile_external_ids (id_type, value, collection, profile_id, source_id, "
+                             "created_at_ms, first_message_id, event_offset) VALUES (?,?,?,?,?,?,?,?)", ids)
+        conn.commit()
+    finally:
+        conn.close()
+    building.rename(path)
+    return Database(f"sqlite:///{path}")
+
+
+def runner_path(con: duckdb.DuckDBPyConnection, folder: Path, query: Any,
+                threads: int) -> tuple[float, float, int, bool]:
+    """`traitsync compute --engine duckdb --events-from EXPORT` without publishing.
+
+    (wall s, CPU s, values, same values as the full compute's for the profiles whose id ends in 37).
+    """
+    from traitsync.compute.batch.event_files import locate, validate
+    from traitsync.compute.batch.runners import run_duckdb
+    from traitsync.compute.batch.values import decode
+
+    export = export_shaped(con, folder)
+    db = runner_store(con, folder, folder / "store.db")
+    cpu, start = cpu_seconds(), time.perf_counter()
+    location = locate(str(export))
+    validate(location)
+    rows = run_duckdb(db, query, threads=threads, events_from=location)
+    seconds, used = time.perf_counter() - start, cpu_seconds() - cpu
+    sample = {(k, p, repr(v)) for k, p, v in rows if p.endswith("37")}
+    expected = {(str(k), str(p), repr(decode(*x))) for k, p, *x in con.execute(
+        "SELECT computation_key, pid, k, j, n, s FROM full_out WHERE pid LIKE '%37'").fetchall()}
+    return seconds, used, len(rows), sample == expected
 
 
 def realtime_baseline(folder: Path, n: int, defs: Definitions) -> tuple[int, float]:
@@ -251,7 +361,13 @@ def main() -> None:
     parser.add_argument("--realtime-events", type=int, default=20_000)
     parser.add_argument("--postgres", help="also run on PostgreSQL (tables copied into a fresh schema)")
     parser.add_argument("--spark", action="store_true", help="also run on Spark in local mode")
+    parser.add_argument("--spark-memory", default="4g", help="spark.driver.memory for --spark (default 4g)")
     parser.add_argument("--folder", type=Path, help="keep the Parquet files here (default: a temp folder)")
+    parser.add_argument("--runner", action="store_true",
+                        help="also time the product path: run_duckdb over an export-shaped Parquet file "
+                             "(--events-from) and a SQLite store of the profiles, values decoded in Python")
+    parser.add_argument("--skip-hand", action="store_true", help="skip the compiled vs hand-written comparison")
+    parser.add_argument("--skip-full", action="store_true", help="skip the full compute (and --runner)")
     args = parser.parse_args()
     events, profiles = int(10_000_000 * args.scale), max(1, int(1_000_000 * args.scale))
     defs = definitions()
@@ -263,28 +379,41 @@ def main() -> None:
     start = time.perf_counter()
     if not args.skip_generate:
         generate(con, folder, events, profiles)
+        for stale in (folder / "store.db", folder / "export" / "events.parquet"):  # built from the old files
+            stale.unlink(missing_ok=True)
     gen_s = time.perf_counter() - start
     views(con, folder)
     query = compile_definitions(defs, NOW)
     start = time.perf_counter()
     sql = render(query.ast, "duckdb")
     compile_s = time.perf_counter() - start
-    full_s, rows, full_cpu = timed(con, sql, "full_out")
+    full_s, rows, full_cpu = timed(con, sql, "full_out") if not args.skip_full else (0.0, 0, 0.0)
     print(f"## Batch engine, scale {args.scale}: {events:,} events, {profiles:,} profiles, "
           f"{len(defs.computed_traits)} traits + {len(defs.audiences)} audiences, {args.threads} threads\n")
     print(f"(load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)\n")
     print("| stage | seconds | note |\n|---|---:|---|")
     print(f"| generate Parquet | {gen_s:.1f} | not part of a compute |")
     print(f"| compile + render | {compile_s:.2f} | {len(sql):,} characters of SQL |")
-    print(f"| full compute (DuckDB) | {full_s:.1f} | {rows:,} (computation, profile) values; "
-          f"{full_cpu:.1f} s of DuckDB CPU |")
-    print("\n| definition | compiled CPU s | hand-written CPU s | ratio | same answer |\n|---|---:|---:|---:|---|")
-    for key, c, h, same in compare_hand(con, args.repeats):
-        print(f"| {key} ({HAND[key][0]}) | {c:.3f} | {h:.3f} | {c / h:.2f}x | {'yes' if same else 'NO'} |")
+    if not args.skip_full:
+        print(f"| full compute (DuckDB) | {full_s:.1f} | {rows:,} (computation, profile) values; "
+              f"{full_cpu:.1f} s of process CPU |")
+    if args.runner and not args.skip_full:
+        run_s, run_cpu, values, same = runner_path(con, folder, query, args.threads)
+        print(f"| runner: `compute --engine duckdb --events-from` (no publish) | {run_s:.1f} | {values:,} values "
+              f"({'same count' if values == rows else 'COUNT DIFFERS'}, sample {'identical' if same else 'DIFFERS'}); "
+              f"{run_cpu:.1f} s of process CPU |")
+    if not args.skip_hand:
+        print("\n| definition | compiled CPU s | hand-written CPU s | ratio | same answer |\n|---|---:|---:|---:|---|")
+        for key, c, h, same in compare_hand(folder, args.repeats, args.threads):
+            print(f"| {key} ({HAND[key][0]}) | {c:.3f} | {h:.3f} | {c / h:.2f}x | {'yes' if same else 'NO'} |")
+    if args.postgres or args.spark:
+        print("\n| other engines, same query and data | seconds | CPU |\n|---|---:|---|")
     if args.postgres:
-        print(f"\n| full compute (PostgreSQL) | {postgres(args.postgres, con, sql_for(query, 'postgres')):.1f} s |")
+        pg_s, pg_cpu = postgres(args.postgres, con, sql_for(query, "postgres"))
+        print(f"| full compute (PostgreSQL, no parallel workers) | {pg_s:.1f} | {pg_cpu:.1f} s of backend CPU |")
     if args.spark:
-        print(f"\n| full compute (Spark local) | {spark(folder, query):.1f} s |")
+        spark_s, spark_cpu = spark(folder, query, args.spark_memory)
+        print(f"| full compute (Spark local[2]) | {spark_s:.1f} | {spark_cpu:.1f} s of JVM CPU |")
     if args.realtime_events:
         n, seconds = realtime_baseline(folder, min(args.realtime_events, events), defs)
         print(f"\nRealtime backfill baseline (identity + engine, SQLite): {n:,} events in {seconds:.1f} s = "
@@ -295,7 +424,14 @@ def sql_for(query: Any, dialect: str) -> str:
     return render(query.ast, dialect)
 
 
-def postgres(url: str, con: duckdb.DuckDBPyConnection, sql: str) -> float:
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its waited-for children (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres(url: str, con: duckdb.DuckDBPyConnection, sql: str) -> tuple[float, float]:
+    """(wall s, CPU s of the server backend): parallel workers are off so one process does all the work."""
     import psycopg
 
     schema = f"batch_bench_{int(time.time())}"
@@ -313,25 +449,30 @@ def postgres(url: str, con: duckdb.DuckDBPyConnection, sql: str) -> float:
                     for row in con.execute(f"SELECT * FROM {table}").fetchall():
                         copy.write_row(row)
             pg.execute("ANALYZE")
-            start = time.perf_counter()
+            pg.execute("SET max_parallel_workers_per_gather = 0")
+            row = pg.execute("SELECT pg_backend_pid()").fetchone()
+            backend = int(row[0]) if row else 0
+            cpu, start = proc_cpu(backend), time.perf_counter()
             pg.execute(f"CREATE TABLE out AS {sql}")
-            return time.perf_counter() - start
+            return time.perf_counter() - start, proc_cpu(backend) - cpu
         finally:
             pg.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def spark(folder: Path, query: Any) -> float:
+def spark(folder: Path, query: Any, memory: str) -> tuple[float, float]:
+    """(wall s, CPU s of the Spark JVM) for the query, the session already started."""
     from traitsync.compute.batch.runners import spark_session
 
-    session = spark_session("local[2]")
+    session = spark_session("local[2]", {"spark.driver.memory": memory})
+    jvm = int(session.sparkContext._gateway.proc.pid)  # the JVM pyspark launched (spark-submit execs java)
     for table in TABLES:
         session.read.parquet(str(folder / f"{table}.parquet")).createOrReplaceTempView(table)
-    start = time.perf_counter()
+    cpu, start = proc_cpu(jvm), time.perf_counter()
     *setup, final = render_script(query.ast, "spark")
     for statement in setup:
         session.sql(statement)
     session.sql(final).write.mode("overwrite").format("noop").save()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, proc_cpu(jvm) - cpu
 
 
 if __name__ == "__main__":

@@ -241,20 +241,30 @@ def log_export(
         since_ms = parse_iso_ms(since)
         if since_ms is None:
             raise _fail(ConfigError(f"--since {since!r} is not an ISO-8601 time"))
+    if format not in ("jsonl", "parquet"):
+        raise _fail(ConfigError("--format must be jsonl or parquet"))
+    if format == "parquet" and output is None:
+        raise _fail(ConfigError("--format parquet needs --output FILE"))
     event_log = EventLog(_store(config, database_url))
-    if format == "parquet":
-        if output is None:
-            raise _fail(ConfigError("--format parquet needs --output FILE"))
-        count = export_parquet(event_log, output, since_ms)
-    elif format == "jsonl":
-        if output is None:
-            count = export_jsonl(event_log, sys.stdout.buffer, since_ms)
+    head = event_log.head()
+    # The bar goes to stderr: stdout may be the JSONL itself.
+    with Progress(TextColumn("[bold]exporting"), BarColumn(), MofNCompleteColumn(), TextColumn("log offsets"),
+                  TimeElapsedColumn(), console=err_console) as progress:
+        task = progress.add_task("export", total=head or None)
+
+        def position(offset: int) -> None:
+            progress.update(task, completed=offset)
+
+        if format == "parquet":
+            assert output is not None
+            count = export_parquet(event_log, output, since_ms, position)
+        elif output is None:
+            count = export_jsonl(event_log, sys.stdout.buffer, since_ms, position)
             sys.stdout.flush()
         else:
             with output.open("wb") as handle:
-                count = export_jsonl(event_log, handle, since_ms)
-    else:
-        raise _fail(ConfigError("--format must be jsonl or parquet"))
+                count = export_jsonl(event_log, handle, since_ms, position)
+        progress.update(task, completed=head)
     err_console.print(f"exported {count:,} events")
 
 
@@ -350,6 +360,12 @@ def compute(
         "--only", help="Batch engines: compute only this key (repeatable; what it reads is computed too).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Batch engines: print the SQL and exit.")] = False,
     spark_master: Annotated[str, typer.Option(help="Spark master URL for --engine spark.")] = "local[1]",
+    events_from: Annotated[str | None, typer.Option(
+        "--events-from", help="duckdb/spark: read the events from this Parquet or Delta location (a folder, file or "
+                              "glob with the columns of `log export --format parquet`; Spark: any URI) instead of "
+                              "the store's log.")] = None,
+    events_format: Annotated[str, typer.Option(
+        "--events-format", help="auto (Delta when the folder has _delta_log/), parquet or delta.")] = "auto",
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
@@ -375,12 +391,14 @@ def compute(
         from traitsync.cli_batch import run_batch_compute
 
         try:
-            run_batch_compute(loaded, db, definitions, engine, clock_ms, only or [], dry_run, spark_master)
+            run_batch_compute(loaded, db, definitions, engine, clock_ms, only or [], dry_run, spark_master,
+                              events_from=events_from, events_format=events_format)
         except TraitsyncError as exc:
             raise _fail(exc) from None
         return
-    if only or dry_run:
-        raise _fail(ConfigError("--only and --dry-run are for the batch engines (--engine duckdb|postgres|spark)"))
+    if only or dry_run or events_from:
+        raise _fail(ConfigError("--only, --dry-run and --events-from are for the batch engines "
+                                "(--engine duckdb|postgres|spark)"))
     _compute_realtime(loaded, db, definitions, clock_ms, as_of)
 
 

@@ -58,7 +58,8 @@ def _keys(definitions: Definitions, only: list[str]) -> list[str]:
 
 
 def run_batch_compute(loaded: Any, db: Database, definitions: Definitions, engine: str, as_of_ms: int | None,
-                      only: list[str], dry_run: bool, spark_master: str) -> None:
+                      only: list[str], dry_run: bool, spark_master: str, *, events_from: str | None = None,
+                      events_format: str = "auto") -> None:
     from traitsync.compute.batch.compiler import compile_definitions
     from traitsync.compute.batch.inputs import count_events
     from traitsync.compute.batch.publish import creation_times, publish_live, publish_snapshot
@@ -73,6 +74,15 @@ def run_batch_compute(loaded: Any, db: Database, definitions: Definitions, engin
         raise ConfigError("--as-of is in the future; a batch engine computes now or a past moment")
     snapshot = as_of_ms is not None
     at = as_of_ms if as_of_ms is not None else now
+    location = None
+    if events_from is not None:
+        from traitsync.compute.batch.event_files import locate, validate
+
+        if engine == "postgres":
+            raise ConfigError("--events-from is for --engine duckdb or spark; --engine postgres reads the store")
+        location = locate(events_from, events_format)
+        if not location.remote:
+            validate(location)
     keys = _keys(definitions, only)
     if not keys:
         raise ConfigError("nothing to compute: no computed traits or audiences the batch engine supports")
@@ -90,11 +100,16 @@ def run_batch_compute(loaded: Any, db: Database, definitions: Definitions, engin
         # flooding destinations when a definition is created) does not apply: every event counts.
         created = {} if snapshot else creation_times(db, definitions, definitions.order, register_at_ms=now)
         query = compile_definitions(definitions, at, created_at=created, keys=keys)
-        reading = progress.add_task("reading the store" if engine != "postgres" else "in the store",
-                                    total=count_events(db, query.event_names, at) if engine != "postgres" else 0)
+        if location is not None:
+            reading = progress.add_task("reading profiles from the store", total=None)
+        else:
+            reading = progress.add_task("reading the store" if engine != "postgres" else "in the store",
+                                        total=count_events(db, query.event_names, at) if engine != "postgres" else 0)
         computing = progress.add_task(f"computing ({engine}, {len(query.keys)} definitions)", total=1)
-        rows = run(engine, db, query, progress=lambda n: progress.advance(reading, n), spark_master=spark_master)
-        progress.update(reading, completed=progress.tasks[reading].total)
+        rows = run(engine, db, query, progress=lambda n: progress.advance(reading, n), spark_master=spark_master,
+                   events_from=location)
+        progress.update(reading, total=progress.tasks[reading].total or 1,
+                        completed=progress.tasks[reading].total or 1)
         progress.update(computing, completed=1)
         publishing = progress.add_task("publishing " + ("snapshot" if snapshot else "results"), total=len(query.keys))
         if snapshot:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -11,8 +11,12 @@ import orjson
 from traitsync.log.event_log import EventLog
 from traitsync.spec.event import StoredEvent
 
+#: Called with the log offset reached after each chunk (a progress bar's position; the total is the head).
+Position = Callable[[int], None]
 
-def iter_log(event_log: EventLog, since_ms: int | None = None, chunk: int = 5000) -> Iterator[StoredEvent]:
+
+def iter_log(event_log: EventLog, since_ms: int | None = None, chunk: int = 5000,
+             position: Position | None = None) -> Iterator[StoredEvent]:
     offset = 0
     while True:
         events = event_log.read(offset, chunk)
@@ -22,18 +26,26 @@ def iter_log(event_log: EventLog, since_ms: int | None = None, chunk: int = 5000
             if since_ms is None or event.received_at_ms >= since_ms:
                 yield event
         offset = events[-1].offset
+        if position is not None:
+            position(offset)
 
 
-def export_jsonl(event_log: EventLog, out: IO[bytes], since_ms: int | None = None) -> int:
+def export_jsonl(event_log: EventLog, out: IO[bytes], since_ms: int | None = None,
+                 position: Position | None = None) -> int:
     count = 0
-    for event in iter_log(event_log, since_ms):
+    for event in iter_log(event_log, since_ms, position=position):
         out.write(orjson.dumps(event.body) + b"\n")
         count += 1
     return count
 
 
-def export_parquet(event_log: EventLog, path: Path, since_ms: int | None = None) -> int:
-    """One row per event: the indexed columns plus the whole message as JSON text."""
+def export_parquet(event_log: EventLog, path: Path, since_ms: int | None = None,
+                   position: Position | None = None) -> int:
+    """One row per event: the indexed columns plus the whole message as JSON text.
+
+    These are the columns ``traitsync compute --events-from`` reads back (``offset``, ``userId`` and
+    ``anonymousId`` included), so an export is a batch engine's input as it is.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -55,7 +67,7 @@ def export_parquet(event_log: EventLog, path: Path, since_ms: int | None = None)
                 "body": [orjson.dumps(e.body).decode() for e in rows]}, schema=schema))
             rows.clear()
 
-        for event in iter_log(event_log, since_ms):
+        for event in iter_log(event_log, since_ms, position=position):
             rows.append(event)
             count += 1
             if len(rows) >= 10_000:

@@ -9,6 +9,7 @@ every trait kind and a funnel.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from tests.compute.batch.test_engines_vs_reference import MOMENTS, _feed, _table
 from tests.compute.realtime.conftest import D, Harness, S, defs
 from tests.compute.realtime.test_engine_vs_reference import OPS, definition_sets
 from traitsync.compute.batch import compile_definitions
-from traitsync.compute.batch.inputs import read_tables, write_parquet
+from traitsync.compute.batch.inputs import input_tables, read_tables, write_parquet
 from traitsync.compute.batch.runners import run_spark_on, spark_session
 from traitsync.definitions import Definitions
 
@@ -133,7 +134,64 @@ audiences:
         for as_of in (store.ms - 3 * S, store.ms + D):
             query = compile_definitions(definitions, as_of)
             folder = tmp_path / uuid.uuid4().hex
-            write_parquet(read_tables(store.db, query.event_names, as_of, accounts=query.accounts), folder)
+            write_parquet(read_tables(store.db, query.event_names, as_of,
+                                      tables=input_tables(accounts=query.accounts, events_from=False)), folder)
             assert store.table(run_spark_on(spark, folder, query)) == store.expected(as_of, {})
     finally:
         store.close()
+
+
+@pytest.mark.timeout(1800)
+def test_events_from_an_export_and_a_spark_sql_trait(spark: Any, tmp_path: Path) -> None:
+    """Spark reads the events from ``log export --format parquet`` files (raw identifiers resolved
+    through the store) with DuckDB's answers; an SQL trait queries Parquet through Spark SQL."""
+    from traitsync.compute.batch.event_files import locate
+    from traitsync.compute.batch.inputs import PROFILE_TABLES
+    from traitsync.compute.batch.runners import run_duckdb
+    from traitsync.compute.batch.sql_traits import SqlTraitConfig, run_sql_trait
+    from traitsync.log.event_log import EventLog
+    from traitsync.log.export import export_parquet
+
+    h = Harness(f"sqlite:///{tmp_path}/e.db", defs("""
+computed_traits:
+  - {key: spend, kind: aggregation, event: Order, property: total, function: sum, window: 30d}
+  - {key: first_sku, kind: first, event: Order, property: sku}
+audiences:
+  - {key: buyers, condition: {performed: {event: Order, at_least: 2}}}
+"""))
+    try:
+        h.engine.prepare()
+        h.identify("u1", plan="gold")
+        h.track("u1", "Order", total=30, sku="a")
+        h.track("u1", "Order", total=25.5, sku="b")
+        h.track("u2", "Order", total=7, sku="c", t=h.clock.ms - 40 * D)
+        h.sync()
+        lake = tmp_path / "lake"
+        lake.mkdir()
+        assert export_parquet(EventLog(h.db), lake / "part-0.parquet") == 4
+        query = compile_definitions(h.definitions, h.clock.ms)
+        folder = tmp_path / "profiles"
+        write_parquet(read_tables(h.db, query.event_names, query.as_of_ms, tables=PROFILE_TABLES), folder)
+        got = run_spark_on(spark, folder, query, events_from=locate(f"file://{lake}"))
+        assert _table(h, got) == _table(h, run_duckdb(h.db, query))
+        assert _table(h, got)[h.profile_of("u1")]["buyers"] is True
+
+        facts = tmp_path / "facts.parquet"
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({"user_id": ["u1", "ghost"], "tier": ["gold", "free"], "ltv": [120.5, 0.0]}), facts)
+        trait = SqlTraitConfig(key="facts", warehouse="spark:local[1]",
+                               query=f"SELECT user_id, tier, ltv FROM parquet.`{facts}`")
+        run = run_sql_trait(h.db, trait, now_ms=h.clock.ms)
+        assert (run.rows, run.matched, run.unmatched, run.changed) == (2, 1, 1, 1)
+        conn = h.db.connect()
+        try:
+            [(pid, value)] = conn.fetchall("SELECT profile_id, value FROM computed_values WHERE computation_key = ?",
+                                           ("facts",))
+        finally:
+            conn.close()
+        assert pid == h.profile_of("u1")
+        assert json.loads(value) == {"tier": "gold", "ltv": 120.5}
+    finally:
+        h.close()

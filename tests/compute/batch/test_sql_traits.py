@@ -100,3 +100,18 @@ def test_scheduler_runs_each_trait_once_per_period(sqlite_db: Any, tmp_path: Pat
     assert scheduler.run_once() == 0
     now[0] += 1
     assert scheduler.run_once() == 1
+
+
+def test_spark_warehouses_name_their_master() -> None:
+    from pydantic import ValidationError
+
+    from traitsync.compute.batch.sql_traits import spark_master
+
+    assert spark_master(SqlTraitConfig(key="k", warehouse="spark://spark:7077", query="q").warehouse) \
+        == "spark://spark:7077"
+    assert spark_master(SqlTraitConfig(key="k", warehouse="spark:local[2]", query="q").warehouse) == "local[2]"
+    assert spark_master("spark:k8s://https://k8s.example:6443") == "k8s://https://k8s.example:6443"
+    for bad in ("spark:", "spark://", "mysql://x"):
+        with pytest.raises(ValidationError, match="warehouse must be duckdb:///FILE, postgresql://USER@HOST/DB, "
+                                                  r"spark://HOST:PORT or spark:MASTER \(such as spark:local\[2\]\)"):
+            SqlTraitConfig(key="k", warehouse=bad, query="q")

@@ -15,4 +15,10 @@ class SqlTraitError(Terminal):
     code = "sql_trait_error"
 
 
-__all__ = ["SqlTraitError", "UnsupportedConstruct", "UnsupportedInDialect"]
+class BatchInputError(Terminal):
+    """The events location given to a batch run is missing, empty or lacks a column; one line."""
+
+    code = "batch_input_error"
+
+
+__all__ = ["BatchInputError", "SqlTraitError", "UnsupportedConstruct", "UnsupportedInDialect"]

@@ -1,8 +1,8 @@
 """The store's tables as Arrow, for engines that run outside the store (DuckDB, Spark).
 
 Only what the query reads is copied: the events of the names the definitions read up to
-``as_of`` (the name and time filters are pushed down to the store), and the profile, trait and
-identifier tables. DuckDB queries these Arrow tables in place; the Spark runner writes them as
+``as_of`` (the name and time filters are pushed down to the store) with their profile links, and
+the profile, trait and identifier tables. DuckDB queries these Arrow tables in place; the Spark runner writes them as
 Parquet. Either way the compiled SQL sees the store's own table and column names.
 """
 
@@ -43,7 +43,14 @@ def _select(table: str, names: Sequence[str], as_of_ms: int) -> tuple[str, tuple
         marks = ",".join("?" * len(names))
         return f"SELECT {cols} FROM events WHERE event IN ({marks}) AND timestamp_ms <= ?", (*names, as_of_ms)
     if table == "profile_events":
-        return f"SELECT {cols} FROM profile_events WHERE profile_id IS NOT NULL", ()
+        # Only the events copied above: the compiled query joins the two on the offset, and every
+        # other row would be copied for nothing (most of the table when definitions read a few names).
+        if not names:
+            return f"SELECT {cols} FROM profile_events WHERE 1 = 0", ()
+        marks = ",".join("?" * len(names))
+        return ('SELECT pe."offset", pe.profile_id FROM profile_events pe JOIN events e ON e."offset" = pe."offset" '
+                f"WHERE pe.profile_id IS NOT NULL AND e.event IN ({marks}) AND e.timestamp_ms <= ?",
+                (*names, as_of_ms))
     return f"SELECT {cols} FROM {table}", ()
 
 
@@ -62,16 +69,24 @@ def _batches(conn: Connection, table: str, sql: str, params: tuple[Any, ...],
             progress(len(rows))
 
 
-def read_tables(db: Database, names: Sequence[str], as_of_ms: int,
-                progress: Progress | None = None, *, accounts: bool = False) -> dict[str, pa.Table]:
-    """Every input table as an Arrow table (events filtered to ``names`` and ``as_of``); the
-    account links only when ``accounts`` (a query with account-level definitions reads them)."""
+#: The tables read from the store when the events come from elsewhere (``--events-from``).
+PROFILE_TABLES = ("profiles", "profile_traits", "profile_external_ids")
+
+
+def input_tables(*, accounts: bool, events_from: bool) -> tuple[str, ...]:
+    """Which store tables a query reads: not the events when they come from a location, and the
+    account links only for a query with account-level definitions."""
+    base = PROFILE_TABLES if events_from else tuple(t for t in SCHEMAS if t not in _ACCOUNT_TABLES)
+    return base + (_ACCOUNT_TABLES if accounts else ())
+
+
+def read_tables(db: Database, names: Sequence[str], as_of_ms: int, progress: Progress | None = None,
+                tables: Sequence[str] = tuple(SCHEMAS)) -> dict[str, pa.Table]:
+    """Each of ``tables`` (default: every input) as Arrow (events filtered to ``names`` and ``as_of``)."""
     conn = db.connect()
     try:
         out: dict[str, pa.Table] = {}
-        for table in SCHEMAS:
-            if table in _ACCOUNT_TABLES and not accounts:
-                continue
+        for table in tables:
             sql, params = _select(table, names, as_of_ms)
             out[table] = pa.Table.from_batches(list(_batches(conn, table, sql, params, progress)),
                                                schema=SCHEMAS[table])

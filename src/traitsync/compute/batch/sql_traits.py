@@ -1,6 +1,7 @@
 """SQL traits: a query on the user's warehouse; each returned column becomes a trait on a profile.
 
-``sql_traits:`` in ``traitsync.yaml`` names a warehouse (a DuckDB file, or a PostgreSQL URL), a
+``sql_traits:`` in ``traitsync.yaml`` names a warehouse (a DuckDB file, a PostgreSQL URL, or a
+Spark master: ``spark://HOST:PORT``, or ``spark:MASTER`` such as ``spark:local[2]`` or ``spark:yarn``), a
 query returning ``user_id``, ``email`` or ``anonymous_id`` plus trait columns, and a schedule
 (default every 12 hours, at most hourly, as Segment's). Each run matches rows to profiles by that
 identifier and publishes one value per profile, the object of its columns, through the same
@@ -38,7 +39,8 @@ class SqlTraitConfig(BaseModel):
     key: str = Field(min_length=1, max_length=200, pattern=r"^[a-z0-9_]+$",
                      description="Names the SQL trait in connections and payloads (snake_case).")
     name: str | None = None
-    warehouse: str = Field(min_length=1, description="duckdb:///path/to/file.duckdb or postgresql://...")
+    warehouse: str = Field(min_length=1, description="duckdb:///path/to/file.duckdb, postgresql://..., "
+                                                     "spark://HOST:PORT or spark:MASTER (spark:local[2], spark:yarn)")
     query: str = Field(min_length=1, description="Returns user_id, email or anonymous_id plus trait columns.")
     every: str = Field(DEFAULT_EVERY, description="How often it runs: 1h at the most often (default 12h).")
 
@@ -53,8 +55,10 @@ class SqlTraitConfig(BaseModel):
     @field_validator("warehouse")
     @classmethod
     def _warehouse(cls, value: str) -> str:
-        if not value.startswith(("duckdb://", "postgresql://", "postgres://")):
-            raise ValueError("warehouse must be duckdb:///FILE or postgresql://USER@HOST/DB")
+        if not value.startswith(("duckdb://", "postgresql://", "postgres://", "spark:")) or value in ("spark:",
+                                                                                                     "spark://"):
+            raise ValueError("warehouse must be duckdb:///FILE, postgresql://USER@HOST/DB, spark://HOST:PORT "
+                             "or spark:MASTER (such as spark:local[2])")
         return value
 
     @property
@@ -94,9 +98,31 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def spark_master(warehouse: str) -> str:
+    """``spark://HOST:PORT`` is itself the master URL; ``spark:MASTER`` names any other (local[2], yarn, k8s://...)."""
+    return warehouse if warehouse.startswith("spark://") else warehouse[len("spark:"):]
+
+
+def _query_spark(trait: SqlTraitConfig) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The query in a session of the shared Spark context: tables of its catalog, or ``parquet.`PATH```."""
+    from traitsync.compute.batch.runners import spark_session
+
+    session = spark_session(spark_master(trait.warehouse)).newSession()
+    frame = session.sql(trait.query)
+    return list(frame.columns), [tuple(r) for r in frame.collect()]
+
+
 def query_warehouse(trait: SqlTraitConfig) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Column names and rows of the trait's query; any failure is one clear line."""
+    if trait.warehouse.startswith("spark:"):
+        try:
+            import pyspark  # noqa: F401
+        except ImportError:
+            raise SqlTraitError(f"SQL trait {trait.key}: a Spark warehouse needs pyspark: "
+                                "pip install 'traitsync[spark]'") from None
     try:
+        if trait.warehouse.startswith("spark:"):
+            return _query_spark(trait)
         if trait.warehouse.startswith("duckdb://"):
             import duckdb
 
