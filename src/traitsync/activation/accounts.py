@@ -21,15 +21,15 @@ own and a repeated trigger sends nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
+from traitsync.activation.profiles import id_chunks, placeholders
 from traitsync.activation.types import GROUP_ID, ComputationKind, Identifier
 from traitsync.store.database import Connection
 
-_CHUNK = 400
 #: ``profile_id`` prefix of account profiles (identity creates them as ``acc_...``).
 ACCOUNT_PREFIX = "acc_"
 
@@ -38,23 +38,13 @@ def is_account(profile_id: str | None) -> bool:
     return profile_id is not None and profile_id.startswith(ACCOUNT_PREFIX)
 
 
-def _marks(values: Sequence[Any]) -> str:
-    return ", ".join("?" for _ in values)
-
-
-def _parts(values: Iterable[str]) -> Iterable[list[str]]:
-    ids = sorted(set(values))
-    for i in range(0, len(ids), _CHUNK):
-        yield ids[i:i + _CHUNK]
-
-
 def load_group_ids(conn: Connection, account_ids: Sequence[str]) -> dict[str, list[Identifier]]:
     """Each account's ``group_id`` (one per account: accounts are keyed by it)."""
     out: dict[str, list[Identifier]] = {}
-    for part in _parts(account_ids):
+    for part in id_chunks(account_ids):
         for pid, value in conn.fetchall(
                 "SELECT profile_id, value FROM profile_external_ids WHERE collection = ? AND id_type = ?"
-                f" AND profile_id IN ({_marks(part)}) ORDER BY event_offset, created_at_ms",
+                f" AND profile_id IN ({placeholders(part)}) ORDER BY event_offset, created_at_ms",
                 ("accounts", GROUP_ID, *part)):
             out.setdefault(str(pid), []).append(Identifier(GROUP_ID, str(value)))
     return out
@@ -63,10 +53,10 @@ def load_group_ids(conn: Connection, account_ids: Sequence[str]) -> dict[str, li
 def members_of(conn: Connection, account_ids: Sequence[str]) -> dict[str, list[str]]:
     """The users currently linked to each account, in profile id order."""
     out: dict[str, list[str]] = {}
-    for part in _parts(account_ids):
+    for part in id_chunks(account_ids):
         for account, user in conn.fetchall(
                 "SELECT account_profile_id, user_profile_id FROM profile_links"
-                f" WHERE account_profile_id IN ({_marks(part)}) ORDER BY account_profile_id, user_profile_id",
+                f" WHERE account_profile_id IN ({placeholders(part)}) ORDER BY account_profile_id, user_profile_id",
                 tuple(part)):
             out.setdefault(str(account), []).append(str(user))
     return out
@@ -89,11 +79,12 @@ def member_values(conn: Connection, users: Sequence[str], computations: Mapping[
     keys = sorted(computations)
     linked: dict[tuple[str, str], list[tuple[int, str, Any]]] = {}
     if keys:
-        for part in _parts(users):
+        for part in id_chunks(users):
             for user, account, at, key, value in conn.fetchall(
                     "SELECT l.user_profile_id, l.account_profile_id, l.created_at_ms, v.computation_key, v.value"
                     " FROM profile_links l JOIN computed_values v ON v.profile_id = l.account_profile_id"
-                    f" WHERE l.user_profile_id IN ({_marks(part)}) AND v.computation_key IN ({_marks(keys)})",
+                    f" WHERE l.user_profile_id IN ({placeholders(part)})"
+                    f" AND v.computation_key IN ({placeholders(keys)})",
                     (*part, *keys)):
                 decoded = None if value is None else orjson.loads(value)
                 linked.setdefault((str(user), str(key)), []).append((int(at), str(account), decoded))
@@ -129,9 +120,9 @@ def canonical(conn: Connection, users: Sequence[str]) -> dict[str, str]:
     """Each user's surviving profile (merges move links to the survivor, and identity keeps
     ``merged_into`` pointing at the final survivor)."""
     out = {u: u for u in users}
-    for part in _parts(users):
+    for part in id_chunks(users):
         for pid, into in conn.fetchall(
-                f"SELECT profile_id, merged_into FROM profiles WHERE profile_id IN ({_marks(part)})"
+                f"SELECT profile_id, merged_into FROM profiles WHERE profile_id IN ({placeholders(part)})"
                 " AND merged_into IS NOT NULL", tuple(part)):
             out[str(pid)] = str(into)
     return out

@@ -16,11 +16,11 @@ from traitsync.store.database import Connection
 _CHUNK = 400
 
 
-def _marks(values: Sequence[Any]) -> str:
+def placeholders(values: Sequence[Any]) -> str:
     return ", ".join("?" for _ in values)
 
 
-def _parts(values: Iterable[str]) -> Iterable[list[str]]:
+def id_chunks(values: Iterable[str]) -> Iterable[list[str]]:
     ids = sorted(set(values))
     for i in range(0, len(ids), _CHUNK):
         yield ids[i:i + _CHUNK]
@@ -29,10 +29,10 @@ def _parts(values: Iterable[str]) -> Iterable[list[str]]:
 def load_identifiers(conn: Connection, profile_ids: Sequence[str]) -> dict[str, list[Identifier]]:
     """Each profile's user identifiers, oldest first (ID Sync's first/last need the order)."""
     out: dict[str, list[Identifier]] = {}
-    for part in _parts(profile_ids):
+    for part in id_chunks(profile_ids):
         for pid, id_type, value in conn.fetchall(
                 "SELECT profile_id, id_type, value FROM profile_external_ids WHERE collection = ?"
-                f" AND profile_id IN ({_marks(part)}) ORDER BY event_offset, created_at_ms",
+                f" AND profile_id IN ({placeholders(part)}) ORDER BY event_offset, created_at_ms",
                 ("users", *part)):
             out.setdefault(str(pid), []).append(Identifier(str(id_type), str(value)))
     return out
@@ -44,9 +44,9 @@ def load_traits(conn: Connection, profile_ids: Sequence[str], keys: Iterable[str
     out: dict[str, dict[str, Any]] = {}
     if not wanted:
         return out
-    for part in _parts(profile_ids):
+    for part in id_chunks(profile_ids):
         for pid, key, value in conn.fetchall(
-                f"SELECT profile_id, key, value FROM profile_traits WHERE profile_id IN ({_marks(part)})"
-                f" AND key IN ({_marks(wanted)}) AND value IS NOT NULL", (*part, *wanted)):
+                f"SELECT profile_id, key, value FROM profile_traits WHERE profile_id IN ({placeholders(part)})"
+                f" AND key IN ({placeholders(wanted)}) AND value IS NOT NULL", (*part, *wanted)):
             out.setdefault(str(pid), {})[str(key)] = json.loads(value)
     return out
