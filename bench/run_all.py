@@ -36,6 +36,12 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
               ["batch.py", "--scale", "0.001", "--realtime-events", "500", "--repeats", "1"]),
     "partitions": (["partitions.py", "--events", "100000", "--profiles", "10000"],
                    ["partitions.py", "--events", "3000", "--profiles", "300"]),
+    "accounts_engine": (["accounts_engine.py", "--accounts", "1000", "--users", "100"],
+                        ["accounts_engine.py", "--accounts", "20", "--users", "10", "--flips", "20"]),
+    "accounts_e2e": (["accounts_e2e.py", "--accounts", "1000", "--users", "100", "--flips", "200"],
+                     ["accounts_e2e.py", "--accounts", "20", "--users", "10", "--flips", "10"]),
+    "accounts_batch": (["accounts.py", "batch", "--accounts", "1000"],
+                       ["accounts.py", "batch", "--accounts", "20"]),
 }
 
 
