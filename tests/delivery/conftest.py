@@ -82,6 +82,9 @@ class Receiver:
                 at = time.monotonic()
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:  # the sender died mid-request (kill -9): no vendor takes half a body
+                    self.close_connection = True
+                    return
                 reply = receiver._decide(body)
                 signature_ok = None
                 if receiver.secret is not None:
