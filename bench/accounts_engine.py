@@ -10,7 +10,7 @@ that time (log append -> account result), which is the engine's share of "a user
 flips an account's membership reaches the destination".
 
     .venv/bin/python bench/accounts_engine.py                                  # 200 accounts x 100 users
-    .venv/bin/python bench/accounts_engine.py --accounts 10000 --users 100     # the issue's size (slow)
+    .venv/bin/python bench/accounts_engine.py --accounts 10000 --users 100     # the target size (slow)
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Results print as markdown tables. The baseline is the ingest (log append) rate o
 because the machine may be shared: ratios are comparable between runs, absolute rates less so.
 CPU rates (process time) are printed too for the same reason.
 
-    .venv/bin/python bench/engine.py                       # the issue's sizes (slow)
+    .venv/bin/python bench/engine.py                       # the target sizes (slow)
     .venv/bin/python bench/engine.py --events 100000 --profiles 10000 --exits 2000
     .venv/bin/python bench/engine.py --skip-throughput --exits 0 --memory-profiles 20000 100000
 """
