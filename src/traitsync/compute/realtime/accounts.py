@@ -73,24 +73,8 @@ def _root(defn: ir.Definition) -> ir.Condition | None:
 
 
 def quantified(defn: ir.Definition) -> list[ir.Quantified]:
-    """The outermost quantified clauses of a definition (they do not nest)."""
-    out: list[ir.Quantified] = []
-
-    def walk(cond: ir.Condition | None) -> None:
-        if cond is None:
-            return
-        if isinstance(cond, ir.Quantified):
-            out.append(cond)
-        elif isinstance(cond, ir.All | ir.Any):
-            for c in cond.conditions:
-                walk(c)
-        elif isinstance(cond, ir.Not):
-            walk(cond.condition)
-        elif isinstance(cond, ir.Performed):
-            walk(cond.where)
-
-    walk(_root(defn))
-    return out
+    """The quantified clauses of a definition, outermost first (validation refuses nesting)."""
+    return [c for c in ir.iter_conditions(_root(defn)) if isinstance(c, ir.Quantified)]
 
 
 def member_audiences(definitions: Definitions) -> list[ir.Audience]:
